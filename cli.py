@@ -1,0 +1,133 @@
+"""The `geo` command line: check, compile --emit, doc.
+
+Exit status: 0 success, 1 a user error (rendered diagnostics on stderr), 2 a usage error, 3 a bug in geo.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .dsl.diagnostics import GeoError, InternalError
+
+EMITS = ("ast", "ir", "opt", "torch")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="geo", description="The geo optimizer language and compiler.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="check specs and report every error")
+    c.add_argument("files", nargs="+", metavar="FILE", help="a .geo file or a stdlib name")
+    k = sub.add_parser("compile", help="compile a spec and print a stage")
+    k.add_argument("file", metavar="FILE", help="a .geo file or a stdlib name")
+    k.add_argument("--emit", choices=EMITS, default="opt", help="the stage to print (default: opt)")
+    k.add_argument("--name", help="the optimizer to compile, when the spec defines several")
+    k.add_argument("--rank", type=int, default=None,
+                   help="specialize rules that select any rank to parameters of this rank")
+    k.add_argument("--static", action="append", default=[], metavar="NAME=VALUE",
+                   help="a static hyperparameter value (a literal), e.g. --static nesterov=false")
+    d = sub.add_parser("doc", help="the operator catalog, or one operator's documentation")
+    d.add_argument("op", nargs="?", help="an operator name")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args.files)
+        if args.command == "compile":
+            return _compile(args)
+        return _doc(args.op)
+    except GeoError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except InternalError as err:
+        print(str(err), file=sys.stderr)
+        return 3
+    except BrokenPipeError:
+        return 0
+
+
+def _check(files: list[str]) -> int:
+    from .compiler.pipeline import front
+    from .dsl.loader import source_for
+    failed = []
+    for f in files:
+        try:
+            _, checked = front(source_for(f))
+            names = ", ".join(checked.optimizers) or "no optimizers"
+            print(f"{f}: ok ({names})")
+        except GeoError as err:
+            print(err.render(), file=sys.stderr)
+            failed.append(f)
+    return 1 if failed else 0
+
+
+def _literal(text: str):
+    import ast as pyast
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        value = pyast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, (int, float, str, tuple, bool)) else text
+
+
+def _compile(args) -> int:
+    from .compiler import pipeline
+    from .compiler.backends.torch_codegen import generate
+    from .compiler.ir import print_program
+    from .dsl import ast
+    from .dsl.loader import source_for
+    from .runtime.api import select_optimizer
+    source = source_for(args.file)
+    if args.emit == "ast":
+        from .dsl.parser import parse
+        print(ast.dump(parse(source)))
+        return 0
+    _, checked = pipeline.front(source)
+    info = checked.optimizers[select_optimizer(checked, source.name, args.name)]
+    overrides = {}
+    for item in args.static:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"geo: --static takes NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        overrides[name] = _literal(value)
+    out = []
+    for rule in info.rules:
+        statics = {k: overrides.get(k, h.default) for k, h in rule.hypers.items() if h.static}
+        rank = rule.rank() if rule.rank() is not None else args.rank
+        program = pipeline.specialize(checked, rule, statics, rank, optimize=args.emit != "ir")
+        if args.emit == "torch":
+            out.append(f"# {info.name}[{rule.index}] {program.rule_text}\n" + generate(program)[0])
+        else:
+            out.append(print_program(program))
+    print("\n\n".join(out))
+    return 0
+
+
+def _doc(name: str | None) -> int:
+    from .compiler.ops import registry
+    if name is None:
+        for o in registry.all_ops():
+            print(f"{o.signature():60s} [{o.kind}] {o.summary()}")
+        return 0
+    o = registry.get(name)
+    if o is None:
+        from .dsl.diagnostics import did_you_mean
+        print(f"geo doc: no operator `{name}`" + (f"; {did_you_mean(name, registry.names())}" if did_you_mean(name, registry.names()) else ""),
+              file=sys.stderr)
+        return 1
+    print(f"{o.signature()}   [{o.kind}]\n\n{o.doc}")
+    for law in o.laws:
+        print(f"  law: {law.name}")
+    for rw in o.rewrites:
+        print(f"  rewrite: {rw.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The geo compiler: checking, the typed IR, the operator registry, passes and backends."""

@@ -1,0 +1,84 @@
+"""The reference backend: an interpreter over the IR that calls each operator's torch reference.
+
+Readable and dtype-faithful (float32 and float64 alike); every faster backend is tested against it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..ir import Node, Program
+from ..ops import registry
+from ..ops.matrix import DTYPES
+
+
+def reachable(roots: list[Node]) -> list[Node]:
+    seen: dict[int, Node] = {}
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n.id not in seen:
+            seen[n.id] = n
+            stack.extend(n.args)
+    return [seen[i] for i in sorted(seen)]
+
+
+def evaluate(nodes: list[Node], env: dict[str, Any]) -> dict[int, Any]:
+    values: dict[int, Any] = {}
+    for n in nodes:
+        if n.op == "param":
+            v = env["param"]
+        elif n.op == "grad":
+            v = env["grad"]
+        elif n.op == "t":
+            v = env["t"]
+        elif n.op == "hyper":
+            v = env["hypers"][n.attr("name")]
+            v = float(v[n.attr("index")] if n.attr("index") is not None else v)
+        elif n.op == "state":
+            v = env["state"][n.attr("name")]
+        elif n.op == "const":
+            v = n.value
+        else:
+            v = registry.get(n.op).apply([values[a.id] for a in n.args], dict(n.attrs), n.type)
+        values[n.id] = v
+    return values
+
+
+def store(value: Any, like: Any, dtype: str | None) -> Any:
+    """Casts a computed value into its slot: the slot's storage dtype (else `like`'s), broadcast to `like`'s
+    shape; a scalar slot holds a Python float."""
+    if not isinstance(like, torch.Tensor):
+        return float(value)
+    target = DTYPES[dtype] if dtype else like.dtype
+    if not isinstance(value, torch.Tensor):
+        return torch.full_like(like, float(value), dtype=target)
+    if value.shape != like.shape:
+        value = value.expand_as(like)
+    return value.to(target)
+
+
+class ReferenceStep:
+    name = "reference"
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.step_nodes = program.step_nodes()
+        self.init_nodes = reachable([s.init for s in program.states])
+        self.slots = {s.name: s for s in program.states}
+
+    def init(self, param: torch.Tensor, hypers: dict[str, Any]) -> dict[str, Any]:
+        values = evaluate(self.init_nodes, {"param": param, "hypers": hypers})
+        out = {}
+        for s in self.program.states:
+            v = values[s.init.id]
+            out[s.name] = store(v, v if isinstance(v, torch.Tensor) else 0.0, s.dtype)
+        return out
+
+    def step(self, param, grad, state, hypers, t):
+        values = evaluate(self.step_nodes, {"param": param, "grad": grad, "state": state, "hypers": hypers, "t": t})
+        new_param = store(values[self.program.outputs["param"].id], param, None)
+        new_state = {name: store(values[node.id], state[name], self.slots[name].dtype)
+                     for name, node in self.program.outputs.items() if name != "param"}
+        return new_param, new_state

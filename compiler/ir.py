@@ -1,0 +1,186 @@
+"""The typed IR: a dataflow graph of interned nodes, one `Program` per (rule, static values).
+
+A node is `op(args; attrs) : type`, with the span of the `.geo` text it came from. Nodes are interned per
+graph (tinygrad's habit): building the same op on the same arguments twice returns the same node, so common
+subexpressions are shared by construction. The span is not part of a node's identity.
+
+Source ops read the rule's inputs: `param` (the parameter, through its view), `grad`, `t` (the step count,
+incremented before the step), `hyper` (a runtime hyperparameter), `state` (a state slot as it was before
+this step), `const` (a static value). Every other op is a registry operator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..dsl.diagnostics import InternalError
+from ..dsl.source import Span, builtin_span
+from .types import Dim, Static, Tensor, Type, static_kind
+
+SOURCE_OPS = ("param", "grad", "t", "hyper", "state", "const")
+
+
+class Node:
+    __slots__ = ("op", "args", "attrs", "type", "span", "id")
+
+    def __init__(self, op: str, args: tuple["Node", ...], attrs: tuple[tuple[str, Any], ...], type: Type,
+                 span: Span, id: int):
+        self.op, self.args, self.attrs, self.type, self.span, self.id = op, args, attrs, type, span, id
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for k, v in self.attrs:
+            if k == name:
+                return v
+        return default
+
+    @property
+    def is_const(self) -> bool:
+        return self.op == "const"
+
+    @property
+    def value(self) -> Any:
+        """The value of a `const` node."""
+        return self.attr("value")
+
+    def __repr__(self) -> str:
+        return f"%{self.id}={self.op}"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, float) and value != value:  # NaN: make it equal to itself for interning
+        return ("nan",)
+    return value
+
+
+class Graph:
+    """An interning node factory."""
+
+    def __init__(self) -> None:
+        self._table: dict[tuple, Node] = {}
+        self._count = 0
+
+    def node(self, op: str, args: tuple[Node, ...] = (), attrs: dict[str, Any] | None = None, *,
+             type: Type, span: Span | None = None) -> Node:
+        frozen = tuple(sorted((k, _freeze(v)) for k, v in (attrs or {}).items()))
+        # repr keeps 1, 1.0 and True apart, which plain equality would merge.
+        key = (op, tuple(a.id for a in args), tuple((k, repr(v)) for k, v in frozen), type)
+        found = self._table.get(key)
+        if found is not None:
+            return found
+        n = Node(op, tuple(args), tuple((k, v) for k, v in (attrs or {}).items()), type, span or builtin_span(), self._count)
+        self._count += 1
+        self._table[key] = n
+        return n
+
+    def const(self, value: Any, span: Span | None = None) -> Node:
+        return self.node("const", (), {"value": value}, type=Static(static_kind(value)), span=span)
+
+
+@dataclass
+class StateSlot:
+    name: str          # unique within the rule; composed steps prefix their own: "adamw.exp_avg"
+    type: Type
+    dtype: str | None  # storage dtype, or None for the parameter's dtype
+    init: Node         # built over `param` only
+    span: Span
+
+
+@dataclass
+class Constraint:
+    """A symbolic dim equality checked when a real parameter is bound: `left == right`."""
+
+    left: Dim
+    right: Dim
+    span: Span
+    what: str
+
+
+@dataclass
+class Program:
+    """One rule of an optimizer, specialized to its static hyperparameter values."""
+
+    optimizer: str
+    rule_index: int
+    rule_text: str            # the binder as written, for messages: `for matrix W`
+    param_name: str
+    param_type: Tensor
+    statics: dict[str, Any]
+    hypers: list[str]         # runtime hyperparameters, in declaration order
+    states: list[StateSlot]
+    outputs: dict[str, Node]  # "param" → the new parameter value; state name → its new value
+    constraints: list[Constraint] = field(default_factory=list)
+    span: Span = field(default_factory=builtin_span)
+
+    def roots(self) -> list[Node]:
+        return list(self.outputs.values()) + [s.init for s in self.states]
+
+    def nodes(self) -> list[Node]:
+        """Every node reachable from the outputs and state inits, in a topological order (by id)."""
+        seen: dict[int, Node] = {}
+        stack = self.roots()
+        while stack:
+            n = stack.pop()
+            if n.id in seen:
+                continue
+            seen[n.id] = n
+            stack.extend(n.args)
+        return [seen[i] for i in sorted(seen)]
+
+    def step_nodes(self) -> list[Node]:
+        """Nodes needed by the step itself (not the state initializers)."""
+        seen: dict[int, Node] = {}
+        stack = list(self.outputs.values())
+        while stack:
+            n = stack.pop()
+            if n.id not in seen:
+                seen[n.id] = n
+                stack.extend(n.args)
+        return [seen[i] for i in sorted(seen)]
+
+
+# ---- printer (--emit ir / opt) -------------------------------------------------------------------------
+def _fmt_attr(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt_attr(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return repr(v)
+
+
+def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
+    """A stable text form: nodes renumbered densely in topological order, each with type and location."""
+    nodes = p.nodes()
+    num = numbering or {n.id: i for i, n in enumerate(nodes)}
+    statics = " ".join(f"{k}={_fmt_attr(v)}" for k, v in sorted(p.statics.items()))
+    lines = [f"rule {p.optimizer}[{p.rule_index}] {p.rule_text}: {p.param_type.show()}" + (f"  # {statics}" if statics else "")]
+    for s in p.states:
+        dt = f" ({s.dtype})" if s.dtype else ""
+        lines.append(f"  state {s.name}: {s.type.show()}{dt} = %{num[s.init.id]}")
+    for n in nodes:
+        args = ", ".join(f"%{num[a.id]}" for a in n.args)
+        attrs = " ".join(f"{k}={_fmt_attr(v)}" for k, v in n.attrs)
+        body = " ".join(x for x in (n.op, args, attrs and "{" + attrs + "}") if x)
+        loc = ""
+        if n.span.source.text:
+            line, col = n.span.source.line_col(n.span.start)
+            loc = f"  @{line}:{col}"
+        lines.append(f"  %{num[n.id]} = {body} : {n.type.show()}{loc}")
+    for name, n in p.outputs.items():
+        lines.append(f"  write {name} <- %{num[n.id]}")
+    for c in p.constraints:
+        lines.append(f"  require {c.left} == {c.right}  # {c.what}")
+    return "\n".join(lines)
+
+
+def iter_args(n: Node) -> Iterator[Node]:
+    yield from n.args
+
+
+def fail(stage: str, message: str, node: Node | None = None, program: Program | None = None) -> InternalError:
+    dump = print_program(program) if program is not None else ""
+    return InternalError(stage, message + (f" (at %{node.id} = {node.op})" if node is not None else ""),
+                         node.span if node is not None else None, dump)

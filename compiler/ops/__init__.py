@@ -1,0 +1,1 @@
+"""Operator families; `registry` is the one table every pass and test asks."""

@@ -1,0 +1,223 @@
+"""Elementwise operators: arithmetic, comparisons, logic, interpolation and the scalar functions.
+
+All broadcast numpy-style; a Python float argument stays a "wrapped number" in torch and never changes the
+tensor's dtype (a bf16 state times a float stays bf16, as in torch.optim). Arithmetic on static values is
+folded by the checker with the `fold` facet.
+"""
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+
+from . import sampling
+from .registry import ELEMENTWISE, Law, Rewrite, elementwise_rule, op
+
+
+def _tensor_like(x, like):
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+
+def _close(a, b, tol=1e-9):
+    assert torch.allclose(a, b, rtol=tol, atol=tol), f"max |difference| = {(a - b).abs().max().item():.3g}"
+
+
+# ---- rewrites shared by the arithmetic ops (identities on constants) -----------------------------------
+def _is(n, value) -> bool:
+    return n.op == "const" and not isinstance(n.value, (bool, str, tuple)) and n.value == value
+
+
+def _drop_identity(unit, side="right"):
+    def fn(node, graph):
+        a, b = node.args
+        if _is(b, unit) and node.type == a.type:
+            return a
+        if side == "both" and _is(a, unit) and node.type == b.type:
+            return b
+        return None
+    return fn
+
+
+def _commutes(name: str) -> Law:
+    return Law(f"{name} is commutative",
+               lambda: sampling.tensors(sampling.shapes(1, 1)).flatmap(
+                   lambda x: sampling.tensors(sampling._st().just(tuple(x.shape))).map(lambda y: (x, y))),
+               lambda f, xy: _close(f(xy[0], xy[1]), f(xy[1], xy[0])))
+
+
+# ---- arithmetic ----------------------------------------------------------------------------------------
+@op(ELEMENTWISE, elementwise_rule, fold=operator.add, laws=[_commutes("add")],
+    rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both"))])
+def add(a, b):
+    """a + b."""
+    return a + b
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=operator.sub, rewrites=[Rewrite("x - 0 -> x", _drop_identity(0))])
+def sub(a, b):
+    """a − b."""
+    return a - b
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=operator.mul, laws=[_commutes("mul")],
+    rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both"))])
+def mul(a, b):
+    """a · b (elementwise; `@` is the matrix product)."""
+    return a * b
+
+
+def _fold_div(a, b):
+    return a / b
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))])
+def div(a, b):
+    """a / b (true division; b = 0 follows IEEE: ±inf or nan)."""
+    return a / b
+
+
+def _fold_pow(a, b):
+    return a ** b
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_pow, rewrites=[Rewrite("x ^ 1 -> x", _drop_identity(1))])
+def pow(a, b):  # noqa: A001 - the operator's name
+    """a ^ b (also written a ** b). With a runtime scalar base, e.g. `beta1 ^ t`, computed in double
+    precision as torch.optim computes its bias corrections."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.pow(a, b)
+    return a ** b
+
+
+def _neg_neg(node, graph):
+    (a,) = node.args
+    return a.args[0] if a.op == "neg" else None
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, rewrites=[Rewrite("-(-x) -> x", _neg_neg)])
+def neg(a):
+    """−a."""
+    return -a
+
+
+# ---- comparisons and logic (static conditions fold; runtime ones give 0/1 masks) -----------------------
+def _compare(name: str, fn, doc: str):
+    def reference(a, b):
+        return fn(a, b).to(a.dtype if isinstance(a, torch.Tensor) and a.is_floating_point() else torch.float32)
+    reference.__doc__ = doc
+    reference.__name__ = name
+    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fn)(reference)
+
+
+eq = _compare("eq", operator.eq, "a == b: 1 where equal, else 0 (a static comparison, e.g. of strings, folds).")
+ne = _compare("ne", operator.ne, "a != b: 1 where different, else 0.")
+lt = _compare("lt", operator.lt, "a < b as a 0/1 mask.")
+le = _compare("le", operator.le, "a <= b as a 0/1 mask.")
+gt = _compare("gt", operator.gt, "a > b as a 0/1 mask.")
+ge = _compare("ge", operator.ge, "a >= b as a 0/1 mask.")
+
+
+@op(ELEMENTWISE, elementwise_rule, name="and", fold=lambda a, b: bool(a) and bool(b))
+def and_(a, b):
+    """a and b (static booleans, or 0/1 masks multiplied)."""
+    return a * b
+
+
+@op(ELEMENTWISE, elementwise_rule, name="or", fold=lambda a, b: bool(a) or bool(b))
+def or_(a, b):
+    """a or b (static booleans, or 0/1 masks: max)."""
+    return torch.maximum(a, _tensor_like(b, a))
+
+
+@op(ELEMENTWISE, elementwise_rule, name="not", fold=operator.not_)
+def not_(a):
+    """not a (static booleans, or 1 − mask)."""
+    return 1 - a
+
+
+@op(ELEMENTWISE, elementwise_rule)
+def where(cond, a, b):
+    """where(cond, a, b): a where cond ≠ 0, else b, elementwise."""
+    like = next((x for x in (a, b, cond) if isinstance(x, torch.Tensor)), None)
+    return torch.where(_tensor_like(cond, like) != 0, _tensor_like(a, like), _tensor_like(b, like))
+
+
+# ---- interpolation -------------------------------------------------------------------------------------
+def _lerp_ends(f, xyw):
+    x, y, _ = xyw
+    _close(f(x, y, 0.0), x)
+    _close(f(x, y, 1.0), y)
+
+
+def _lerp_sample():
+    st = sampling._st()
+    return sampling.tensors(sampling.shapes(1, 2)).flatmap(
+        lambda x: sampling.tensors(st.just(tuple(x.shape))).map(lambda y: (x, y, 0.5)))
+
+
+@op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)])
+def lerp(a, b, w):
+    """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape:
+        return torch.lerp(a, b, w)
+    return a + w * (b - a)
+
+
+@op(ELEMENTWISE, elementwise_rule)
+def clamp(x, lo, hi):
+    """clamp(x, lo, hi) = min(max(x, lo), hi)."""
+    if isinstance(x, torch.Tensor):
+        if not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor):
+            return torch.clamp(x, lo, hi)
+        return torch.minimum(torch.maximum(x, _tensor_like(lo, x)), _tensor_like(hi, x))
+    return min(max(x, lo), hi)
+
+
+@op(ELEMENTWISE, elementwise_rule, name="max", fold=max)
+def maximum(a, b):
+    """max(a, b), elementwise (the reductions are `amax`, `sum`, `mean`, `rms`)."""
+    like = a if isinstance(a, torch.Tensor) else b
+    return torch.maximum(_tensor_like(a, like), _tensor_like(b, like))
+
+
+@op(ELEMENTWISE, elementwise_rule, name="min", fold=min)
+def minimum(a, b):
+    """min(a, b), elementwise."""
+    like = a if isinstance(a, torch.Tensor) else b
+    return torch.minimum(_tensor_like(a, like), _tensor_like(b, like))
+
+
+# ---- unary functions -----------------------------------------------------------------------------------
+def _unary(name: str, fn, fold, doc: str, laws=()):
+    def reference(x):
+        return fn(x)
+    reference.__doc__ = doc
+    reference.__name__ = name
+    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws)(reference)
+
+
+def _inverse_law(name, f_name, g, low, high):
+    return Law(f"{name}: {f_name} inverts it",
+               lambda: sampling.tensors(low=low, high=high),
+               lambda f, x: _close(g(f(x)), x, 1e-7))
+
+
+def _fold_sign(x):
+    return float((x > 0) - (x < 0))
+
+
+sqrt = _unary("sqrt", torch.sqrt, math.sqrt, "√x (nan for x < 0).",
+              [_inverse_law("sqrt", "squaring", lambda y: y * y, 0.0, 1e3)])
+rsqrt = _unary("rsqrt", torch.rsqrt, lambda x: 1 / math.sqrt(x), "1/√x.")
+exp = _unary("exp", torch.exp, math.exp, "eˣ.", [_inverse_law("exp", "log", torch.log, -20.0, 20.0)])
+log = _unary("log", torch.log, math.log, "natural logarithm.")
+abs_ = _unary("abs", torch.abs, abs, "|x|.")
+sign = _unary("sign", torch.sign, _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0) = 0 (Lion, signSGD: the ℓ∞ LMO).",
+              [Law("sign(x)·|x| = x", lambda: sampling.tensors(), lambda f, x: _close(f(x) * x.abs(), x))])
+sinh = _unary("sinh", torch.sinh, math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.")
+cosh = _unary("cosh", torch.cosh, math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.")
+asinh = _unary("asinh", torch.asinh, math.asinh, "arcsinh x = log(x + √(x² + 1)) (the hypentropy mirror map at β = 1).",
+               [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)])
+tanh = _unary("tanh", torch.tanh, math.tanh, "tanh x.")
+square = _unary("square", torch.square, lambda x: x * x, "x².")

@@ -1,0 +1,88 @@
+"""Reductions: sum, mean, amax, amin, rms, dot.
+
+`axis = None` reduces a whole tensor to a 0-d tensor (it stays on the device: no host sync), or, for a
+batch of matrices (`as heads(h)`, stacked experts), each matrix separately. An integer axis keeps that dim
+with size 1, so the result broadcasts back against its input (`x / rms(x, axis = -1)`).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..types import ShapeError, Tensor
+from . import sampling
+from .registry import REDUCTION, Law, StaticArg, op
+
+
+def reduce_rule(args, attrs, constraints):
+    x = args[0]
+    axis = attrs.get("axis")
+    if axis is not None and not isinstance(axis, int):
+        raise ShapeError(f"`axis` must be a static integer, found `{axis!r}`", code="GEO0206")
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"reduces a tensor, found `{x.show()}`", arg=0, code="GEO0202")
+    for other in args[1:]:
+        if isinstance(other, Tensor) and other.shape is not None and x.shape is not None and other.shape != x.shape:
+            constraints.extend(zip(x.shape, other.shape))
+    if axis is None:
+        if x.batched:
+            return Tensor((1, 1), True, x.dtype)
+        return Tensor((), False, x.dtype)
+    if x.shape is None:
+        raise ShapeError("a reduction along an axis needs a tensor of known rank", arg=0,
+                         help="select parameters of one rank (`matrix`, `vector`) for this rule")
+    rank = len(x.shape)
+    if not -rank <= axis < rank:
+        raise ShapeError(f"axis {axis} is out of range for `{x.show()}`", code="GEO0206")
+    dims = list(x.shape)
+    dims[axis] = 1
+    return Tensor(tuple(dims), x.batched, x.dtype)
+
+
+def _sum_law():
+    return Law("sum is linear: sum(2x) = 2·sum(x)", lambda: sampling.tensors(),
+               lambda f, x: _check(f(2 * x), 2 * f(x)))
+
+
+def _check(a, b):
+    assert torch.allclose(a, b, rtol=1e-9, atol=1e-9), f"{a} != {b}"
+
+
+@op(REDUCTION, reduce_rule, laws=[_sum_law()])
+def sum(x, axis: StaticArg = None):  # noqa: A001
+    """Σᵢ xᵢ (over everything, or along `axis` keeping it as size 1)."""
+    return x.sum() if axis is None else x.sum(dim=axis, keepdim=True)
+
+
+@op(REDUCTION, reduce_rule)
+def mean(x, axis: StaticArg = None):
+    """(1/N) Σᵢ xᵢ."""
+    return x.mean() if axis is None else x.mean(dim=axis, keepdim=True)
+
+
+@op(REDUCTION, reduce_rule)
+def amax(x, axis: StaticArg = None):
+    """maxᵢ xᵢ."""
+    return x.amax() if axis is None else x.amax(dim=axis, keepdim=True)
+
+
+@op(REDUCTION, reduce_rule)
+def amin(x, axis: StaticArg = None):
+    """minᵢ xᵢ."""
+    return x.amin() if axis is None else x.amin(dim=axis, keepdim=True)
+
+
+@op(REDUCTION, reduce_rule,
+    laws=[Law("rms(c) = |c| for a constant tensor", lambda: sampling.scalars(),
+              lambda f, c: _check(f(torch.full((3, 4), c, dtype=torch.float64)), torch.tensor(abs(c), dtype=torch.float64)))])
+def rms(x, axis: StaticArg = None):
+    """RMS(x) = sqrt(mean(x²)) = ‖x‖₂/√N."""
+    sq = x.square()
+    return (sq.mean() if axis is None else sq.mean(dim=axis, keepdim=True)).sqrt()
+
+
+@op(REDUCTION, reduce_rule)
+def dot(a, b, axis: StaticArg = None):
+    """⟨a, b⟩ = Σᵢ aᵢbᵢ (the Frobenius inner product for matrices)."""
+    p = a * b
+    return p.sum() if axis is None else p.sum(dim=axis, keepdim=True)
+

@@ -1,0 +1,199 @@
+"""The operator registry: every operator is ONE record, `OpDef`, holding all of its facets.
+
+    doc          the math and the source (paper, code), shown by `geo doc OP`
+    signature    taken from the reference function: parameters annotated `Static` are compile-time values
+                 (part of the kernel key), the others are runtime values (tensors or scalars)
+    kind         elementwise | reduction | matrix | shape | init — what fusion and scheduling need to know
+    type_rule    (arg types, static attrs, constraints) -> result type; raises ShapeError on misuse
+    reference    the torch implementation, the oracle every faster backend is tested against
+    fold         a pure-Python function used to fold the op on static values (optional)
+    rewrites     canonicalization rules, applied by the generic `canonicalize` pass
+    laws         mathematical properties, checked by the generic property tests (tests/properties)
+
+Family modules (elementwise.py, reduce.py, matrix.py, ...) declare their operators with the `@op` decorator;
+generic passes and tests only ever ask the registry. The grammar knows none of these names.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ..types import SCALAR, Dim, Scalar, ShapeError, Static, Tensor, TupleT, Type, broadcast
+
+ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT = "elementwise", "reduction", "matrix", "shape", "init"
+KINDS = (ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT)
+
+
+class StaticArg:
+    """Annotation marker: `def msign(x, steps: StaticArg = 5)` makes `steps` a compile-time argument."""
+
+
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    static: bool
+    default: Any = REQUIRED
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A canonicalization rule: `fn(node, graph)` returns a replacement node, or None if it does not apply."""
+
+    name: str
+    fn: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Law:
+    """A property every correct implementation satisfies.
+
+    `sample()` returns a hypothesis strategy of argument tuples (imported lazily: hypothesis is a test
+    dependency); `check(op_fn, *sample)` raises AssertionError with a message when the law fails.
+    """
+
+    name: str
+    sample: Callable[[], Any]
+    check: Callable[..., None]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    doc: str
+    kind: str
+    params: tuple[Param, ...]
+    type_rule: Callable[[list[Type], dict[str, Any], list[tuple[Dim, Dim]]], Type]
+    reference: Callable[..., Any]
+    fold: Callable[..., Any] | None = None
+    rewrites: tuple[Rewrite, ...] = ()
+    laws: tuple[Law, ...] = ()
+    module: str = ""
+
+    @property
+    def value_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if not p.static)
+
+    @property
+    def static_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.static)
+
+    def signature(self) -> str:
+        parts = []
+        for p in self.params:
+            s = ("static " if p.static else "") + p.name
+            if not p.required:
+                s += f" = {p.default!r}"
+            parts.append(s)
+        return f"{self.name}({', '.join(parts)})"
+
+    def summary(self) -> str:
+        return (self.doc.strip().splitlines() or [""])[0]
+
+    def apply(self, values: list[Any], attrs: dict[str, Any], result: Type) -> Any:
+        """Runs the reference. Runtime scalars are Python floats (double precision, as torch.optim computes
+        its scalar factors); an op whose result is a scalar computes on 0-d float64 tensors."""
+        if isinstance(result, Scalar):
+            if self.fold is not None and not attrs and all(isinstance(v, (int, float)) for v in values):
+                return float(self.fold(*values))  # IEEE double, exactly as torch.optim's Python scalars
+            args = [torch.tensor(v, dtype=torch.float64) if isinstance(v, (int, float)) else v for v in values]
+            out = self.reference(*args, **attrs)
+            return float(out) if isinstance(out, torch.Tensor) else float(out)
+        return self.reference(*values, **attrs)
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
+       rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = ()):
+    """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown op kind {kind!r}")
+
+    def register(fn: Callable) -> OpDef:
+        op_name = name or fn.__name__.rstrip("_")
+        if op_name in _REGISTRY:
+            raise ValueError(f"operator {op_name!r} registered twice")
+        params = []
+        for p in inspect.signature(fn).parameters.values():
+            static = p.annotation in ("StaticArg", StaticArg)
+            params.append(Param(p.name, static, p.default))
+        record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
+                       tuple(rewrites), tuple(laws), fn.__module__)
+        _REGISTRY[op_name] = record
+        return record
+
+    return register
+
+
+def get(name: str) -> OpDef | None:
+    _load_families()
+    return _REGISTRY.get(name)
+
+
+def all_ops() -> list[OpDef]:
+    _load_families()
+    return sorted(_REGISTRY.values(), key=lambda o: o.name)
+
+
+def names() -> list[str]:
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+_FAMILIES = ("elementwise", "reduce", "matrix", "shape")
+_loaded = False
+
+
+def _load_families() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import importlib
+        for family in _FAMILIES:
+            importlib.import_module(f"{__package__}.{family}")
+
+
+# ---- reusable type rules -------------------------------------------------------------------------------
+def elementwise_rule(args: list[Type], attrs: dict[str, Any], constraints: list) -> Type:
+    """Broadcast every value argument; statics-only arithmetic stays static (folded by the checker)."""
+    if all(isinstance(a, Static) for a in args):
+        return Static("any")  # folded by the checker, which gives the value its kind
+    for i, a in enumerate(args):
+        if isinstance(a, TupleT) or (isinstance(a, Static) and a.kind not in ("int", "float", "bool")):
+            raise ShapeError(f"expected a number or a tensor, found `{a.show()}`", arg=i, code="GEO0202")
+    out: Type = SCALAR
+    for a in args:
+        out = broadcast(out, a, constraints)
+    return out
+
+
+def same_as_first(args: list[Type], attrs: dict[str, Any], constraints: list) -> Type:
+    return elementwise_rule(args[:1], attrs, constraints)
+
+
+def matrix_rule(args: list[Type], attrs: dict[str, Any], constraints: list) -> Type:
+    """A matrix (or a batch of matrices) in, the same type out."""
+    x = args[0]
+    if not (isinstance(x, Tensor) and x.is_matrix):
+        raise ShapeError(f"needs a matrix, found `{x.show()}`", arg=0, code="GEO0203",
+                         help="restrict this rule to matrix parameters (`for matrix W`) or view them as matrices "
+                              "(`as matrix`)")
+    return x
+
+
+def tensor_rule(args: list[Type], attrs: dict[str, Any], constraints: list) -> Type:
+    x = args[0]
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"needs a tensor, found `{x.show()}`", arg=0, code="GEO0202")
+    return x

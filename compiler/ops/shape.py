@@ -1,0 +1,74 @@
+"""Shape facts and state initializers.
+
+`rows(W)`, `cols(W)`, `numel(W)` and `ndim(W)` are runtime scalars known on the host (no device sync); they
+refer to the rule's view of the parameter (the last two dims of a matrix view). The initializers build the
+initial value of a `state` slot from the parameter.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..types import SCALAR, ShapeError, Tensor
+from .registry import INIT, SHAPE, op
+
+
+def _shape_rule(needs_matrix: bool):
+    def rule(args, attrs, constraints):
+        x = args[0]
+        if not isinstance(x, Tensor):
+            raise ShapeError(f"needs a tensor, found `{x.show()}`", arg=0, code="GEO0202")
+        if needs_matrix and not x.is_matrix:
+            raise ShapeError(f"needs a matrix, found `{x.show()}`", arg=0, code="GEO0203",
+                             help="restrict this rule to matrix parameters (`for matrix W`)")
+        return SCALAR
+    return rule
+
+
+@op(SHAPE, _shape_rule(True))
+def rows(x):
+    """The number of rows m of a matrix (d_out of an nn.Linear weight)."""
+    return x.shape[-2]
+
+
+@op(SHAPE, _shape_rule(True))
+def cols(x):
+    """The number of columns n of a matrix (d_in of an nn.Linear weight)."""
+    return x.shape[-1]
+
+
+@op(SHAPE, _shape_rule(False))
+def numel(x):
+    """The number of elements N."""
+    return x.numel()
+
+
+@op(SHAPE, _shape_rule(False))
+def ndim(x):
+    """The rank of the tensor (after the rule's view)."""
+    return x.dim()
+
+
+def _init_rule(args, attrs, constraints):
+    x = args[0]
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"needs a tensor to take the shape of, found `{x.show()}`", arg=0, code="GEO0202")
+    return x
+
+
+@op(INIT, _init_rule)
+def zeros_like(x):
+    """A tensor of zeros shaped like x."""
+    return torch.zeros_like(x, memory_format=torch.preserve_format)
+
+
+@op(INIT, _init_rule)
+def ones_like(x):
+    """A tensor of ones shaped like x."""
+    return torch.ones_like(x, memory_format=torch.preserve_format)
+
+
+@op(INIT, _init_rule)
+def full_like(x, value):
+    """A tensor shaped like x filled with `value`."""
+    return torch.full_like(x, float(value), memory_format=torch.preserve_format)
+

@@ -1,0 +1,1 @@
+"""The geo language front end: source files, the grammar, the AST and diagnostics."""

@@ -1,0 +1,1 @@
+"""The runtime: compiled specs as torch.optim.Optimizer subclasses."""

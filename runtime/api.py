@@ -1,0 +1,54 @@
+"""`geo.compile`: a spec (stdlib name, path, or text) → a `torch.optim.Optimizer` subclass."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..compiler.check import Checked
+from ..compiler.pipeline import front
+from ..dsl.diagnostics import Diagnostic, GeoError, Label
+from ..dsl.loader import source_for
+from ..dsl.source import builtin_span
+from .optimizer import BACKENDS, CheckpointError, CompiledSpec, GeoOptimizer
+
+__all__ = ["compile", "CheckpointError", "select_optimizer"]
+
+
+def compile(spec: str | Path, backend: str = "auto", name: str | None = None) -> type[GeoOptimizer]:  # noqa: A001
+    """Compiles a spec and returns an Optimizer class: `geo.compile("muon")(model.parameters(), lr=0.02)`.
+
+    spec: a stdlib name ("muon"), a path to a `.geo` file, or the spec text itself.
+    backend: "auto" (the torch path on CPU; Triton on CUDA once that backend lands), "torch", "reference".
+    name: which optimizer of the spec, when it defines several (default: the only one, or the one named
+    like the file).
+    Raises GeoError (rendered diagnostics) for an invalid spec.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    source = source_for(spec)
+    _, checked = front(source)
+    info = checked.optimizers[select_optimizer(checked, source.name, name)]
+    cls = type(info.name, (GeoOptimizer,), {
+        "_geo": CompiledSpec(checked, info, backend),
+        "__doc__": info.doc or checked.doc,
+        "__module__": "geo.compiled",
+    })
+    return cls
+
+
+def select_optimizer(checked: Checked, source_name: str, name: str | None) -> str:
+    roots = checked.root_optimizers
+    stem = Path(source_name).stem
+    if name is not None:
+        if name in checked.optimizers:
+            return name
+        problem = f"the spec defines no optimizer `{name}`"
+    elif len(roots) == 1:
+        return roots[0]
+    elif stem in roots:
+        return stem
+    elif not roots:
+        problem = "the spec defines no optimizer"
+    else:
+        problem = f"the spec defines {len(roots)} optimizers; choose one with name="
+    raise GeoError([Diagnostic("GEO0115", problem, Label(builtin_span(source_name)),
+                               notes=[f"optimizers: {', '.join(roots) or 'none'}"])])

@@ -1,0 +1,367 @@
+"""`GeoOptimizer`: a compiled spec as a real `torch.optim.Optimizer`.
+
+Pure init/update inside (the backends' `init` and `step`), the torch API outside: param groups with
+per-group hyperparameters, `step(closure)`, `zero_grad`, step hooks, `state_dict`/`load_state_dict`, LR
+schedulers (they change `group["lr"]`, a runtime hyperparameter: nothing recompiles).
+
+Each parameter is bound to the first rule of the spec that selects it, when the optimizer is built; a
+parameter that no rule selects, or whose shape does not fit its rule's view, is a diagnostic naming the
+parameter and its shape. The user's param groups are split by rule, so a routed spec (matrices → Muon,
+the rest → AdamW) is one optimizer with one `state_dict` and one scheduler surface: every group carries the
+hyperparameters of its own rule, and `group["geo_rule"]` names the rule.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any, ClassVar
+
+import torch
+
+from ..compiler import check as checker
+from ..compiler import params as P
+from ..compiler.backends.reference import ReferenceStep
+from ..compiler.backends.torch_codegen import TorchStep
+from ..compiler.pipeline import specialize
+from ..dsl.diagnostics import Diagnostic, GeoError, Label
+
+BACKENDS = ("auto", "torch", "reference")
+STEP_KEY = "step"
+
+
+class CheckpointError(ValueError):
+    """A state_dict that does not belong to this optimizer (another spec, version, or layout)."""
+
+
+class CompiledSpec:
+    """One optimizer of a checked spec, with the programs specialized so far (by rule, statics, rank)."""
+
+    def __init__(self, checked: checker.Checked, info: checker.OptimizerInfo, backend: str):
+        self.checked, self.info, self.backend = checked, info, backend
+        self._runners: dict[tuple, Any] = {}
+
+    @property
+    def rules(self) -> list[checker.RuleInfo]:
+        return self.info.rules
+
+    def runner(self, rule: checker.RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
+               backend: str) -> Any:
+        key = (rule.index, tuple(sorted((k, repr(v)) for k, v in statics.items())), rank, active, backend)
+        found = self._runners.get(key)
+        if found is None:
+            program = specialize(self.checked, rule, statics, rank, active)
+            found = (ReferenceStep if backend == "reference" else TorchStep)(program)
+            self._runners[key] = found
+        return found
+
+
+class GeoOptimizer(torch.optim.Optimizer):
+    _geo: ClassVar[CompiledSpec]
+
+    def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None, **hypers: Any):
+        spec = self._geo
+        self._geo_backend = backend or spec.backend
+        if self._geo_backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self._geo_backend!r}; choose one of {', '.join(BACKENDS)}")
+        self._geo_roles = _role_table(roles)
+        self._geo_kwargs = self._validate_kwargs(hypers)
+        self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
+        self._geo_unnamed = 0
+        super().__init__(params, defaults={})
+
+    # -- construction
+    def _validate_kwargs(self, hypers: dict[str, Any]) -> dict[str, Any]:
+        spec = self._geo
+        known = set(spec.info.hypers)
+        routes = {r.route for r in spec.rules}
+        for key, value in hypers.items():
+            if key in routes and isinstance(value, dict):
+                rule_hypers = set().union(*(r.hypers for r in spec.rules if r.route == key))
+                for sub in value:
+                    if sub not in rule_hypers:
+                        raise TypeError(f"{spec.info.name}: route `{key}` has no hyperparameter `{sub}`"
+                                        + _close(sub, rule_hypers))
+            elif key not in known:
+                raise TypeError(f"{spec.info.name}: unknown hyperparameter `{key}`" + _close(key, known | routes))
+        return hypers
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        spec = self._geo
+        params = param_group["params"]
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        named = [isinstance(p, tuple) for p in params]
+        tensors = [p[1] if isinstance(p, tuple) else p for p in params]
+        names = [p[0] if isinstance(p, tuple) else None for p in params]
+        if any(named) and not all(named):
+            raise ValueError("all optimizer params should be with/without names")
+        diagnostics: list[Diagnostic] = []
+        split: dict[int, list[int]] = {}
+        for i, p in enumerate(tensors):
+            if not isinstance(p, torch.Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+            name = names[i] if names[i] is not None else self._unnamed()
+            binding = self._bind(p, name, diagnostics)
+            if binding is not None:
+                self._geo_binding[p] = binding
+                split.setdefault(binding[0], []).append(i)
+        if diagnostics:
+            raise GeoError(diagnostics)
+        user = {k: v for k, v in param_group.items() if k not in ("params", "param_names")}
+        for rule_index, members in sorted(split.items()):
+            rule = spec.rules[rule_index]
+            group = {"params": [tensors[i] for i in members]}
+            if any(named):
+                group["param_names"] = [names[i] for i in members]
+            group.update(self._resolve(rule, user))
+            group["geo_rule"] = rule_index
+            super().add_param_group(group)
+
+    def _unnamed(self) -> str:
+        self._geo_unnamed += 1
+        return f"param{self._geo_unnamed - 1}"
+
+    def _bind(self, p: torch.Tensor, name: str, diagnostics: list[Diagnostic]):
+        spec = self._geo
+        shape = tuple(p.shape)
+        role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or P.infer_role(name, shape)
+        info = P.ParamInfo(name, shape, role)
+        for rule in spec.rules:
+            if not P.selector_matches(rule.terms, info):
+                continue
+            active = rule.active_steps(info)
+            if not active:
+                continue
+            rank = len(shape)
+            if rule.view is not None:
+                why = rule.view.check(shape, rule.view_args)
+                if why:
+                    diagnostics.append(Diagnostic(
+                        "GEO0402", f"parameter `{name}` of shape {_shape(shape)} does not fit `{rule.binder.view.span.text}`",
+                        Label(rule.binder.view.span, why), notes=[f"the rule `{rule.text}` selected it (role: {role})"],
+                        help="select it with another rule, or choose a view that fits its shape"))
+                    return None
+                rank = None  # the view decides the body's type
+            return rule.index, rank, active
+        diagnostics.append(Diagnostic(
+            "GEO0401", f"parameter `{name}` of shape {_shape(shape)} matches no rule of `{spec.info.name}`",
+            Label(_first_line(spec.info.span), f"`{name}` (role: {role}) reaches none of these rules"),
+            [Label(r.binder.span, "does not select it") for r in spec.rules],
+            notes=[f"roles: {', '.join(P.ROLES)}; selectors: {', '.join(P.SELECTORS)}"],
+            help="add a rule that selects it (e.g. `for tensor p = adamw`), or pass only the parameters this "
+                 "optimizer is meant for"))
+        return None
+
+    def _resolve(self, rule: checker.RuleInfo, user: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        route_kwargs = self._geo_kwargs.get(rule.route) if isinstance(self._geo_kwargs.get(rule.route), dict) else {}
+        for name, h in rule.hypers.items():
+            value = h.default
+            for source in (self._geo_kwargs, route_kwargs, user):
+                if name in source and not (source is self._geo_kwargs and isinstance(source[name], dict)):
+                    value = source[name]
+            if value is checker.REQUIRED:
+                raise TypeError(f"{self._geo.info.name}: the hyperparameter `{name}` has no default; pass `{name}=...`")
+            values[name] = _check_hyper(self._geo.info.name, h, value)
+        for key, value in user.items():
+            if key not in values and key not in ("geo_rule", "initial_lr") and key not in self._geo.info.hypers:
+                raise TypeError(f"{self._geo.info.name}: param group has unknown hyperparameter `{key}`"
+                                + _close(key, rule.hypers))
+            values.setdefault(key, value)
+        return values
+
+    # -- the step
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        spec = self._geo
+        for group in self.param_groups:
+            rule = spec.rules[group["geo_rule"]]
+            statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
+            hypers = {k: _runtime_value(group[k]) for k, h in rule.hypers.items() if not h.static}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{spec.info.name} does not support sparse gradients")
+                _, rank, active = self._geo_binding[p]
+                runner = spec.runner(rule, statics, rank, active, self._geo_backend)
+                view = rule.view
+                param_view = view.forward(p, rule.view_args) if view is not None else p
+                grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
+                state = self.state[p]
+                if not state:
+                    state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
+                    state.update(runner.init(param_view, hypers))
+                state[STEP_KEY] += 1
+                slots = {s.name: state[s.name] for s in runner.program.states}
+                new_param, new_state = runner.step(param_view, grad_view, slots, hypers, float(state[STEP_KEY]))
+                p.copy_(new_param.reshape(p.shape))
+                state.update(new_state)
+        return loss
+
+    # -- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        sd["geo"] = self._geo_identity()
+        return sd
+
+    def _geo_identity(self) -> dict[str, Any]:
+        from .. import __version__
+        return {"optimizer": self._geo.info.name, "fingerprint": self._geo.info.fingerprint, "geo_version": __version__}
+
+    def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
+        """Loads a checkpoint of this optimizer; everything is validated before anything changes.
+
+        A checkpoint of another spec (or of another version of this spec, unless `allow_spec_change=True`)
+        or with missing or mismatched entries raises CheckpointError naming what differs.
+        """
+        self._validate_checkpoint(state_dict, allow_spec_change)
+        body = {k: v for k, v in state_dict.items() if k != "geo"}
+        super().load_state_dict(body)
+        # torch casts floating state to the parameter's dtype; restore each slot's declared storage dtype.
+        for group in self.param_groups:
+            rule = self._geo.rules[group["geo_rule"]]
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state:
+                    continue
+                for slot in self._slots_for(rule, group, p):
+                    if slot.dtype and isinstance(state.get(slot.name), torch.Tensor):
+                        from ..compiler.ops.matrix import DTYPES
+                        state[slot.name] = state[slot.name].to(DTYPES[slot.dtype])
+
+    def _slots_for(self, rule, group, p):
+        statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
+        _, rank, active = self._geo_binding[p]
+        return self._geo.runner(rule, statics, rank, active, self._geo_backend).program.states
+
+    def _validate_checkpoint(self, sd: dict[str, Any], allow_spec_change: bool) -> None:
+        mine = self._geo_identity()
+        theirs = sd.get("geo") if isinstance(sd, dict) else None
+        if not isinstance(theirs, dict):
+            raise CheckpointError(f"this state_dict was not written by a geo optimizer; `{mine['optimizer']}` expects "
+                                  "one with a 'geo' entry")
+        if theirs.get("optimizer") != mine["optimizer"]:
+            raise CheckpointError(f"this state_dict belongs to the optimizer `{theirs.get('optimizer')}`, not "
+                                  f"`{mine['optimizer']}`")
+        if theirs.get("fingerprint") != mine["fingerprint"] and not allow_spec_change:
+            raise CheckpointError(f"this state_dict was written by another version of the spec `{mine['optimizer']}` "
+                                  f"(fingerprint {theirs.get('fingerprint')}, now {mine['fingerprint']}); pass "
+                                  "allow_spec_change=True to load it anyway")
+        groups = sd.get("param_groups")
+        if not isinstance(groups, list) or len(groups) != len(self.param_groups):
+            raise CheckpointError(f"the state_dict has {len(groups) if isinstance(groups, list) else 'no'} param groups, "
+                                  f"this optimizer has {len(self.param_groups)}")
+        state = sd.get("state")
+        if not isinstance(state, dict):
+            raise CheckpointError("the state_dict has no 'state' entry")
+        index = 0
+        for g_saved, g_now in zip(groups, self.param_groups):
+            if g_saved.get("geo_rule") != g_now["geo_rule"]:
+                raise CheckpointError(f"param group {index} was bound to rule {g_saved.get('geo_rule')} in the checkpoint "
+                                      f"and to rule {g_now['geo_rule']} now")
+            saved_params = g_saved.get("params", [])
+            if len(saved_params) != len(g_now["params"]):
+                raise CheckpointError(f"param group {self.param_groups.index(g_now)} has {len(saved_params)} parameters in "
+                                      f"the checkpoint and {len(g_now['params'])} now")
+            rule = self._geo.rules[g_now["geo_rule"]]
+            for pid, p in zip(saved_params, g_now["params"]):
+                entry = state.get(pid)
+                if entry is None:
+                    continue
+                expected = {s.name: s for s in self._slots_for(rule, g_now, p)}
+                missing = sorted((set(expected) | {STEP_KEY}) - set(entry))
+                extra = sorted(set(entry) - set(expected) - {STEP_KEY})
+                pname = _param_name(g_now, p)
+                if missing or extra:
+                    raise CheckpointError(f"state of parameter {pname}: " + "; ".join(
+                        x for x in (missing and f"missing {missing}", extra and f"unexpected {extra}") if x))
+                for name, slot in expected.items():
+                    value = entry[name]
+                    want = _slot_shape(slot, p, rule)
+                    have = tuple(value.shape) if isinstance(value, torch.Tensor) else ()
+                    if want is not None and have != want:
+                        raise CheckpointError(f"state `{name}` of parameter {pname} has shape {_shape(have)} in the "
+                                              f"checkpoint, expected {_shape(want)}")
+            index += 1
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:
+    out: dict[Any, str] = {}
+    for key, role in (roles or {}).items():
+        if role not in P.ROLES:
+            raise ValueError(f"unknown role {role!r}; roles are {', '.join(P.ROLES)}")
+        out[id(key) if isinstance(key, torch.Tensor) else key] = role
+    return out
+
+
+def _check_hyper(opt: str, h: checker.HyperInfo, value: Any) -> Any:
+    if h.static:
+        kind = type(h.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            raise TypeError(f"{opt}: static hyperparameter `{h.name}` takes a {kind.__name__}, got {value!r}")
+        return value
+    if isinstance(h.default, tuple):
+        if not isinstance(value, (tuple, list)) or len(value) != len(h.default):
+            raise TypeError(f"{opt}: `{h.name}` takes a tuple of {len(h.default)} numbers, got {value!r}")
+        return tuple(_number(opt, h.name, v) for v in value)
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{opt}: `{h.name}` must be a number or a 1-element tensor")
+        return value
+    return _number(opt, h.name, value)
+
+
+def _number(opt: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{opt}: `{name}` takes a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{opt}: `{name}` must be finite, got {value!r}")
+    return float(value)
+
+
+def _runtime_value(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return float(v.item())
+    return v
+
+
+def _close(name: str, options) -> str:
+    hit = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean `{hit[0]}`?)" if hit else (f"; it has: {', '.join(sorted(options))}" if options else "")
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _first_line(span):
+    text = span.text
+    end = text.find("\n")
+    from ..dsl.source import Span
+    return Span(span.source, span.start, span.start + (end if end >= 0 else len(text)))
+
+
+def _param_name(group: dict[str, Any], p: torch.Tensor) -> str:
+    index = next(i for i, q in enumerate(group["params"]) if q is p)
+    if "param_names" in group:
+        return f"`{group['param_names'][index]}`"
+    return f"#{index} of its group (shape {_shape(tuple(p.shape))})"
+
+
+def _slot_shape(slot, p: torch.Tensor, rule) -> tuple[int, ...] | None:
+    from ..compiler.types import Tensor
+    if not isinstance(slot.type, Tensor):
+        return ()
+    view = rule.view.forward(p, rule.view_args) if rule.view is not None else p
+    if slot.type.shape is None:
+        return tuple(view.shape)
+    if len(slot.type.shape) == view.dim() and all(d == 1 or isinstance(d, str) for d in slot.type.shape):
+        return tuple(1 if d == 1 else s for d, s in zip(slot.type.shape, view.shape))
+    return None
