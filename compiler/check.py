@@ -899,7 +899,7 @@ class Elaborator:
             if kw.name in kwargs:
                 self.bag.error("GEO0103", f"argument `{kw.name}` is given twice", kw.span)
                 continue
-            kwargs[kw.name] = (self.expr(kw.value, scope), kw.span)
+            kwargs[kw.name] = (self.expr(kw.value, scope), kw.value.span)
         if self.checked is not None and name in self.checked.functions:
             return self.inline(self.checked.functions[name], args, kwargs, e)
         if self.checked is not None and (name in self.checked.steps or name in self.checked.optimizers):
@@ -925,6 +925,7 @@ class Elaborator:
             return self.poison(span)
         attrs: dict[str, Any] = {}
         values: list[tuple[Node, Span]] = []
+        static_failed = False
         for p in opdef.params:
             node, arg_span = bound[p.name]
             if p.static:
@@ -933,7 +934,11 @@ class Elaborator:
                                    f"`{node.type.show()}`", arg_span, "known only at run time",
                                    secondary=self._runtime_origin_span(arg_span),
                                    help="pass a literal or a `static` hyperparameter")
-                    return self.poison(span)
+                    if p.required:
+                        return self.poison(span)
+                    static_failed = True  # keep checking the call with the default, to report its other errors
+                    attrs[p.name] = p.default
+                    continue
                 attrs[p.name] = node.value
             else:
                 values.append((node, arg_span))
@@ -946,6 +951,8 @@ class Elaborator:
             label = f"this has type `{types[err.arg].show()}`" if err.arg is not None and err.arg < len(types) else ""
             self.bag.error(err.code, f"{shown} {err.message}", where, label, help=err.help,
                            notes=[err.note] if err.note else [])
+            return self.poison(span)
+        if static_failed:
             return self.poison(span)
         for a, b in pending:
             self.constraints.append(Constraint(a, b, span, f"{shown} needs `{a}` == `{b}`"))

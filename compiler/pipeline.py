@@ -10,13 +10,14 @@ from ..dsl.loader import Loaded, load
 from ..dsl.source import SourceFile
 from . import check as checker
 from .ir import Program
-from .passes.canonicalize import canonicalize
+from .passes.canonicalize import canonicalize, contract
 from .passes.cse import cse_dce
 from .verify import verify
 
 # The optimization passes, in order; each maps a valid Program to a valid Program.
 PASSES: list[tuple[str, Callable[[Program], Program]]] = [
     ("canonicalize", canonicalize),
+    ("contract", contract),
     ("cse-dce", cse_dce),
 ]
 

@@ -140,7 +140,6 @@ class GeoOptimizer(torch.optim.Optimizer):
                         Label(rule.binder.view.span, why), notes=[f"the rule `{rule.text}` selected it (role: {role})"],
                         help="select it with another rule, or choose a view that fits its shape"))
                     return None
-                rank = None  # the view decides the body's type
             return rule.index, rank, active
         diagnostics.append(Diagnostic(
             "GEO0401", f"parameter `{name}` of shape {_shape(shape)} matches no rule of `{spec.info.name}`",

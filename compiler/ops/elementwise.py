@@ -12,6 +12,8 @@ import operator
 import torch
 
 from . import sampling
+from ..types import Scalar
+from ..types import Tensor as TensorT
 from .registry import ELEMENTWISE, Law, Rewrite, elementwise_rule, op
 
 
@@ -46,15 +48,68 @@ def _commutes(name: str) -> Law:
                lambda f, xy: _close(f(xy[0], xy[1]), f(xy[1], xy[0])))
 
 
+# ---- contraction: a multiply folded into the following add, as torch's fused kernels compute ---------------
+def _scaled(n):
+    """(s, y) if n = s·y with s a host scalar and y a tensor, else None."""
+    if n.op != "mul":
+        return None
+    a, b = n.args
+    if isinstance(a.type, Scalar) and isinstance(b.type, TensorT):
+        return a, b
+    if isinstance(b.type, Scalar) and isinstance(a.type, TensorT):
+        return b, a
+    return None
+
+
+def _contract(negate: bool):
+    def fn(node, graph):
+        x, rhs = node.args
+        if not isinstance(x.type, TensorT) or node.type != x.type or rhs.op != "mul":
+            return None
+        if not negate:
+            for first, second in (rhs.args, rhs.args[::-1]):
+                inner = _scaled(first)
+                if inner is not None and isinstance(second.type, TensorT):
+                    s, a = inner
+                    return graph.node("addcmul", (x, a, second, s), type=node.type, span=node.span)
+        scaled = _scaled(rhs)
+        if scaled is None:
+            return None
+        s, y = scaled
+        if negate:
+            s = graph.node("neg", (s,), type=s.type, span=s.span)
+        return graph.node("axpy", (x, y, s), type=node.type, span=node.span)
+    return fn
+
+
+@op(ELEMENTWISE, elementwise_rule)
+def axpy(x, y, s):
+    """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`).
+
+    Produced by the `contract` pass from `x + s*y` and `x - s*y` (s a host scalar)."""
+    return torch.add(x, y, alpha=float(s))
+
+
+@op(ELEMENTWISE, elementwise_rule)
+def addcmul(x, a, b, s):
+    """x + s·a·b with a single rounding of the sum (torch.addcmul, as Adam's second moment update).
+
+    Produced by the `contract` pass from `x + s*a*b` (s a host scalar)."""
+    return torch.addcmul(x, a, b, value=float(s))
+
+
 # ---- arithmetic ----------------------------------------------------------------------------------------
 @op(ELEMENTWISE, elementwise_rule, fold=operator.add, laws=[_commutes("add")],
-    rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both"))])
+    rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both")),
+              Rewrite("x + s·y -> axpy(x, y, s); x + s·a·b -> addcmul(x, a, b, s)", _contract(False), "contract")])
 def add(a, b):
     """a + b."""
     return a + b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.sub, rewrites=[Rewrite("x - 0 -> x", _drop_identity(0))])
+@op(ELEMENTWISE, elementwise_rule, fold=operator.sub,
+    rewrites=[Rewrite("x - 0 -> x", _drop_identity(0)),
+              Rewrite("x - s·y -> axpy(x, y, -s)", _contract(True), "contract")])
 def sub(a, b):
     """a − b."""
     return a - b

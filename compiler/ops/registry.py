@@ -47,10 +47,14 @@ class Param:
 
 @dataclass(frozen=True)
 class Rewrite:
-    """A canonicalization rule: `fn(node, graph)` returns a replacement node, or None if it does not apply."""
+    """A rewrite rule: `fn(node, graph)` returns a replacement node, or None if it does not apply.
+
+    `stage` names the pass that applies it: "canonicalize" (algebraic identities, exact) or "contract"
+    (fusing a multiply into an add, as torch's `add(alpha=)`/`addcmul` do: one rounding fewer)."""
 
     name: str
     fn: Callable[..., Any]
+    stage: str = "canonicalize"
 
 
 @dataclass(frozen=True)
@@ -151,17 +155,21 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-_FAMILIES = ("elementwise", "reduce", "matrix", "shape")
+_NOT_FAMILIES = {"registry", "sampling"}
 _loaded = False
 
 
 def _load_families() -> None:
+    """Imports every family module of this package: adding an operator never edits this file."""
     global _loaded
     if not _loaded:
         _loaded = True
         import importlib
-        for family in _FAMILIES:
-            importlib.import_module(f"{__package__}.{family}")
+        import pkgutil
+        from pathlib import Path
+        for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+            if info.name not in _NOT_FAMILIES and not info.name.startswith("_"):
+                importlib.import_module(f"{__package__}.{info.name}")
 
 
 # ---- reusable type rules -------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Differential tests against torch.optim: the same model, seed and data, 100 steps, every backend.
 
-Agreement is measured as max|Δ| / max|reference| over all parameters (chaotic training amplifies 1-ulp
-differences of reordered float32 arithmetic on individual near-zero entries, so elementwise relative error
-is not meaningful after 100 steps); the first steps are checked bit for bit where the arithmetic matches.
+The issue asks for ≤ 1e-6 relative (max|Δ| / max|reference| over all parameters); geo's `contract` pass
+computes `x + s·y` and `x + s·a·b` with torch's own fused kernels, so on CPU the trajectories are in fact
+identical bit for bit, and the tests assert that.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def test_adamw_matches_torch(backend, kwargs):
     ours, l1 = _train(lambda p: geo.compile("adamw", backend=backend)(p, **kwargs))
     ref, l2 = _train(lambda p: torch.optim.AdamW(p, **kwargs))
     assert _rel(ours, ref) <= 1e-6
+    assert torch.equal(ours, ref)
     assert l1[-1] < l1[0]
 
 
@@ -55,6 +56,7 @@ def test_sgd_matches_torch(backend, kwargs):
     ours, _ = _train(lambda p: geo.compile("sgd", backend=backend)(p, **kwargs))
     ref, _ = _train(lambda p: torch.optim.SGD(p, **kwargs))
     assert _rel(ours, ref) <= 1e-6
+    assert torch.equal(ours, ref)
 
 
 def test_adamw_first_step_is_bit_exact():
@@ -84,7 +86,8 @@ def test_muon_matches_torch(backend, kwargs, torch_kwargs):
     """bf16 Newton–Schulz, EMA momentum, decoupled decay with the unadjusted lr: to bf16 rounding."""
     ours, _ = _train(lambda p: geo.compile("muon", backend=backend)(p, **kwargs), params=_matrix_only)
     ref, _ = _train(lambda p: torch.optim.Muon(p, **torch_kwargs), params=_matrix_only)
-    assert _rel(ours, ref) <= 1e-2  # bf16 has 8 bits of mantissa: ~4e-3 per rounding
+    assert _rel(ours, ref) <= 1e-2  # the issue's bar: bf16 rounding (8 bits of mantissa)
+    assert torch.equal(ours, ref)   # what geo achieves: the same bf16 arithmetic, bit for bit
 
 
 def test_muon_seeded_steps_equal_torch_bitwise():
