@@ -83,6 +83,10 @@ class DiagnosticBag:
         self.items: list[Diagnostic] = []
 
     def add(self, diag: Diagnostic) -> None:
+        # A rule checked for several ranks meets the same error once per rank: report it once.
+        key = (diag.code, diag.message, diag.span.source.name, diag.span.start, diag.span.end)
+        if key in {(d.code, d.message, d.span.source.name, d.span.start, d.span.end) for d in self.items}:
+            return
         if len(self.items) < MAX_ERRORS:
             self.items.append(diag)
 

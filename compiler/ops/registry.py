@@ -82,6 +82,7 @@ class OpDef:
     rewrites: tuple[Rewrite, ...] = ()
     laws: tuple[Law, ...] = ()
     module: str = ""
+    static_value: Callable[[list[Type]], Any] | None = None  # the value when the argument types decide it
 
     @property
     def value_params(self) -> tuple[Param, ...]:
@@ -119,7 +120,7 @@ _REGISTRY: dict[str, OpDef] = {}
 
 
 def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
-       rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = ()):
+       rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None):
     """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
@@ -133,7 +134,7 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
             static = p.annotation in ("StaticArg", StaticArg)
             params.append(Param(p.name, static, p.default))
         record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
-                       tuple(rewrites), tuple(laws), fn.__module__)
+                       tuple(rewrites), tuple(laws), fn.__module__, static_value)
         _REGISTRY[op_name] = record
         return record
 

@@ -6,6 +6,8 @@ initial value of a `state` slot from the parameter.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..types import SCALAR, ShapeError, Tensor
@@ -24,25 +26,43 @@ def _shape_rule(needs_matrix: bool):
     return rule
 
 
-@op(SHAPE, _shape_rule(True))
+def _known(fn):
+    """A shape fact is static when the type already says it: a rule specialized to a rank knows ndim."""
+    def static_value(types):
+        x = types[0]
+        if not isinstance(x, Tensor) or x.shape is None or x.batched:
+            return None
+        return fn(x.shape)
+    return static_value
+
+
+def _int_dim(i):
+    return lambda shape: shape[i] if isinstance(shape[i], int) else None
+
+
+def _product(shape):
+    return math.prod(shape) if all(isinstance(d, int) for d in shape) else None
+
+
+@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-2)))
 def rows(x):
     """The number of rows m of a matrix (d_out of an nn.Linear weight)."""
     return x.shape[-2]
 
 
-@op(SHAPE, _shape_rule(True))
+@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-1)))
 def cols(x):
     """The number of columns n of a matrix (d_in of an nn.Linear weight)."""
     return x.shape[-1]
 
 
-@op(SHAPE, _shape_rule(False))
+@op(SHAPE, _shape_rule(False), static_value=_known(_product))
 def numel(x):
     """The number of elements N."""
     return x.numel()
 
 
-@op(SHAPE, _shape_rule(False))
+@op(SHAPE, _shape_rule(False), static_value=_known(len))
 def ndim(x):
     """The rank of the tensor (after the rule's view)."""
     return x.dim()
@@ -72,3 +92,15 @@ def full_like(x, value):
     """A tensor shaped like x filled with `value`."""
     return torch.full_like(x, float(value), memory_format=torch.preserve_format)
 
+
+
+def _scalar_init_rule(args, attrs, constraints):
+    x = _init_rule(args[:1], attrs, constraints)
+    return Tensor((), False, x.dtype)
+
+
+@op(INIT, _scalar_init_rule)
+def scalar_like(x, value):
+    """A 0-d tensor holding `value`, on x's device and in x's dtype: the initial value of a numeric state
+    (`state lam = 0.0`), which stays on the device like torch.optim's `step`."""
+    return torch.full((), float(value), dtype=x.dtype, device=x.device)
