@@ -121,34 +121,12 @@ class GeoOptimizer(torch.optim.Optimizer):
         return f"param{self._geo_unnamed - 1}"
 
     def _bind(self, p: torch.Tensor, name: str, diagnostics: list[Diagnostic]):
-        spec = self._geo
-        shape = tuple(p.shape)
-        role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or P.infer_role(name, shape)
-        info = P.ParamInfo(name, shape, role)
-        for rule in spec.rules:
-            if not P.selector_matches(rule.terms, info):
-                continue
-            active = rule.active_steps(info)
-            if not active:
-                continue
-            rank = len(shape)
-            if rule.view is not None:
-                why = rule.view.check(shape, rule.view_args)
-                if why:
-                    diagnostics.append(Diagnostic(
-                        "GEO0402", f"parameter `{name}` of shape {_shape(shape)} does not fit `{rule.binder.view.span.text}`",
-                        Label(rule.binder.view.span, why), notes=[f"the rule `{rule.text}` selected it (role: {role})"],
-                        help="select it with another rule, or choose a view that fits its shape"))
-                    return None
-            return rule.index, rank, active
-        diagnostics.append(Diagnostic(
-            "GEO0401", f"parameter `{name}` of shape {_shape(shape)} matches no rule of `{spec.info.name}`",
-            Label(_first_line(spec.info.span), f"`{name}` (role: {role}) reaches none of these rules"),
-            [Label(r.binder.span, "does not select it") for r in spec.rules],
-            notes=[f"roles: {', '.join(P.ROLES)}; selectors: {', '.join(P.SELECTORS)}"],
-            help="add a rule that selects it (e.g. `for tensor p = adamw`), or pass only the parameters this "
-                 "optimizer is meant for"))
-        return None
+        role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or P.infer_role(name, tuple(p.shape))
+        binding = bind_rule(self._geo, P.ParamInfo(name, tuple(p.shape), role))
+        if isinstance(binding, Diagnostic):
+            diagnostics.append(binding)
+            return None
+        return binding
 
     def _resolve(self, rule: checker.RuleInfo, user: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -289,6 +267,38 @@ class GeoOptimizer(torch.optim.Optimizer):
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
+def bind_rule(spec: CompiledSpec, info: P.ParamInfo) -> tuple[int, int, tuple[int, ...]] | Diagnostic:
+    """The first rule that selects a parameter: (rule index, rank, active steps), or why none can.
+
+    A rule selects a parameter when its selector words hold and at least one step of its chain applies;
+    steps are matched against the parameter as the rule's view shows it (a conv kernel `as matrix` is a
+    matrix to the steps)."""
+    shape = info.shape
+    for rule in spec.rules:
+        if not P.selector_matches(rule.terms, info):
+            continue
+        seen = info
+        if rule.view is not None:
+            why = rule.view.check(shape, rule.view_args)
+            if why:
+                return Diagnostic(
+                    "GEO0402", f"parameter `{info.name}` of shape {_shape(shape)} does not fit `{rule.binder.view.span.text}`",
+                    Label(rule.binder.view.span, why), notes=[f"the rule `{rule.text}` selected it (role: {info.role})"],
+                    help="select it with another rule, or choose a view that fits its shape")
+            viewed = rule.view.forward(torch.empty(shape, device="meta"), rule.view_args).shape[-2:]
+            seen = P.ParamInfo(info.name, tuple(viewed), info.role)
+        active = rule.active_steps(seen)
+        if active:
+            return rule.index, len(shape), active
+    return Diagnostic(
+        "GEO0401", f"parameter `{info.name}` of shape {_shape(shape)} matches no rule of `{spec.info.name}`",
+        Label(_first_line(spec.info.span), f"`{info.name}` (role: {info.role}) reaches none of these rules"),
+        [Label(r.binder.span, "does not select it") for r in spec.rules],
+        notes=[f"roles: {', '.join(P.ROLES)}; selectors: {', '.join(P.SELECTORS)}"],
+        help="add a rule that selects it (e.g. `for tensor p = adamw`), or pass only the parameters this "
+             "optimizer is meant for")
+
+
 def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:
     out: dict[Any, str] = {}
     for key, role in (roles or {}).items():

@@ -11,6 +11,10 @@ with the quintic coefficients (3.4445, −4.7750, 2.0315), decoupled weight deca
 
 s(m, n) = sqrt(max(1, m/n)) ("original") or 0.2·sqrt(max(m, n)) ("match_rms_adamw", Moonlight).
 Only for matrices: route vectors, embeddings and heads to AdamW (see muon_adamw.geo).
+
+Variants: muon_polar_express (Polar Express coefficients, arXiv 2505.16932), muon_moonlight (update RMS
+0.2 to reuse AdamW's lr and weight decay), muon_conv (conv kernels viewed as matrices). Per-head and fused
+QKV weights: `for name "*.qkv.weight" W as split(3) = muon`, `for name "*.attn.*" matrix W as heads(8) = muon`.
 """
 
 optimizer muon(lr = 0.02, momentum = 0.95, weight_decay = 0.0, eps = 1e-7,
@@ -23,3 +27,13 @@ optimizer muon(lr = 0.02, momentum = 0.95, weight_decay = 0.0, eps = 1e-7,
         let o = msign(u, steps = ns_steps, coeffs = ns_coeffs, dtype = ns_dtype, eps = eps)
         let scale = sqrt(max(1, rows(W) / cols(W))) if adjust_lr == "original" else 0.2 * sqrt(max(rows(W), cols(W)))
         W = W * (1 - lr * weight_decay) - lr * scale * o
+
+optimizer muon_polar_express = muon(ns_coeffs = "polar_express")
+
+optimizer muon_moonlight = muon(adjust_lr = "match_rms_adamw", lr = 1e-3, weight_decay = 0.1)
+
+optimizer muon_conv:
+    """Conv kernels flattened to (out, in·kh·kw) matrices, as Keller Jordan's Muon does. Departure: the shape
+    scale uses the flattened (out, in·kh·kw); Keller's code uses the kernel's last two dims (kh/kw)."""
+    for conv W as matrix = muon
+    for matrix W = muon
