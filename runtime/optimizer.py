@@ -26,6 +26,7 @@ from ..compiler.pipeline import specialize
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 
 BACKENDS = ("auto", "torch", "reference")
+NONFINITE = ("skip", "raise", "propagate")
 STEP_KEY = "step"
 
 
@@ -58,11 +59,24 @@ class CompiledSpec:
 class GeoOptimizer(torch.optim.Optimizer):
     _geo: ClassVar[CompiledSpec]
 
-    def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None, **hypers: Any):
+    def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None,
+                 nonfinite: str = "skip", **hypers: Any):
+        """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
+        roles: {tensor or name: role} overriding the roles inferred from names.
+        backend: "auto", "torch" or "reference" (default: the one given to geo.compile).
+        nonfinite: what a step does with a gradient holding NaN or ±Inf — "skip" (default: that tensor's
+        step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
+        "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or
+        "propagate" (no check, as torch.optim: NaN flows into the parameter and state).
+        **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only."""
         spec = self._geo
         self._geo_backend = backend or spec.backend
         if self._geo_backend not in BACKENDS:
             raise ValueError(f"unknown backend {self._geo_backend!r}; choose one of {', '.join(BACKENDS)}")
+        if nonfinite not in NONFINITE:
+            raise ValueError(f"unknown nonfinite policy {nonfinite!r}; choose one of {', '.join(NONFINITE)}")
+        self.nonfinite = nonfinite
+        self.nonfinite_skips: dict[str, int] = {}
         self._geo_roles = _role_table(roles)
         self._geo_kwargs = self._validate_kwargs(hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
@@ -163,6 +177,12 @@ class GeoOptimizer(torch.optim.Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{spec.info.name} does not support sparse gradients")
+                if self.nonfinite != "propagate" and not bool(torch.isfinite(p.grad).all()):
+                    pname = _param_name(group, p)
+                    if self.nonfinite == "raise":
+                        raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {pname} is not finite")
+                    self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
+                    continue
                 _, rank, active = self._geo_binding[p]
                 runner = spec.runner(rule, statics, rank, active, self._geo_backend)
                 view = rule.view

@@ -220,3 +220,25 @@ def test_unknown_hyperparameter_is_a_type_error():
         geo.compile("sgd")(_model().parameters(), momentom=0.9)
     with pytest.raises(TypeError, match="takes a bool"):
         geo.compile("muon")([torch.nn.Parameter(torch.zeros(2, 2))], nesterov="yes")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_gradient_policies(bad):
+    w = torch.nn.Parameter(torch.ones(3, 2))
+    v = torch.nn.Parameter(torch.ones(2))
+    opt = geo.compile("adamw")([("w", w), ("v", v)], lr=0.1)
+    w.grad = torch.tensor([[1.0, bad], [0.0, 1.0], [1.0, 1.0]])
+    v.grad = torch.ones(2)
+    opt.step()
+    assert torch.equal(w.detach(), torch.ones(3, 2)) and w not in opt.state  # skipped, untouched
+    assert opt.nonfinite_skips == {"`w`": 1}
+    assert not torch.equal(v.detach(), torch.ones(2))  # the finite one still stepped
+
+    strict = geo.compile("adamw")([w], nonfinite="raise")
+    with pytest.raises(FloatingPointError, match="not finite"):
+        strict.step()
+    assert w not in strict.state
+
+    loose = geo.compile("adamw")([w], nonfinite="propagate")
+    loose.step()
+    assert not torch.isfinite(w.detach()).all()  # as torch.optim does
