@@ -128,10 +128,12 @@ def msign_svd(x: torch.Tensor) -> torch.Tensor:
 
 
 def _singular_values_in_band(f, x, schedule="keller"):
+    """Newton–Schulz maps each singular value σ of X = UΣVᵀ to p(σ/‖X‖_F) along the same singular vectors
+    (not monotonically), so the output's values are read as diag(Uᵀ·out·V), paired with their inputs."""
     s = SCHEDULES[schedule]
     out = f(x, steps=s.band_steps, coeffs=schedule, dtype="fp64", method="ns")
-    sv_in = torch.linalg.svdvals(x)
-    sv_out = torch.linalg.svdvals(out)
+    U, sv_in, Vh = torch.linalg.svd(x, full_matrices=False)
+    sv_out = torch.diagonal(U.mT @ out @ Vh.mT)
     rel = sv_in / torch.linalg.vector_norm(x)
     mask = rel >= 1e-2
     lo, hi = s.band

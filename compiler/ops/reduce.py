@@ -1,8 +1,8 @@
 """Reductions: sum, mean, amax, amin, rms, dot.
 
-`axis = None` reduces a whole tensor to a 0-d tensor (it stays on the device: no host sync), or, for a
-batch of matrices (`as heads(h)`, stacked experts), each matrix separately. An integer axis keeps that dim
-with size 1, so the result broadcasts back against its input (`x / rms(x, axis = -1)`).
+`axis = None` reduces a whole tensor (a batch of matrices too) to a 0-d tensor that stays on the device (no
+host sync); per-matrix norms of a batch are `norm(x, "fro")` and its kin. An integer axis keeps that dim with
+size 1, so the result broadcasts back against its input (`x / rms(x, axis = -1)`).
 """
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ def reduce_rule(args, attrs, constraints):
         if isinstance(other, Tensor) and other.shape is not None and x.shape is not None and other.shape != x.shape:
             constraints.extend(zip(x.shape, other.shape))
     if axis is None:
-        if x.batched:
-            return Tensor((1, 1), True, x.dtype)
         return Tensor((), False, x.dtype)
     if x.shape is None:
         raise ShapeError("a reduction along an axis needs a tensor of known rank", arg=0,

@@ -61,8 +61,8 @@ class Rewrite:
 class Law:
     """A property every correct implementation satisfies.
 
-    `sample()` returns a hypothesis strategy of argument tuples (imported lazily: hypothesis is a test
-    dependency); `check(op_fn, *sample)` raises AssertionError with a message when the law fails.
+    `sample()` returns a hypothesis strategy (imported lazily: hypothesis is a test dependency);
+    `check(op_fn, example)` raises AssertionError with a message when the law fails for one drawn example.
     """
 
     name: str
@@ -110,10 +110,15 @@ class OpDef:
         if isinstance(result, Scalar):
             if self.fold is not None and not attrs and all(isinstance(v, (int, float)) for v in values):
                 return float(self.fold(*values))  # IEEE double, exactly as torch.optim's Python scalars
-            args = [torch.tensor(v, dtype=torch.float64) if isinstance(v, (int, float)) else v for v in values]
-            out = self.reference(*args, **attrs)
-            return float(out) if isinstance(out, torch.Tensor) else float(out)
-        return self.reference(*values, **attrs)
+            values = [torch.tensor(v, dtype=torch.float64) if isinstance(v, (int, float)) else v for v in values]
+            return float(self.call(values, attrs))
+        return self.call(values, attrs)
+
+    def call(self, values: list[Any], attrs: dict[str, Any]) -> Any:
+        """Calls the reference with every argument by name, so static and value parameters may interleave
+        in its signature (`lmo(g, kind, radius)`)."""
+        named = dict(zip((p.name for p in self.value_params), values))
+        return self.reference(**named, **attrs)
 
 
 _REGISTRY: dict[str, OpDef] = {}

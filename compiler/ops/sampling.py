@@ -54,3 +54,16 @@ def scalars(low: float = -10.0, high: float = 10.0):
 
 def positive(low: float = 1e-3, high: float = 1e3):
     return _st().floats(low, high, allow_nan=False, allow_infinity=False)
+
+
+def gaussian_tensors(shape_strategy=None, scales=(1e-3, 1.0, 1e3), dtype=torch.float64):
+    """Seeded Gaussian tensors of any shape (default: rank 1–3), times a scale drawn from `scales`."""
+    st = _st()
+    shape_strategy = shape_strategy if shape_strategy is not None else shapes(1, 3)
+
+    def build(args):
+        shape, seed, scale = args
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(*shape, generator=g, dtype=dtype) * scale
+
+    return st.tuples(shape_strategy, st.integers(0, 2**31 - 1), st.sampled_from(list(scales))).map(build)

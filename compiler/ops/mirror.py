@@ -1,0 +1,424 @@
+"""Mirror maps: mirror descent in the geometry of a strictly convex potential φ.
+
+A mirror step maps the point to the dual space, steps there, and maps back (Nemirovski & Yudin 1983; Beck &
+Teboulle, "Mirror descent and nonlinear projected subgradient methods", 2003):
+
+    x⁺ = (∇φ)⁻¹(∇φ(x) − lr·d),          D_φ(x, z) = φ(x) − φ(z) − ⟨∇φ(z), x − z⟩ ≥ 0
+
+    kind          φ(x)                              ∇φ(x)                          (∇φ)⁻¹(y)
+    "euclidean"   ½‖x‖₂²                            x                              y            (gradient descent)
+    "entropy"     Σ xᵢ log xᵢ − xᵢ   (x > 0)        log x                          eʸ           (exponentiated grad.)
+    "hypentropy"  Σ xᵢ asinh(xᵢ/β) − √(xᵢ² + β²)    asinh(x/β)                     β·sinh(y)
+    "pnorm"       ½‖x‖_p²            (p > 1)        sign(x)|x|^{p−1}/‖x‖_p^{p−2}   the same with q = p/(p − 1)
+
+Hypentropy (Ghai, Hazan & Singer, "Exponentiated gradient meets gradient descent", ALT 2020; algorithms.md
+§2.3) interpolates between gradient descent (|x| ≪ β: metric ≈ flat, x⁺ ≈ x − lr·β·d) and exponentiated
+gradient (|x| ≫ β: x⁺ ≈ x·exp(−lr·d·sign x), HAM's multiplicative step, Jacobs, Jain & Burkholz,
+arXiv 2506.02630); its step has the closed form x·cosh(lr·d) − √(x² + β²)·sinh(lr·d). The p-norm potential
+(Gentile, "The robustness of the p-norm algorithms", 2003) with p = 1 + 1/ln N gives ℓ1-like geometry.
+
+`kind` (and the p-norm's `p`) are static; hypentropy's `beta` is a runtime value (a hyperparameter or a
+constant): β > 0 is checked when it reaches the reference as a number (constants at the first step: a type
+rule sees types, not values). "entropy" is defined for x > 0 only. "pnorm" normalizes by ‖x‖_p of the whole
+tensor, so these operators are registered as reductions (the other kinds are elementwise). bf16 and fp16
+inputs are computed in float32 and returned in their own dtype.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ...dsl.diagnostics import did_you_mean
+from ..types import Scalar, ShapeError, Static, Tensor, broadcast
+from . import sampling
+from ._calling import values_first
+from .registry import REDUCTION, Law, Rewrite, StaticArg, op
+
+KINDS = ("euclidean", "entropy", "hypentropy", "pnorm")
+
+
+# ---- the potentials ------------------------------------------------------------------------------------
+def _beta(beta: Any) -> Any:
+    if beta is None:
+        raise ValueError("the hypentropy mirror map needs beta > 0")
+    if isinstance(beta, (int, float)) and not beta > 0:
+        raise ValueError(f"the hypentropy mirror map needs beta > 0, found {beta!r}")
+    return beta
+
+
+def _work(x: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 compute in float32 (the hypentropy closed form cancels); results return in the input's dtype."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+def _hypot(x: torch.Tensor, beta: Any) -> torch.Tensor:
+    """√(x² + β²) without overflow."""
+    return torch.hypot(x, torch.as_tensor(beta, dtype=x.dtype, device=x.device))
+
+
+def _pnorm_grad(x: torch.Tensor, p: float) -> torch.Tensor:
+    """∇(½‖x‖_p²) = sign(x)|x|^{p−1}/‖x‖_p^{p−2}, computed on u = x/max|x| (= a·sign(u)|u|^{p−1}/‖u‖_p^{p−2}),
+    so no power overflows; ∇φ(0) = 0."""
+    a = x.abs().amax()
+    a = torch.where(a > 0, a, torch.ones_like(a))
+    u = x / a
+    norm = u.abs().pow(p).sum().pow(1.0 / p)
+    scale = torch.where(norm > 0, norm, torch.ones_like(norm)).pow(p - 2)
+    return a * torch.sign(u) * u.abs().pow(p - 1) / scale
+
+
+def _pnorm_sq(x: torch.Tensor, p: float) -> torch.Tensor:
+    a = x.abs().amax()
+    a = torch.where(a > 0, a, torch.ones_like(a))
+    return 0.5 * (a * (x / a).abs().pow(p).sum().pow(1.0 / p)) ** 2
+
+
+def _conjugate(p: float) -> float:
+    return p / (p - 1)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum()
+
+
+@dataclass(frozen=True)
+class Potential:
+    """One mirror map: φ, ∇φ, (∇φ)⁻¹, the step and the Bregman divergence, each taking (…, beta, p)."""
+
+    name: str
+    potential: Callable[..., torch.Tensor]
+    grad: Callable[..., torch.Tensor]
+    inverse: Callable[..., torch.Tensor]
+    step: Callable[..., torch.Tensor]
+    bregman: Callable[..., torch.Tensor]
+
+
+def _pnorm_bregman(x, z, beta, p):
+    return _pnorm_sq(x, p) - _pnorm_sq(z, p) - _dot(_pnorm_grad(z, p), x - z)
+
+
+POTENTIALS: dict[str, Potential] = {k.name: k for k in [
+    Potential("euclidean",
+              lambda x, beta, p: 0.5 * _dot(x, x),
+              lambda x, beta, p: x,
+              lambda y, beta, p: y,
+              lambda x, d, lr, beta, p: x - lr * d,
+              lambda x, z, beta, p: 0.5 * _dot(x - z, x - z)),
+    Potential("entropy",
+              lambda x, beta, p: (torch.xlogy(x, x) - x).sum(),
+              lambda x, beta, p: torch.log(x),
+              lambda y, beta, p: torch.exp(y),
+              lambda x, d, lr, beta, p: x * torch.exp(-(lr * d)),
+              lambda x, z, beta, p: (torch.xlogy(x, x) - torch.xlogy(x, z) - x + z).sum()),
+    Potential("hypentropy",
+              lambda x, beta, p: (x * torch.asinh(x / _beta(beta)) - _hypot(x, beta)).sum(),
+              lambda x, beta, p: torch.asinh(x / _beta(beta)),
+              lambda y, beta, p: _beta(beta) * torch.sinh(y),
+              lambda x, d, lr, beta, p: x * torch.cosh(lr * d) - _hypot(x, _beta(beta)) * torch.sinh(lr * d),
+              lambda x, z, beta, p: (x * (torch.asinh(x / _beta(beta)) - torch.asinh(z / beta))
+                                     - _hypot(x, beta) + _hypot(z, beta)).sum()),
+    Potential("pnorm",
+              lambda x, beta, p: _pnorm_sq(x, p),
+              lambda x, beta, p: _pnorm_grad(x, p),
+              lambda y, beta, p: _pnorm_grad(y, _conjugate(p)),
+              lambda x, d, lr, beta, p: _pnorm_grad(_pnorm_grad(x, p) - lr * d, _conjugate(p)),
+              _pnorm_bregman),
+]}
+
+
+def _resolve(kind: str, p: Any) -> tuple[Potential, float]:
+    if kind not in POTENTIALS:
+        raise ValueError(f"unknown mirror map {kind!r}; one of {', '.join(KINDS)}")
+    if kind == "pnorm" and (p is None or not float(p) > 1):
+        raise ValueError(f"the p-norm mirror map needs a static p > 1, found {p!r}")
+    return POTENTIALS[kind], float(p) if kind == "pnorm" else 0.0
+
+
+# ---- type rules ----------------------------------------------------------------------------------------
+def _check_attrs(attrs: dict, beta: Any, beta_index: int) -> None:
+    kind, p = attrs.get("kind"), attrs.get("p")
+    if not isinstance(kind, str) or kind not in POTENTIALS:
+        hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else None
+        raise ShapeError(f"has no mirror map {kind!r}".replace("'", '"'), code="GEO0206",
+                         help=(hint.replace("`", '"') + " " if hint else "")
+                         + "kinds: " + ", ".join(f'"{k}"' for k in KINDS))
+    if kind == "pnorm":
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p > 1 and math.isfinite(p)):
+            raise ShapeError(f'of kind "pnorm" needs a static exponent 1 < p < ∞, found {p!r}', code="GEO0206",
+                             help='write e.g. `p = 3` after the kind; p = 2 is "euclidean"')
+    elif p is not None:
+        raise ShapeError(f'takes the exponent `p` only with kind "pnorm", not "{kind}"', code="GEO0206")
+    given = not (isinstance(beta, Static) and beta.kind == "none")
+    if kind == "hypentropy":
+        if not given:
+            raise ShapeError('of kind "hypentropy" needs `beta` > 0', code="GEO0201",
+                             help='write e.g. `beta = 0.1` after the kind (a constant or a hyperparameter)')
+        if not (isinstance(beta, Scalar) or (isinstance(beta, Static) and beta.kind in ("int", "float"))):
+            raise ShapeError(f"needs a number for `beta`, found `{beta.show()}`", arg=beta_index, code="GEO0202")
+    elif given:
+        raise ShapeError(f'takes `beta` only with kind "hypentropy", not "{kind}"', arg=beta_index, code="GEO0206")
+
+
+def _tensor(t, i: int) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise ShapeError(f"needs a tensor, found `{t.show()}`", arg=i, code="GEO0202")
+    return t
+
+
+def _map_rule(args, attrs, constraints):
+    """mirror_map(x, β), mirror_inverse(y, β): the argument's type."""
+    _check_attrs(attrs, args[1], 1)
+    return _tensor(args[0], 0)
+
+
+def _step_rule(args, attrs, constraints):
+    """mirror_step(x, d, lr, β): x and d broadcast; lr is a number."""
+    x, d, lr, beta = args
+    _check_attrs(attrs, beta, 3)
+    _tensor(x, 0)
+    if not (isinstance(d, (Tensor, Scalar)) or (isinstance(d, Static) and d.kind in ("int", "float"))):
+        raise ShapeError(f"needs a tensor or a number for the direction, found `{d.show()}`", arg=1, code="GEO0202")
+    if not (isinstance(lr, Scalar) or (isinstance(lr, Static) and lr.kind in ("int", "float"))):
+        raise ShapeError(f"needs a number for `lr`, found `{lr.show()}`", arg=2, code="GEO0202")
+    return broadcast(x, d, constraints)
+
+
+def _scalar_rule(beta_index: int):
+    """bregman(x, z, β), mirror_potential(x, β): a 0-d tensor (over the whole tensor, as "pnorm" needs)."""
+    def rule(args, attrs, constraints):
+        _check_attrs(attrs, args[beta_index], beta_index)
+        tensors = [_tensor(a, i) for i, a in enumerate(args[:beta_index])]
+        out = tensors[0]
+        for t in tensors[1:]:
+            out = broadcast(out, t, constraints)
+        return Tensor((), False, out.dtype)
+    return rule
+
+
+# ---- rewrites ------------------------------------------------------------------------------------------
+def _cancel(inner_op: str):
+    """mirror_inverse(mirror_map(x)) → x and mirror_map(mirror_inverse(y)) → y, for the same kind, p and β
+    (the same node: arguments are interned). For "entropy" this assumes x > 0, the map's domain."""
+    def fn(node, graph):
+        y, beta = node.args
+        if y.op != inner_op or y.args[1] is not beta:
+            return None
+        if y.attr("kind") != node.attr("kind") or y.attr("p") != node.attr("p"):
+            return None
+        x = y.args[0]
+        return x if x.type == node.type else None
+    return fn
+
+
+# ---- laws ----------------------------------------------------------------------------------------------
+LAW_KINDS: list[tuple[str, dict]] = [("euclidean", {}), ("entropy", {}), ("hypentropy", {}), ("pnorm", {"p": 1.5}),
+                                     ("pnorm", {"p": 3})]
+
+
+def _label(kind: str, kw: dict) -> str:
+    return kind + "".join(f"(p={v})" for v in kw.values())
+
+
+def _points(kind: str, count: int, shape=None):
+    """`count` tensors of one shape in the map's domain (x > 0 for entropy), and a β for hypentropy."""
+    st = sampling._st()
+    shape = shape if shape is not None else sampling.shapes(1, 2, 5)
+    if kind == "entropy":
+        def one(s):
+            return st.one_of(sampling.tensors(st.just(s), low=1e-3, high=1e3),
+                             sampling.gaussian_tensors(st.just(s), scales=(1.0,)).map(torch.exp))
+    else:
+        def one(s):
+            return st.one_of(sampling.gaussian_tensors(st.just(s)), sampling.tensors(st.just(s)))
+    beta = sampling.positive(1e-3, 1e2) if kind == "hypentropy" else st.none()
+    return st.tuples(shape.flatmap(lambda s: st.tuples(*[one(s) for _ in range(count)])), beta)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol, what: str) -> None:
+    bad = (a - b).abs() > tol
+    assert not bad.any(), f"{what}: max |difference| = {(a - b).abs().max().item():.3g}"
+
+
+def _inverse_laws(kind: str, kw: dict) -> list[Law]:
+    label = _label(kind, kw)
+
+    def roundtrip(f, sample):
+        (x,), beta = sample
+        back = f(mirror_map.reference(x, beta, kind=kind, **kw), beta, kind=kind, **kw)
+        _close(back, x, 1e-9 * (x.abs() + x.abs().max()) + 1e-300, f"{label}: mirror_inverse(mirror_map(x)) ≠ x")
+
+    return [Law(f"{label}: the mirror map inverts, mirror_inverse(mirror_map(x)) = x", lambda: _points(kind, 1),
+                roundtrip)]
+
+
+def _map_laws(kind: str, kw: dict) -> list[Law]:
+    label = _label(kind, kw)
+
+    def monotone(f, sample):
+        (x, z), beta = sample
+        gap = float(_dot(f(x, beta, kind=kind, **kw) - f(z, beta, kind=kind, **kw), x - z))
+        assert gap >= -1e-9 * float((x - z).abs().sum() * (f(x, beta, kind=kind, **kw).abs().max() + 1)), \
+            f"{label}: ⟨∇φ(x) − ∇φ(z), x − z⟩ = {gap!r} < 0"
+
+    return [Law(f"{label}: the mirror map is monotone, ⟨∇φ(x) − ∇φ(z), x − z⟩ ≥ 0", lambda: _points(kind, 2), monotone)]
+
+
+def _step_sample(kind: str):
+    st = sampling._st()
+    return _points(kind, 1).flatmap(lambda xb: st.tuples(
+        st.just(xb), sampling.tensors(st.just(tuple(xb[0][0].shape))), st.floats(0.0, 1.0)))
+
+
+def _hyp_tol(x: torch.Tensor, d: torch.Tensor, lr: float, beta: float) -> torch.Tensor:
+    """Rounding bound for the hypentropy step: the terms are of size (|x| + β)·cosh(lr·d)."""
+    return 1e-9 * (x.abs() + beta) * torch.cosh(lr * d.abs()) + 1e-300
+
+
+def _step_laws(kind: str, kw: dict) -> list[Law]:
+    label = _label(kind, kw)
+
+    def composed(f, sample):
+        ((x,), beta), d, lr = sample
+        got = f(x, d, lr, beta, kind=kind, **kw)
+        via = mirror_inverse.reference(mirror_map.reference(x, beta, kind=kind, **kw) - lr * d, beta, kind=kind, **kw)
+        scale = _hyp_tol(x, d, lr, beta) if kind == "hypentropy" else \
+            1e-9 * (got.abs() + via.abs() + x.abs().max() + lr * d.abs().max()) + 1e-300
+        _close(got, via, scale, f"{label}: mirror_step ≠ mirror_inverse(mirror_map(x) − lr·d)")
+
+    what = "the closed form x·cosh(lr·d) − √(x² + β²)·sinh(lr·d) equals β·sinh(asinh(x/β) − lr·d)" \
+        if kind == "hypentropy" else "mirror_step(x, d, lr) = mirror_inverse(mirror_map(x) − lr·d)"
+    laws = [Law(f"{label}: {what}", lambda: _step_sample(kind), composed)]
+    if kind != "hypentropy":
+        return laws
+
+    def small_beta(f, sample):
+        ((x,), _), d, lr = sample
+        beta = 1e-9
+        got = f(x, d, lr, beta, kind=kind)
+        eg = x * torch.exp(-lr * d * torch.sign(x))
+        # exact bound: |x⁺ − x·e^{−lr·d·sign x}| = (√(x² + β²) − |x|)·|sinh(lr·d)| ≤ β·sinh(lr·|d|)
+        _close(got, eg, beta * torch.sinh(lr * d.abs()) + _hyp_tol(x, d, lr, beta), f"{label}: β → 0 is not EG")
+
+    def large_beta(f, sample):
+        ((x,), _), d, kappa = sample
+        for beta in (1e4, 1e6):
+            got = f(x, d, kappa / beta, beta, kind=kind)
+            gd = x - kappa * d
+            # x⁺ = x − κd + O((|x| + κ|d| + 1)³/β²) with lr = κ/β
+            _close(got, gd, (x.abs() + kappa * d.abs() + 1) ** 3 / beta**2, f"{label}: β → ∞ (lr = κ/β) is not GD")
+
+    def bounded():  # |x|, |d| ≤ 10, κ ≤ 1: the O(1/β²) remainder stays small
+        st = sampling._st()
+        return sampling.tensors(sampling.shapes(1, 2, 5)).flatmap(lambda x: st.tuples(
+            st.just(((x,), None)), sampling.tensors(st.just(tuple(x.shape))), st.floats(0.0, 1.0)))
+
+    return laws + [
+        Law(f"{label}: β → 0 gives exponentiated gradient, x⁺ → x·exp(−lr·d·sign x)", lambda: _step_sample(kind),
+            small_beta),
+        Law(f"{label}: β → ∞ with lr = κ/β gives gradient descent, x⁺ → x − κ·d", bounded, large_beta)]
+
+
+def _bregman_laws(kind: str, kw: dict) -> list[Law]:
+    label = _label(kind, kw)
+
+    def nonnegative(f, sample):
+        (x, z), beta = sample
+        d, zero = float(f(x, z, beta, kind=kind, **kw)), float(f(x, x, beta, kind=kind, **kw))
+        size = float(mirror_potential.reference(x, beta, kind=kind, **kw).abs()
+                     + mirror_potential.reference(z, beta, kind=kind, **kw).abs()) + 1.0
+        assert d >= -1e-9 * size, f"{label}: D(x, z) = {d!r} < 0"
+        assert abs(zero) <= 1e-9 * size, f"{label}: D(x, x) = {zero!r} ≠ 0"
+
+    def definition(f, sample):
+        (x, z), beta = sample
+        phi = mirror_potential.reference
+        want = phi(x, beta, kind=kind, **kw) - phi(z, beta, kind=kind, **kw) \
+            - _dot(mirror_map.reference(z, beta, kind=kind, **kw), x - z)
+        got = f(x, z, beta, kind=kind, **kw)
+        size = float(phi(x, beta, kind=kind, **kw).abs() + phi(z, beta, kind=kind, **kw).abs()
+                     + _dot(mirror_map.reference(z, beta, kind=kind, **kw).abs(), (x - z).abs())) + 1e-300
+        assert abs(float(got - want)) <= 1e-9 * size, \
+            f"{label}: D(x, z) = {float(got)!r} ≠ φ(x) − φ(z) − ⟨∇φ(z), x − z⟩ = {float(want)!r}"
+
+    return [Law(f"{label}: D(x, z) ≥ 0 and D(x, x) = 0", lambda: _points(kind, 2), nonnegative),
+            Law(f"{label}: D(x, z) = φ(x) − φ(z) − ⟨∇φ(z), x − z⟩", lambda: _points(kind, 2), definition)]
+
+
+def _laws(make) -> list[Law]:
+    return [law for kind, kw in LAW_KINDS for law in make(kind, kw)]
+
+
+# ---- the operators -------------------------------------------------------------------------------------
+@op(REDUCTION, _map_rule, laws=_laws(_map_laws),
+    rewrites=[Rewrite("mirror_map(mirror_inverse(y)) -> y", _cancel("mirror_inverse"))])
+@values_first
+def mirror_map(x, kind: StaticArg, beta=None, p: StaticArg = None):
+    """∇φ(x), the mirror map of the potential `kind`, into the dual space.
+
+    "euclidean" x; "entropy" log x (x > 0); "hypentropy" asinh(x/β) (Ghai, Hazan & Singer, ALT 2020);
+    "pnorm" sign(x)|x|^{p−1}/‖x‖_p^{p−2} (Gentile 2003). Mirror descent takes its gradient step in the dual
+    space (algorithms.md §2.3).
+    """
+    k, pv = _resolve(kind, p)
+    return k.grad(_work(x), beta, pv).to(x.dtype)
+
+
+@op(REDUCTION, _map_rule, laws=_laws(_inverse_laws),
+    rewrites=[Rewrite("mirror_inverse(mirror_map(x)) -> x", _cancel("mirror_map"))])
+@values_first
+def mirror_inverse(y, kind: StaticArg, beta=None, p: StaticArg = None):
+    """(∇φ)⁻¹(y) = ∇φ*(y), the inverse mirror map: back from the dual space.
+
+    "euclidean" y; "entropy" eʸ; "hypentropy" β·sinh(y);
+    "pnorm" sign(y)|y|^{q−1}/‖y‖_q^{q−2} with q = p/(p − 1) (the conjugate potential ½‖·‖_q²).
+
+    Sources as `mirror_map` (Ghai, Hazan & Singer; Gentile; algorithms.md §2.3).
+    """
+    k, pv = _resolve(kind, p)
+    return k.inverse(_work(y), beta, pv).to(y.dtype)
+
+
+@op(REDUCTION, _step_rule, laws=_laws(_step_laws))
+@values_first
+def mirror_step(x, d, lr, kind: StaticArg, beta=None, p: StaticArg = None):
+    """x⁺ = (∇φ)⁻¹(∇φ(x) − lr·d): one mirror-descent step along the direction d.
+
+    d is a gradient, or any update. "euclidean": x − lr·d (gradient descent). "entropy": x·exp(−lr·d)
+    (exponentiated gradient, Kivinen & Warmuth 1997). "hypentropy": x·cosh(lr·d) − √(x² + β²)·sinh(lr·d),
+    the closed form of β·sinh(asinh(x/β) − lr·d) (Ghai, Hazan & Singer, ALT 2020; algorithms.md §2.3); β → 0
+    gives HAM's multiplicative step x·exp(−lr·d·sign x) (Jacobs, Jain & Burkholz, arXiv 2506.02630), β → ∞
+    with lr·β fixed gives gradient descent with step lr·β. "pnorm": through the dual space (Gentile 2003).
+    """
+    k, pv = _resolve(kind, p)
+    if not isinstance(d, torch.Tensor):
+        d = torch.as_tensor(d, dtype=x.dtype, device=x.device)
+    return k.step(_work(x), _work(d), lr, beta, pv).to(torch.promote_types(x.dtype, d.dtype))
+
+
+@op(REDUCTION, _scalar_rule(2), laws=_laws(_bregman_laws))
+@values_first
+def bregman(x, z, kind: StaticArg, beta=None, p: StaticArg = None):
+    """D_φ(x, z) = φ(x) − φ(z) − ⟨∇φ(z), x − z⟩ ≥ 0, the Bregman divergence (a 0-d tensor).
+
+    Over the whole tensor, for the potential `kind`: "euclidean" ½‖x − z‖²; "entropy" Σ x log(x/z) − x + z
+    (generalized KL);
+    "hypentropy" Σ x(asinh(x/β) − asinh(z/β)) − √(x² + β²) + √(z² + β²) (algorithms.md §2.3); "pnorm"
+    from the definition. Bregman, USSR Comput. Math. 1967; Beck & Teboulle 2003.
+    """
+    k, pv = _resolve(kind, p)
+    return k.bregman(_work(x), _work(z), beta, pv).to(torch.promote_types(x.dtype, z.dtype))
+
+
+@op(REDUCTION, _scalar_rule(1))
+@values_first
+def mirror_potential(x, kind: StaticArg, beta=None, p: StaticArg = None):
+    """φ(x), the potential (distance-generating function) of the mirror map `kind`, a 0-d tensor.
+
+    "euclidean" ½‖x‖²; "entropy" Σ x log x − x; "hypentropy" Σ x·asinh(x/β) − √(x² + β²)
+    (Ghai, Hazan & Singer, ALT 2020; algorithms.md §2.3); "pnorm" ½‖x‖_p².
+    """
+    k, pv = _resolve(kind, p)
+    return k.potential(_work(x), beta, pv).to(x.dtype)
