@@ -11,7 +11,7 @@ this step), `const` (a static value). Every other op is a registry operator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from ..dsl.diagnostics import InternalError
 from ..dsl.source import Span, builtin_span
@@ -118,26 +118,23 @@ class Program:
 
     def nodes(self) -> list[Node]:
         """Every node reachable from the outputs and state inits, in a topological order (by id)."""
-        seen: dict[int, Node] = {}
-        stack = self.roots()
-        while stack:
-            n = stack.pop()
-            if n.id in seen:
-                continue
-            seen[n.id] = n
-            stack.extend(n.args)
-        return [seen[i] for i in sorted(seen)]
+        return reachable(self.roots())
 
     def step_nodes(self) -> list[Node]:
         """Nodes needed by the step itself (not the state initializers)."""
-        seen: dict[int, Node] = {}
-        stack = list(self.outputs.values())
-        while stack:
-            n = stack.pop()
-            if n.id not in seen:
-                seen[n.id] = n
-                stack.extend(n.args)
-        return [seen[i] for i in sorted(seen)]
+        return reachable(list(self.outputs.values()))
+
+
+def reachable(roots: list[Node]) -> list[Node]:
+    """The nodes `roots` depend on, in a topological order (ids grow with construction)."""
+    seen: dict[int, Node] = {}
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n.id not in seen:
+            seen[n.id] = n
+            stack.extend(n.args)
+    return [seen[i] for i in sorted(seen)]
 
 
 # ---- printer (--emit ir / opt) -------------------------------------------------------------------------
@@ -174,10 +171,6 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
     for c in p.constraints:
         lines.append(f"  require {c.left} == {c.right}  # {c.what}")
     return "\n".join(lines)
-
-
-def iter_args(n: Node) -> Iterator[Node]:
-    yield from n.args
 
 
 def fail(stage: str, message: str, node: Node | None = None, program: Program | None = None) -> InternalError:

@@ -8,20 +8,9 @@ from typing import Any
 
 import torch
 
-from ..ir import Node, Program
+from ..ir import Node, Program, reachable
 from ..ops import registry
 from ..ops.matrix import DTYPES
-
-
-def reachable(roots: list[Node]) -> list[Node]:
-    seen: dict[int, Node] = {}
-    stack = list(roots)
-    while stack:
-        n = stack.pop()
-        if n.id not in seen:
-            seen[n.id] = n
-            stack.extend(n.args)
-    return [seen[i] for i in sorted(seen)]
 
 
 def evaluate(nodes: list[Node], env: dict[str, Any]) -> dict[int, Any]:

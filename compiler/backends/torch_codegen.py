@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import Program
+from ..ir import Program, reachable
 from ..ops import registry
 from ..types import Scalar, Tensor
-from .reference import reachable, store
+from .reference import store
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
