@@ -5,6 +5,7 @@ Exit status: 0 success, 1 a user error (rendered diagnostics on stderr), 2 a usa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("file", metavar="FILE", help="a .geo file or a stdlib name")
     k.add_argument("--emit", choices=EMITS, default="opt", help="the stage to print (default: opt)")
     k.add_argument("--name", help="the optimizer to compile, when the spec defines several")
-    k.add_argument("--rank", type=int, default=None,
+    k.add_argument("--rank", type=int, default=None, choices=range(5),
                    help="specialize rules that select any rank to parameters of this rank")
     k.add_argument("--static", action="append", default=[], metavar="NAME=VALUE",
                    help="a static hyperparameter value (a literal), e.g. --static nesterov=false")
@@ -47,15 +48,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except BrokenPipeError:
         return 0
+    except Exception as err:  # a bug in geo: say so, without a traceback (GEO_DEBUG=1 shows it)
+        if os.environ.get("GEO_DEBUG"):
+            raise
+        print(f"internal error: {type(err).__name__}: {err}\n"
+              "  = note: this is a bug in geo, not in your spec; please report it with the spec that triggered it "
+              "(GEO_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
+
+
+def _source(arg: str):
+    """A command-line FILE: a stdlib name (an identifier that names no file here) or a path, never spec text."""
+    from .dsl.loader import read_file, source_for
+    if arg.isidentifier() and not os.path.isfile(arg):
+        return source_for(arg)
+    return read_file(arg)
 
 
 def _check(files: list[str]) -> int:
     from .compiler.pipeline import front
-    from .dsl.loader import source_for
     failed = []
     for f in files:
         try:
-            _, checked = front(source_for(f))
+            _, checked = front(_source(f))
             names = ", ".join(checked.optimizers) or "no optimizers"
             print(f"{f}: ok ({names})")
         except GeoError as err:
@@ -80,9 +95,8 @@ def _compile(args) -> int:
     from .compiler.backends.torch_codegen import generate
     from .compiler.ir import print_program
     from .dsl import ast
-    from .dsl.loader import source_for
     from .runtime.api import select_optimizer
-    source = source_for(args.file)
+    source = _source(args.file)
     if args.emit == "ast":
         from .dsl.parser import parse
         print(ast.dump(parse(source)))
@@ -96,6 +110,12 @@ def _compile(args) -> int:
             print(f"geo: --static takes NAME=VALUE, got {item!r}", file=sys.stderr)
             return 2
         overrides[name] = _literal(value)
+    statics = {k for r in info.rules for k, h in r.hypers.items() if h.static}
+    for name in overrides:
+        if name not in statics:
+            print(f"geo: --static {name}: `{info.name}` has no static hyperparameter `{name}` "
+                  f"(static ones: {', '.join(sorted(statics)) or 'none'})", file=sys.stderr)
+            return 2
     out = []
     for rule in info.rules:
         statics = {k: overrides.get(k, h.default) for k, h in rule.hypers.items() if h.static}

@@ -13,12 +13,14 @@ state namespace.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..dsl import ast
-from ..dsl.diagnostics import Diagnostic, DiagnosticBag, GeoError, Label, did_you_mean
+from ..dsl.diagnostics import Diagnostic, DiagnosticBag, GeoError, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded
+from ..dsl.parser import code_end
 from ..dsl.source import Span
 from . import params as P
 from .ir import Constraint, Graph, Node, Program, StateSlot
@@ -31,6 +33,9 @@ BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^"
 STATE_DTYPES = ("bf16", "fp16", "fp32", "fp64")
 BUILTINS = ("grad", "t")
 MAX_UNROLL = 1000
+TYPE_CODES = {"GEO0202", "GEO0203", "GEO0204", "GEO0205", "GEO0206", "GEO0207"}
+MAX_UNROLL_TOTAL = 10_000
+MAX_INLINE_DEPTH = 32
 REQUIRED = registry.REQUIRED
 
 
@@ -91,7 +96,9 @@ class RuleInfo:
 
     @property
     def text(self) -> str:
-        return "for " + self.binder.span.text.strip()
+        written = self.binder.span.text.strip()
+        implicit = not self.binder.selector and written != self.binder.name and self.binder.view is None
+        return ("= " if implicit else "for ") + written
 
     def rank(self) -> int | None:
         ranks = {P.SELECTORS[t.word].rank for t in self.binder.selector
@@ -133,6 +140,7 @@ class Checked:
     functions: dict[str, ast.FunctionDef]
     steps: dict[str, ast.StepDef]
     doc: str | None = None
+    standalone: list[RuleInfo] = field(default_factory=list)  # steps no optimizer uses, checked on their own
 
 
 # ---- entry points --------------------------------------------------------------------------------------
@@ -142,17 +150,16 @@ def check(loaded: Loaded) -> Checked:
     checker = _Assembler(loaded, bag)
     checked = checker.run()
     bag.raise_if_errors()
-    for opt in checked.optimizers.values():
-        for rule in opt.rules:
-            statics = {k: h.default for k, h in rule.hypers.items() if h.static}
-            # A rule of unknown rank is checked once for each rank its steps ask for (a `matrix` step in a
-            # chain that also serves vectors), and once generically for the steps that ask for none.
-            step_ranks = [rule.step_rank(i) for i in range(len(rule.chain))]
-            ranks = [rule.rank()] if rule.rank() is not None else list(dict.fromkeys([None] + step_ranks))
-            for rank in ranks:
-                active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank or rule.rank() is not None)
-                if active:
-                    Elaborator(checked, rule, statics, rank, bag, active).run()
+    for rule in [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
+        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        # A rule of unknown rank is checked once for each rank its steps ask for (a `matrix` step in a
+        # chain that also serves vectors), and once generically for the steps that ask for none.
+        step_ranks = [rule.step_rank(i) for i in range(len(rule.chain))]
+        ranks = [rule.rank()] if rule.rank() is not None else list(dict.fromkeys([None] + step_ranks))
+        for rank in ranks:
+            active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank or rule.rank() is not None)
+            if active:
+                Elaborator(checked, rule, statics, rank, bag, active).run()
     bag.raise_if_errors()
     return checked
 
@@ -176,6 +183,7 @@ class _Assembler:
         self.module_of: dict[str, str] = {}
         self.optimizers: dict[str, OptimizerInfo] = {}
         self._building: list[str] = []
+        self.used_steps: set[str] = set()
 
     def run(self) -> Checked:
         for mod_name in self.loaded.order:
@@ -204,10 +212,15 @@ class _Assembler:
                     self.optimizer_defs[item.name] = item
         for name in self.optimizer_defs:
             self._optimizer(name)
-        root_name = self.loaded.order[-1]
         roots = [i.name for i in self.loaded.root.items if isinstance(i, ast.OptimizerDef) and i.name in self.optimizers]
-        _ = root_name
-        return Checked(self.optimizers, roots, self.functions, self.steps, self.loaded.root.doc)
+        checked = Checked(self.optimizers, roots, self.functions, self.steps, self.loaded.root.doc)
+        root_steps = [i for i in self.loaded.root.items if isinstance(i, ast.StepDef)]
+        for d in root_steps:
+            if d.name not in self.used_steps:
+                # A step no optimizer uses yet is still checked, as a rule of its own.
+                use = StepUse(d.name, d.binder, d.body, self.hypers(d.hypers), {})
+                checked.standalone.append(RuleInfo(f"step {d.name}", 0, d.binder, [use], use.hypers, d.name, d.span))
+        return checked
 
     # -- hyperparameters
     def hypers(self, decls: tuple[ast.Hyper, ...]) -> dict[str, HyperInfo]:
@@ -246,15 +259,16 @@ class _Assembler:
         return out
 
     def constant(self, expr: ast.Expr, what: str) -> Any:
-        """Evaluates a constant expression (literals, tuples, arithmetic), or reports GEO0304."""
+        """Evaluates a constant expression (literals, tuples, arithmetic on them); None after an error.
+
+        With no runtime value in scope every expression folds to a constant or reports its own error
+        (an unknown name is GEO0101), so anything else is a bug in geo."""
         el = Elaborator.constant_evaluator(self.bag)
         node = el.expr(expr, el.root)
         if isinstance(node.type, Poison):
             return None
         if not node.is_const:
-            self.bag.error("GEO0304", f"{what} must be a constant", expr.span, "not a constant",
-                           help="use a number, a string, true/false or a tuple of those")
-            return None
+            raise InternalError("check", f"{what} did not fold to a constant", expr.span)
         return node.value
 
     # -- optimizers and their rules
@@ -286,7 +300,9 @@ class _Assembler:
         self._binder(binder)
         view, view_args = self._view(binder)
         if body is not None:
-            chain = [StepUse("", binder, body, dict(header), {})]
+            # The rule's own selector already chose the parameter; its body applies to whatever it chose.
+            inline = ast.Binder(binder.span, (), binder.name, binder.name_span, None)
+            chain = [StepUse("", inline, body, dict(header), {})]
             route = f"rule{index}"
         else:
             chain = self._chain(step)
@@ -349,6 +365,7 @@ class _Assembler:
             return None if inner is None or outer is None else inner + outer
         ref = expr
         if ref.name in self.steps:
+            self.used_steps.add(ref.name)
             d = self.steps[ref.name]
             hypers = self.hypers(d.hypers)
             uses = [StepUse(d.name, d.binder, d.body, hypers, {})]
@@ -460,7 +477,8 @@ def _head_of(span: Span) -> Span:
     """The first line of a declaration, for labels."""
     text = span.text
     end = text.find("\n")
-    return Span(span.source, span.start, span.start + (end if end >= 0 else len(text)))
+    end = span.start + (end if end >= 0 else len(text))
+    return Span(span.source, span.start, code_end(span.source.text, span.start, end))  # without a comment
 
 
 # ---- elaboration ---------------------------------------------------------------------------------------
@@ -522,6 +540,7 @@ class Elaborator:
         self.call_stack: list[str] = []
         self.function_depth = 0
         self.in_init = False
+        self.unrolled = 0  # repeat iterations unrolled so far, nested loops multiplied
 
     @classmethod
     def constant_evaluator(cls, bag: DiagnosticBag) -> "Elaborator":
@@ -628,7 +647,7 @@ class Elaborator:
                 return
             if s.name in BUILTINS or (scope.lookup(s.name) and scope.lookup(s.name).kind in ("param", "hyper", "static", "state")):
                 what = scope.lookup(s.name).kind if scope.lookup(s.name) else "builtin"
-                self.bag.error("GEO0104", f"`let {s.name}` would hide the {_kind_word(what)} `{s.name}`", s.span,
+                self.bag.error("GEO0104", f"`let {s.name}` would hide {_kind_word(what)} `{s.name}`", s.span,
                                help="choose another name")
                 return
             scope.vars[s.name] = Var("let", node, s.span)
@@ -642,6 +661,7 @@ class Elaborator:
             if self.function_depth == 0:
                 self.bag.error("GEO0108", "`return` outside a function", s.span,
                                help="a step's result is the value assigned to its parameter")
+                self.expr(s.value, scope)  # still check the value: its errors are errors too
                 return
             raise _Return(self.expr(s.value, scope))
         elif isinstance(s, ast.Pass):
@@ -651,7 +671,7 @@ class Elaborator:
         if self.function_depth or not top or self.rule is None:
             self.bag.error("GEO0106", "`state` is declared only at the top level of a step", s.span,
                            help="move the declaration to the start of the rule or step body")
-            return
+            return self._declare_poisoned(s, scope)
         if scope.lookup(s.name) is not None or s.name in BUILTINS:
             prev = scope.lookup(s.name)
             self.bag.error("GEO0104", f"`{s.name}` is already defined", s.span,
@@ -665,19 +685,21 @@ class Elaborator:
             else:
                 dtype = s.dtype.id
         self.in_init = True
-        init = self.expr(s.init, self.init_scope)
+        init = self.expr(s.init, Scope(dict(self.init_scope.vars), parent=scope))  # lets/states: GEO0114
         self.in_init = False
         if isinstance(init.type, Poison):
-            return
+            return self._declare_poisoned(s, scope)
         if isinstance(init.type, Static):
             if init.type.kind not in ("int", "float", "bool"):
                 self.bag.error("GEO0202", f"a state holds numbers or tensors, found `{init.type.show()}`", s.init.span)
-                return
-            init = self.graph.const(float(init.value), s.init.span)
-            stype: Type = SCALAR
+                return self._declare_poisoned(s, scope)
+            param = self.init_scope.lookup(self.param_name).node
+            value = self.graph.const(float(init.value), s.init.span)
+            init = self.graph.node("scalar_like", (param, value), type=Tensor((), False, "param"), span=s.init.span)
+            stype: Type = init.type if dtype is None else Tensor((), False, dtype)
         elif isinstance(init.type, TupleT):
             self.bag.error("GEO0202", "a state holds a number or a tensor, not a tuple", s.init.span)
-            return
+            return self._declare_poisoned(s, scope)
         else:
             stype = init.type if not isinstance(init.type, Tensor) or dtype is None else Tensor(
                 init.type.shape, init.type.batched, dtype)
@@ -685,6 +707,10 @@ class Elaborator:
         self.states.append(StateSlot(slot, stype, dtype, init, s.span))
         node = self.graph.node("state", (), {"name": slot}, type=stype, span=s.span)
         scope.vars[s.name] = Var("state", node, s.span, slot)
+
+    def _declare_poisoned(self, s: ast.StateDecl, scope: Scope) -> None:
+        """A state whose declaration failed still names something: its uses are not reported again."""
+        scope.vars.setdefault(s.name, Var("state", self.poison(s.span), s.span))
 
     def assign(self, s: ast.Assign, scope: Scope) -> None:
         var = scope.lookup(s.name)
@@ -728,6 +754,7 @@ class Elaborator:
         if bad:
             self.bag.error("GEO0205", f"`{s.name}` is `{want.show()}`, but the new value is `{have.show()}`", s.value.span,
                            "this value", secondary=[Label(var.span, "declared here")] if var.span.source.text else [])
+            return self.poison(s.value.span)  # reported once: the end-of-step check must not repeat it
         return node
 
     def if_stmt(self, s: ast.If, scope: Scope) -> None:
@@ -751,13 +778,20 @@ class Elaborator:
                 self._check_only(body, scope)
 
     def _check_only(self, body: ast.Block, scope: Scope) -> None:
-        """Type-checks a branch not taken: errors count, effects are discarded."""
-        saved_states = list(self.states)
+        """Checks a branch not taken, discarding its effects.
+
+        Its names, arities and static arguments are checked; its shape and type errors are not reported,
+        because a static branch often exists for another parameter rank (`if ndim(W) >= 2: ... msign ...`):
+        those are checked in the specializations that take the branch."""
+        saved_states, saved_bag = list(self.states), self.bag
+        self.bag = DiagnosticBag()
         try:
             self.block(body, Scope(parent=scope.clone()))
         except _Return:
             pass
-        self.states = saved_states
+        finally:
+            self.states, branch_bag, self.bag = saved_states, self.bag, saved_bag
+        self.bag.extend(d for d in branch_bag.items if d.code not in TYPE_CODES)
 
     def repeat(self, s: ast.Repeat, scope: Scope) -> None:
         node = self.expr(s.count, scope)
@@ -768,6 +802,11 @@ class Elaborator:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_UNROLL:
             self.bag.error("GEO0305", f"a `repeat` count must be an integer in [0, {MAX_UNROLL}], found {value!r}",
                            s.count.span)
+            return
+        self.unrolled += value
+        if self.unrolled > MAX_UNROLL_TOTAL:
+            self.bag.error("GEO0305", f"unrolling these `repeat`s gives more than {MAX_UNROLL_TOTAL} iterations",
+                           s.count.span, help="nested `repeat`s multiply; use fewer iterations")
             return
         if value == 0:
             self._check_only(s.body, scope)
@@ -949,13 +988,17 @@ class Elaborator:
         except ShapeError as err:
             where = values[err.arg][1] if err.arg is not None and err.arg < len(values) else span
             label = f"this has type `{types[err.arg].show()}`" if err.arg is not None and err.arg < len(types) else ""
-            self.bag.error(err.code, f"{shown} {err.message}", where, label, help=err.help,
+            self.bag.error(err.code, _op_message(shown, err.message), where, label, help=err.help,
                            notes=[err.note] if err.note else [])
             return self.poison(span)
         if static_failed:
             return self.poison(span)
         for a, b in pending:
             self.constraints.append(Constraint(a, b, span, f"{shown} needs `{a}` == `{b}`"))
+        if opdef.static_value is not None:
+            known = opdef.static_value(types)
+            if known is not None:
+                return self.graph.const(known, span)
         if isinstance(result, Static):
             return self.fold(opdef, [n for n, _ in values], attrs, span, shown)
         return self.graph.node(name, tuple(n for n, _ in values), attrs, type=result, span=span)
@@ -968,13 +1011,26 @@ class Elaborator:
 
     def fold(self, opdef: OpDef, values: list[Node], attrs: dict[str, Any], span: Span, shown: str) -> Node:
         raw = [n.value for n in values]
+        if opdef.name == "pow" and _too_large_power(raw):  # 2^2^2^2^2^2 would not finish
+            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
+            return self.poison(span)
         try:
             if opdef.fold is not None:
                 value = opdef.fold(*raw)
             else:
                 value = opdef.apply(raw, attrs, SCALAR)
-        except (ZeroDivisionError, OverflowError, ValueError, TypeError) as err:
+        except TypeError:
+            found = " and ".join(f"`{n.type.show()}`" for n in values)
+            self.bag.error("GEO0207", f"{shown} cannot be applied to {found}", span)
+            return self.poison(span)
+        except OverflowError:
+            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
+            return self.poison(span)
+        except (ZeroDivisionError, ValueError) as err:
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: {err}", span)
+            return self.poison(span)
+        if isinstance(value, int) and value.bit_length() > 1000:
+            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
             return self.poison(span)
         if isinstance(value, float) and value.is_integer() and all(isinstance(r, int) for r in raw) \
                 and opdef.name in ("add", "sub", "mul", "neg", "max", "min", "pow", "abs") and not isinstance(value, bool):
@@ -1003,16 +1059,20 @@ class Elaborator:
                 ok = False
             else:
                 bound[k] = v
+        missing = []
         for p in params:
             if p.name not in bound:
                 if defaults and p.name in defaults:
                     bound[p.name] = defaults[p.name]
                 elif p.required:
-                    self.bag.error("GEO0201", f"{shown} is missing the argument `{p.name}`", span,
-                                   notes=[f"signature: {signature}"])
-                    ok = False
+                    missing.append(f"`{p.name}`")
                 else:
                     bound[p.name] = (self.graph.const(p.default, span), span)
+        if missing:
+            listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+            self.bag.error("GEO0201", f"{shown} is missing the argument{'s' if len(missing) > 1 else ''} {listed}",
+                           span, notes=[f"signature: {signature}"])
+            ok = False
         return bound if ok else None
 
     def inline(self, fn: ast.FunctionDef, args, kwargs, call: ast.Call) -> Node:
@@ -1020,6 +1080,10 @@ class Elaborator:
             self.bag.error("GEO0109", f"`{fn.name}` calls itself", call.span,
                            notes=["functions are inlined, so they cannot recurse"],
                            help="unroll with `repeat N:` instead")
+            return self.poison(call.span)
+        if len(self.call_stack) >= MAX_INLINE_DEPTH:
+            self.bag.error("GEO0109", f"calling `{fn.name}` nests function calls more than {MAX_INLINE_DEPTH} deep",
+                           call.span, notes=["functions are inlined; the chain of calls must stay short"])
             return self.poison(call.span)
         params = [registry.Param(p.name, False) for p in fn.params]
         defaults = {p.name: (self.expr(p.default, Scope()), p.default.span) for p in fn.params if p.default is not None}
@@ -1057,7 +1121,25 @@ _NOT_STATIC = _NotStatic()
 def _kind_word(kind: str) -> str:
     return {"hyper": "the runtime hyperparameter", "static": "the static hyperparameter", "grad": "the gradient",
             "t": "the step count", "loop": "the loop variable", "binding": "the bound hyperparameter",
-            "param": "the parameter", "state": "the state", "let": "the local", "builtin": "builtin"}.get(kind, kind)
+            "param": "the parameter", "state": "the state", "let": "the local", "builtin": "the builtin"}.get(kind, kind)
+
+
+_PREDICATES = {"needs", "reduces", "expected", "expects", "takes", "has", "is", "cannot", "must", "does", "gives"}
+
+
+def _op_message(shown: str, message: str) -> str:
+    """`msign` needs a matrix ... (a type rule's predicate), or `msign`: unknown schedule ... (a sentence)."""
+    if message.startswith(shown):
+        return message
+    return f"{shown} {message}" if message.split(" ", 1)[0] in _PREDICATES else f"{shown}: {message}"
+
+
+def _too_large_power(raw: list[Any]) -> bool:
+    """Whether base ^ exponent of static numbers has more than 1000 bits (checked before computing it)."""
+    if len(raw) != 2 or not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in raw):
+        return False
+    base, exponent = raw
+    return abs(base) > 1 and exponent > 0 and exponent * math.log2(abs(base)) > 1000
 
 
 def _names_in(expr: ast.Expr) -> list[str]:

@@ -164,7 +164,9 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
         loc = ""
         if n.span.source.text:
             line, col = n.span.source.line_col(n.span.start)
-            loc = f"  @{line}:{col}"
+            # Nodes from another spec (`use`d steps) name their file: line numbers alone would be ambiguous.
+            where = "" if n.span.source is p.span.source else f"{n.span.source.name}:"
+            loc = f"  @{where}{line}:{col}"
         lines.append(f"  %{num[n.id]} = {body} : {n.type.show()}{loc}")
     for name, n in p.outputs.items():
         lines.append(f"  write {name} <- %{num[n.id]}")

@@ -148,13 +148,13 @@ def render(d: Diagnostic) -> str:
                 out.append("...")
             text = src.line_text(ln)
             out.append(f"{ln:>{gutter}} | {text}".rstrip())
-            for lab, mark in labels:
+            for lab, mark in sorted(labels, key=lambda lm: lm[0].span.start):  # left to right on a line
                 if src.line_col(lab.span.start)[0] != ln:
                     continue
                 start_col = src.line_col(lab.span.start)[1]
                 end_line, end_col = src.line_col(lab.span.end)
                 width = (end_col - start_col) if end_line == ln else len(text) - start_col + 1
-                underline = " " * _display_width(text[:start_col - 1]) + mark * max(1, width)
+                underline = _blank(text[:start_col - 1]) + mark * max(1, width)
                 out.append(f"{pad} | {underline} {lab.text}".rstrip())
             previous = ln
         if d.notes or d.help:
@@ -167,6 +167,7 @@ def render(d: Diagnostic) -> str:
     return "\n".join(out)
 
 
-def _display_width(prefix: str) -> int:
-    # Tabs are shown as written; a caret line must align under them, so count a tab as one column too.
-    return len(prefix)
+def _blank(prefix: str) -> str:
+    # The source line is shown as written, tabs included; the caret line keeps the same tabs, so a terminal
+    # puts the carets under the same columns whatever its tab width.
+    return "".join(ch if ch == "\t" else " " for ch in prefix)

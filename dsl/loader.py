@@ -42,7 +42,7 @@ def source_for(spec: str | Path) -> SourceFile:
 
 def read_file(path: str, display: str | None = None) -> SourceFile:
     try:
-        return SourceFile(display or path, Path(path).read_bytes().decode("utf-8"))
+        return SourceFile(display or path, Path(path).read_bytes().decode("utf-8-sig"))  # a BOM is not text
     except FileNotFoundError:
         message = f"cannot read `{path}`: no such file"
     except IsADirectoryError:

@@ -7,11 +7,13 @@ diagnostics that say what was expected and what was found.
 from __future__ import annotations
 
 import ast as pyast
+import difflib
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import DedentError, Indenter
 
 from . import ast
@@ -26,6 +28,13 @@ class _GeoIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+    def handle_NL(self, token):
+        try:
+            yield from super().handle_NL(token)
+        except DedentError as err:
+            err.token = token  # lark's message has no position; the newline token knows the line
+            raise
 
 
 @lru_cache(maxsize=1)
@@ -43,8 +52,33 @@ def parse(source: SourceFile) -> ast.Module:
     except UnexpectedInput as err:
         raise GeoError([_syntax_diagnostic(source, err)]) from None
     except DedentError as err:
-        raise GeoError([_dedent_diagnostic(source, str(err))]) from None
-    return _Builder(source).transform(tree)
+        raise GeoError([_dedent_diagnostic(source, str(err), getattr(err, "token", None))]) from None
+    too_deep = _nesting_diagnostic(source, tree)
+    if too_deep is not None:
+        raise GeoError([too_deep])
+    try:
+        return _Builder(source).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, GeoError):
+            raise err.orig_exc from None
+        raise
+
+
+# The builder and the checker recurse over the tree; past this depth Python's stack would overflow.
+MAX_NESTING = 100
+
+
+def _nesting_diagnostic(source: SourceFile, tree: Tree) -> Diagnostic | None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            pos = 0 if node.meta.empty else node.meta.start_pos
+            return Diagnostic("GEO0005", f"this is nested more than {MAX_NESTING} levels deep",
+                              Label(Span(source, pos, pos + 1), "too deep from here on"),
+                              help="name parts of the expression with `let`")
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
+    return None
 
 
 # ---- syntax errors -------------------------------------------------------------------------------------
@@ -59,7 +93,7 @@ _EXPR_START = {"NAME", "NUMBER", "STRING", "LPAR", "ADD_OP", "TRUE", "FALSE", "N
 
 
 def _describe_expected(expected: set[str]) -> str:
-    if len(_EXPR_START & expected) >= 3:
+    if "NUMBER" in expected and len(_EXPR_START & expected) >= 3:  # NUMBER: only where an expression may start
         return "an expression"
     words = []
     for name in sorted(expected):
@@ -93,27 +127,82 @@ def _syntax_diagnostic(source: SourceFile, err: UnexpectedInput) -> Diagnostic:
         pos = err.pos_in_stream
         ch = source.text[pos] if pos < len(source.text) else ""
         span = Span(source, pos, pos + 1)
-        return Diagnostic("GEO0002", f"unexpected character `{ch}`", Label(span, "not valid here"),
+        shown = f"`{ch}`" if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X}" if ch else "end of file"
+        return Diagnostic("GEO0002", f"unexpected character {shown}", Label(span, "not valid here"),
                           help=_char_help(ch))
     token = getattr(err, "token", None)
     expected = set(getattr(err, "expected", None) or getattr(err, "accepts", None) or ())
+    at_eof = token is None or token.type == "$END" or (token.type == "_DEDENT" and _only_comments_after(source, token))
+    if at_eof:
+        unclosed = _unclosed_bracket(source.text)
+        if unclosed is not None:  # the usual reason to meet the end of the file early
+            ch = source.text[unclosed]
+            return Diagnostic("GEO0004", f"unexpected end of file: `{ch}` is never closed",
+                              Label(Span(source, unclosed, unclosed + 1), "unclosed"),
+                              help=f"close it with `{_CLOSING[ch]}`")
     pos = _token_pos(source, token)
-    found = _describe_found(token)
+    found = "end of file" if at_eof else _describe_found(token)
     want = _describe_expected(expected)
+    if token is not None and token.type == "_NL" and "COLON" in expected and _header_line(source, pos):
+        want = "`:`"  # the parser would also take more of the header; the missing `:` is what matters
     end = pos + max(1, len(str(token))) if token is not None and token.type not in ("_NL", "_DEDENT", "_INDENT", "$END") else pos + 1
     span = Span(source, pos, end)
     help_text = None
     if token is not None and token.type == "_INDENT":
+        if token.end_pos is not None:  # the token borrows the newline's place; point at the indentation itself
+            span = Span(source, token.end_pos - len(str(token)), token.end_pos)
         return Diagnostic("GEO0003", "unexpected indentation", Label(span, "this line is indented more than the block"),
                           help="indent the lines of one block by the same amount")
-    if want == "an expression" and found == "`)`":
+    if want == "an expression" and found == "`)`" and source.text[:pos].rstrip().endswith(","):
         help_text = "remove the trailing comma or supply the missing argument"
     elif "`:`" in want and token is not None and token.type == "_NL":
         help_text = "a header line (`optimizer`, `step`, `for`, `if`, `repeat`, `def`) ends with `:`"
     elif token is not None and token.type == "EQUAL" and "`=`" not in want:
         help_text = "`=` assigns only at the start of a statement; compare with `==`"
+    else:
+        help_text = _keyword_help(source, token)
     code = "GEO0004" if isinstance(err, UnexpectedEOF) or found == "end of file" else "GEO0001"
     return Diagnostic(code, f"expected {want}, found {found}", Label(span, f"expected {want} here"), help=help_text)
+
+
+_CLOSING = {"(": ")", "[": "]"}
+_HEADERS = ("optimizer", "step", "def", "for", "if", "elif", "else", "repeat")
+
+
+def _header_line(source: SourceFile, pos: int) -> bool:
+    words = source.line_text(source.line_col(pos)[0]).split()
+    return bool(words) and words[0].split("(")[0] in _HEADERS
+
+
+def _only_comments_after(source: SourceFile, token: Token) -> bool:
+    """The dedents at the end of the input borrow the last token's place: nothing but comments follow it."""
+    rest = source.text[token.end_pos:] if token.end_pos is not None else ""
+    return all(not line.strip() or line.strip().startswith("#") for line in rest.split("\n"))
+
+
+def _unclosed_bracket(text: str) -> int | None:
+    """The offset of the last `(` or `[` that is never closed (strings and comments skipped), or None."""
+    stack: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if text.startswith('"""', i):
+            end = text.find('"""', i + 3)
+            i = n if end < 0 else end + 3
+            continue
+        if ch == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif ch in "([":
+            stack.append(i)
+        elif ch in ")]" and stack:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
 
 
 def _token_pos(source: SourceFile, token: Token | None) -> int:
@@ -128,9 +217,34 @@ def _token_pos(source: SourceFile, token: Token | None) -> int:
     return pos
 
 
+_KEYWORDS = ("use", "def", "step", "optimizer", "for", "state", "let", "if", "elif", "else", "repeat", "return",
+             "pass", "static")
+
+
+def _keyword_help(source: SourceFile, token: Token | None) -> str | None:
+    """`lett x = 1`, `retrun W`, `optimiser f`: a misspelt keyword, when the error is at or just after it."""
+    if token is None or token.start_pos is None or token.type in ("_NL", "_INDENT", "_DEDENT", "$END"):
+        return None
+    line, _ = source.line_col(token.start_pos)
+    words = re.match(r"[ \t]*([A-Za-z_]\w*)(?:[ \t]+([A-Za-z_]\w*))?", source.line_text(line))
+    if words is None or words.group(1) in _KEYWORDS:
+        return None
+    start = source.line_starts[line - 1]
+    if token.start_pos - start not in (words.start(1), words.start(2)):
+        return None
+    close = difflib.get_close_matches(words.group(1), _KEYWORDS, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _tab_note(indent: str) -> str:
+    width = indent.count(" ") + indent.count("\t") * _GeoIndenter.tab_len
+    return f"a tab counts as {_GeoIndenter.tab_len} columns: this line is indented by {width}"
+
+
 def _char_help(ch: str) -> str | None:
     return {
         "'": "strings use double quotes: \"...\"",
+        '"': "a string ends with `\"` on the line where it starts",
         "{": "blocks are written by indentation, not braces",
         "}": "blocks are written by indentation, not braces",
         "?": "conditional expressions read `a if cond else b`",
@@ -141,7 +255,13 @@ def _char_help(ch: str) -> str | None:
     }.get(ch)
 
 
-def _dedent_diagnostic(source: SourceFile, message: str) -> Diagnostic:
+def _dedent_diagnostic(source: SourceFile, message: str, token: Token | None = None) -> Diagnostic:
+    if token is not None and token.end_pos is not None:
+        indent = str(token).rsplit("\n", 1)[-1]
+        span = Span(source, token.end_pos - len(indent), token.end_pos)
+        return Diagnostic("GEO0003", "this line's indentation matches no enclosing block",
+                          Label(span, "dedented to here"), notes=[_tab_note(indent)] if "\t" in indent else [],
+                          help="dedent to the column of an enclosing block")
     # lark's DedentError names no position; find the first line whose indentation matches no open block.
     stack = [0]
     offset = 0
@@ -164,6 +284,32 @@ def _dedent_diagnostic(source: SourceFile, message: str) -> Diagnostic:
 
 
 # ---- parse tree → AST ----------------------------------------------------------------------------------
+def code_end(text: str, start: int, end: int) -> int:
+    """The end of the last code character in text[start:end]: no trailing newline, indentation or comment."""
+    last = start
+    i = start
+    while i < end:
+        ch = text[i]
+        if text.startswith('"""', i):
+            close = text.find('"""', i + 3, end)
+            i = end if close < 0 else close + 3
+            last = i
+            continue
+        if ch == '"':
+            i += 1
+            while i < end and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            last = min(i + 1, end)
+        elif ch == "#":
+            while i < end and text[i] != "\n":
+                i += 1
+            continue
+        elif not ch.isspace():
+            last = i + 1
+        i += 1
+    return last
+
+
 def _string_value(token: Token) -> str:
     # The literal is double-quoted with backslash escapes; read it as data, never as code.
     try:
@@ -187,7 +333,10 @@ class _Builder(Transformer):
     def _span(self, meta) -> Span:
         if getattr(meta, "empty", True):
             return Span(self.source, 0, 0)
-        return Span(self.source, meta.start_pos, meta.end_pos)
+        text, end = self.source.text, meta.end_pos
+        if end > meta.start_pos and (end > len(text) or text[end - 1].isspace()):  # (the parser appends a "\n")
+            end = code_end(text, meta.start_pos, min(end, len(text)))  # a statement's span ends at its code
+        return Span(self.source, meta.start_pos, end)
 
     def _tok(self, token: Token) -> Span:
         return Span(self.source, token.start_pos, token.end_pos)
@@ -381,7 +530,7 @@ class _Builder(Transformer):
 
     def number(self, meta, children):
         text = str(children[0])
-        is_int = text.isdigit()
+        is_int = text.isdigit() and len(text) <= 300  # a longer one is beyond a float too: it reads as inf
         return ast.Number(self._span(meta), int(text) if is_int else float(text))
 
     def string(self, meta, children):

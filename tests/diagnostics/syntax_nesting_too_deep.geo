@@ -1,0 +1,5 @@
+# An expression nested deeper than the parser allows (a chain of 120 additions).
+optimizer deep(lr = 0.1):
+    for matrix W:
+        let s = grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad + grad   # error[GEO0005]
+        W = W - lr * s

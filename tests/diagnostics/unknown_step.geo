@@ -1,0 +1,5 @@
+# Composition names steps; an unknown step, or an operator, is reported.
+use adamw
+
+optimizer typo = adamw_stepp   # error[GEO0101]: did you mean `adamw_step`?
+optimizer operator = lerp   # error[GEO0101]: is an operator, not a step
