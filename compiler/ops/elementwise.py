@@ -14,7 +14,7 @@ import torch
 from . import sampling
 from ..types import Scalar
 from ..types import Tensor as TensorT
-from .registry import ELEMENTWISE, Law, Rewrite, elementwise_rule, op
+from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, op
 
 
 def _tensor_like(x, like):
@@ -126,7 +126,8 @@ def _fold_div(a, b):
     return a / b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))])
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))],
+    domain={"b": Domain(low=1e-3)})
 def div(a, b):
     """a / b (true division; b = 0 follows IEEE: ±inf or nan)."""
     return a / b
@@ -136,7 +137,8 @@ def _fold_pow(a, b):
     return a ** b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=_fold_pow, rewrites=[Rewrite("x ^ 1 -> x", _drop_identity(1))])
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_pow, rewrites=[Rewrite("x ^ 1 -> x", _drop_identity(1))],
+    domain={"a": Domain(low=1e-3), "b": Domain(-4.0, 4.0)})
 def pow(a, b):  # noqa: A001 - the operator's name
     """a ^ b (also written a ** b). With a runtime scalar base, e.g. `beta1 ^ t`, computed in double
     precision as torch.optim computes its bias corrections."""
@@ -211,7 +213,8 @@ def _lerp_sample():
         lambda x: sampling.tensors(st.just(tuple(x.shape))).map(lambda y: (x, y, 0.5)))
 
 
-@op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)])
+@op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)],
+    domain={"w": Domain(0.0, 1.0)})
 def lerp(a, b, w):
     """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape:
@@ -219,7 +222,7 @@ def lerp(a, b, w):
     return a + w * (b - a)
 
 
-@op(ELEMENTWISE, elementwise_rule)
+@op(ELEMENTWISE, elementwise_rule, domain={"lo": Domain(high=0.0), "hi": Domain(low=0.0)})
 def clamp(x, lo, hi):
     """clamp(x, lo, hi) = min(max(x, lo), hi)."""
     if isinstance(x, torch.Tensor):
@@ -244,12 +247,13 @@ def minimum(a, b):
 
 
 # ---- unary functions -----------------------------------------------------------------------------------
-def _unary(name: str, fn, fold, doc: str, laws=()):
+def _unary(name: str, fn, fold, doc: str, laws=(), domain: Domain | None = None):
     def reference(x):
         return fn(x)
     reference.__doc__ = doc
     reference.__name__ = name
-    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws)(reference)
+    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws,
+              domain={"x": domain} if domain is not None else None)(reference)
 
 
 def _inverse_law(name, f_name, g, low, high):
@@ -263,15 +267,16 @@ def _fold_sign(x):
 
 
 sqrt = _unary("sqrt", torch.sqrt, math.sqrt, "√x (nan for x < 0).",
-              [_inverse_law("sqrt", "squaring", lambda y: y * y, 0.0, 1e3)])
-rsqrt = _unary("rsqrt", torch.rsqrt, lambda x: 1 / math.sqrt(x), "1/√x.")
-exp = _unary("exp", torch.exp, math.exp, "eˣ.", [_inverse_law("exp", "log", torch.log, -20.0, 20.0)])
-log = _unary("log", torch.log, math.log, "natural logarithm.")
+              [_inverse_law("sqrt", "squaring", lambda y: y * y, 0.0, 1e3)], Domain(low=0.0))
+rsqrt = _unary("rsqrt", torch.rsqrt, lambda x: 1 / math.sqrt(x), "1/√x.", domain=Domain(low=1e-6))
+exp = _unary("exp", torch.exp, math.exp, "eˣ.", [_inverse_law("exp", "log", torch.log, -20.0, 20.0)],
+             Domain(high=80.0))  # fp32 overflows past 88.7
+log = _unary("log", torch.log, math.log, "natural logarithm.", domain=Domain(low=1e-6))
 abs_ = _unary("abs", torch.abs, abs, "|x|.")
 sign = _unary("sign", torch.sign, _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0) = 0 (Lion, signSGD: the ℓ∞ LMO).",
               [Law("sign(x)·|x| = x", lambda: sampling.tensors(), lambda f, x: _close(f(x) * x.abs(), x))])
-sinh = _unary("sinh", torch.sinh, math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.")
-cosh = _unary("cosh", torch.cosh, math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.")
+sinh = _unary("sinh", torch.sinh, math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
+cosh = _unary("cosh", torch.cosh, math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
 asinh = _unary("asinh", torch.asinh, math.asinh, "arcsinh x = log(x + √(x² + 1)) (the hypentropy mirror map at β = 1).",
                [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)])
 tanh = _unary("tanh", torch.tanh, math.tanh, "tanh x.")

@@ -14,7 +14,7 @@ import torch
 
 from ..types import ShapeError, Tensor
 from . import sampling
-from .registry import MATRIX, Law, Rewrite, StaticArg, matrix_rule, op
+from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, matrix_rule, op
 
 
 # ---- coefficient schedules -----------------------------------------------------------------------------
@@ -183,7 +183,9 @@ def _msign_idempotent(node, graph):
           Law("msign is scale-invariant: msign(c·x) = msign(x), c > 0", lambda: sampling.gaussian_matrices(),
               _scale_invariant),
           Law("msign is transpose-equivariant: msign(xᵀ) = msign(x)ᵀ", lambda: sampling.gaussian_matrices(),
-              _transpose_equivariant)])
+              _transpose_equivariant)],
+    domain={"eps": Domain(0.0, 1e-3), "coeffs": Domain(choices=tuple(SCHEDULES)), "method": Domain(choices=("ns", "svd")),
+            "dtype": Domain(choices=(*DTYPES, "param"))})
 def msign(x, eps=1e-7, steps: StaticArg = 5, coeffs: StaticArg = "keller", dtype: StaticArg = "fp32",
           method: StaticArg = "ns", safety: StaticArg = None):
     """msign(X) = U Vᵀ, the orthogonal polar factor (zero singular values stay zero; msign(0) = 0).

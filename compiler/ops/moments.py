@@ -17,7 +17,7 @@ import torch
 from ..types import SCALAR, Tensor
 from . import sampling
 from .reduce import reduce_rule, rms
-from .registry import ELEMENTWISE, REDUCTION, Law, Rewrite, elementwise_rule, op
+from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, op
 
 
 def _lerp(a, b, w):
@@ -98,7 +98,8 @@ def _row_law(f, x):
 
 # ---- the operators -------------------------------------------------------------------------------------
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("ema(m, x, β) -> lerp(m, x, 1 - β)", _ema_to_lerp)],
-    laws=[Law("ema(m, x, β) = β·m + (1 − β)·x", lambda: _pair_with(sampling.scalars(0.0, 1.0)), _ema_law)])
+    laws=[Law("ema(m, x, β) = β·m + (1 − β)·x", lambda: _pair_with(sampling.scalars(0.0, 1.0)), _ema_law)],
+    domain={"beta": Domain(0.0, 1.0)})
 def ema(m, x, beta):
     """ema(m, x, β) = β·m + (1 − β)·x = lerp(m, x, 1 − β), the exponential moving average.
 
@@ -109,7 +110,8 @@ def ema(m, x, beta):
 
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("nesterov(g, buf, μ) -> lerp(g, buf, μ)", _nesterov_to_lerp)],
     laws=[Law("nesterov(g, (1 − μ)·b, μ) = (1 − μ)·(g + μ·b): torch.optim.SGD's Nesterov up to (1 − μ)",
-              lambda: _pair_with(sampling.scalars(0.0, 0.99)), _nesterov_law)])
+              lambda: _pair_with(sampling.scalars(0.0, 0.99)), _nesterov_law)],
+    domain={"momentum": Domain(0.0, 1.0)})
 def nesterov(g, buf, momentum):
     """nesterov(g, buf, μ) = lerp(g, buf, μ) = (1 − μ)·g + μ·buf, Nesterov's look-ahead.
 
@@ -128,7 +130,8 @@ def _fold_bias_correction(beta, t):
     laws=[Law("ema from 0 of a constant c, divided by bias_correction(β, t), is c",
               lambda: sampling._st().tuples(sampling.scalars(), sampling.scalars(0.0, 0.999),
                                             sampling._st().integers(1, 50)),
-              _debias_law)])
+              _debias_law)],
+    domain={"beta": Domain(0.0, 0.999), "t": Domain(low=1.0)})
 def bias_correction(beta, t):
     """bias_correction(β, t) = 1 − βᵗ, the total weight of an EMA started at 0 after t steps.
 

@@ -37,7 +37,7 @@ from ..types import SCALAR, Scalar, ShapeError, Static, Tensor
 from . import sampling
 from ._calling import values_first
 from .matrix import msign_svd
-from .registry import MATRIX, SHAPE, Law, StaticArg, op
+from .registry import MATRIX, SHAPE, Domain, Law, StaticArg, op
 
 Fn = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -274,6 +274,7 @@ def _direction_rule(args, attrs, constraints):
 # ---- laws ----------------------------------------------------------------------------------------------
 LAW_KINDS: list[tuple[str, dict]] = [(k, {}) for k in NORMS if k != "schatten"] + \
     [("schatten", {"p": 1.5}), ("schatten", {"p": 3})]
+FUZZ_KINDS = tuple(k for k in NORMS if k != "schatten")  # the kinds that need no `p` (a domain has no relations)
 
 
 def _label(kind: str, kw: dict) -> str:
@@ -382,7 +383,7 @@ def _laws(make) -> list[Law]:
 
 
 # ---- the operators -------------------------------------------------------------------------------------
-@op(MATRIX, _value_rule, laws=_laws(_norm_laws))
+@op(MATRIX, _value_rule, laws=_laws(_norm_laws), domain={"kind": Domain(choices=FUZZ_KINDS)})
 def norm(x, kind: StaticArg, p: StaticArg = None):
     """‖x‖, the norm `kind` of x: entrywise over the whole tensor, or per matrix.
 
@@ -410,7 +411,7 @@ def norm(x, kind: StaticArg, p: StaticArg = None):
     return _finish(k.norm(x, _p_value(k, p)), x, k)
 
 
-@op(MATRIX, _value_rule, laws=_laws(_dual_laws))
+@op(MATRIX, _value_rule, laws=_laws(_dual_laws), domain={"kind": Domain(choices=FUZZ_KINDS)})
 def dual_norm(g, kind: StaticArg, p: StaticArg = None):
     """‖g‖_† = max_{‖t‖ ≤ 1} ⟨g, t⟩, the dual of the norm `kind`.
 
@@ -424,7 +425,8 @@ def dual_norm(g, kind: StaticArg, p: StaticArg = None):
     return _finish(k.dual(g, _p_value(k, p)), g, k)
 
 
-@op(MATRIX, _direction_rule, laws=_laws(_lmo_laws))
+@op(MATRIX, _direction_rule, laws=_laws(_lmo_laws),
+    domain={"kind": Domain(choices=FUZZ_KINDS), "radius": Domain(low=0.0)})
 @values_first
 def lmo(g, kind: StaticArg, radius=1.0, p: StaticArg = None):
     """radius·LMO(g), LMO(g) = argmax_{‖t‖ ≤ 1} ⟨g, t⟩: the steepest unit direction of the norm `kind`.
@@ -441,7 +443,7 @@ def lmo(g, kind: StaticArg, radius=1.0, p: StaticArg = None):
     return k.lmo(g, _p_value(k, p)).to(g.dtype) * radius
 
 
-@op(MATRIX, _direction_rule, laws=_laws(_sharp_laws))
+@op(MATRIX, _direction_rule, laws=_laws(_sharp_laws), domain={"kind": Domain(choices=FUZZ_KINDS)})
 def sharp(g, kind: StaticArg, p: StaticArg = None):
     """g♯ = ‖g‖_†·LMO(g) = argmax_t ⟨g, t⟩ − ½‖t‖², the unnormalized steepest-descent direction.
 
@@ -532,7 +534,7 @@ def _scale_laws() -> list[Law]:
             Law("scion_rownorm: scale·lmo(g, \"max_row_l2\") has unit RMS→ℓ∞ norm", full_rank, rownorm)]
 
 
-@op(SHAPE, _scale_rule, laws=_scale_laws())
+@op(SHAPE, _scale_rule, laws=_scale_laws(), domain={"kind": Domain(choices=tuple(SCALE_FACTORS))})
 def scale_factor(x, kind: StaticArg):
     """s(m, n), the shape factor that multiplies a unit-norm direction (Muon, Moonlight, Modula, Scion).
 

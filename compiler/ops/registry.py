@@ -9,6 +9,8 @@
     fold         a pure-Python function used to fold the op on static values (optional)
     rewrites     canonicalization rules, applied by the generic `canonicalize` pass
     laws         mathematical properties, checked by the generic property tests (tests/properties)
+    domain       the inputs the operator is meant for, per parameter (a real interval, or a static's
+                 choices): what `geo fuzz` and the composition generators feed it
 
 Family modules (elementwise.py, reduce.py, matrix.py, ...) declare their operators with the `@op` decorator;
 generic passes and tests only ever ask the registry. The grammar knows none of these names.
@@ -16,6 +18,7 @@ generic passes and tests only ever ask the registry. The grammar knows none of t
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -71,6 +74,20 @@ class Law:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """The inputs an operator is meant for, for one parameter: a closed real interval [low, high] for a value
+    (every element of a tensor), or the values a static argument may take (`choices`). An operator declares
+    only what differs from "any finite number" and its static defaults; fuzzers draw from it."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    choices: tuple[Any, ...] = ()
+
+
+ANY = Domain()
+
+
+@dataclass(frozen=True)
 class OpDef:
     name: str
     doc: str
@@ -83,6 +100,11 @@ class OpDef:
     laws: tuple[Law, ...] = ()
     module: str = ""
     static_value: Callable[[list[Type]], Any] | None = None  # the value when the argument types decide it
+    domain: tuple[tuple[str, Domain], ...] = ()
+
+    def domain_of(self, param: str) -> Domain:
+        """The declared domain of one parameter (ANY when the operator declares none)."""
+        return next((d for name, d in self.domain if name == param), ANY)
 
     @property
     def value_params(self) -> tuple[Param, ...]:
@@ -125,7 +147,8 @@ _REGISTRY: dict[str, OpDef] = {}
 
 
 def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
-       rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None):
+       rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None,
+       domain: dict[str, Domain] | None = None):
     """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
@@ -138,8 +161,11 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
         for p in inspect.signature(fn).parameters.values():
             static = p.annotation in ("StaticArg", StaticArg)
             params.append(Param(p.name, static, p.default))
+        unknown = set(domain or {}) - {p.name for p in params}
+        if unknown:
+            raise ValueError(f"operator {op_name!r}: domain names unknown parameters {sorted(unknown)}")
         record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
-                       tuple(rewrites), tuple(laws), fn.__module__, static_value)
+                       tuple(rewrites), tuple(laws), fn.__module__, static_value, tuple((domain or {}).items()))
         _REGISTRY[op_name] = record
         return record
 
