@@ -5,6 +5,7 @@
     "l2_ball"         ‖x‖₂ ≤ r            (the whole tensor)     entrywise (any tensor)
     "l2_sphere"       ‖x‖₂ = r
     "linf_ball"       max|xᵢ| ≤ r
+    "linf_sphere"     max|xᵢ| = r
     "spectral_ball"   ‖W‖₂ = σ_max ≤ r                            per matrix (batched over leading dims)
     "spectral_sphere" ‖W‖₂ = r
     "spectral_band"   lo ≤ σᵢ ≤ r for all min(m, n) singular values
@@ -47,6 +48,7 @@ from ..types import ShapeError, Tensor
 from . import sampling
 from ._calling import values_first
 from .matrix import msign
+from . import _linalg
 from .registry import MATRIX, Domain, Law, StaticArg, op
 from .spectral import _check_msign_attrs, _number, _sv_bound, spectral_clip, spectral_hardcap
 
@@ -71,12 +73,12 @@ def _sym(x: torch.Tensor) -> torch.Tensor:
 
 def _psd(b: torch.Tensor) -> torch.Tensor:
     """proj_PSD of a symmetric matrix: V max(Λ, 0) Vᵀ (eigh)."""
-    lam, V = torch.linalg.eigh(b)
+    lam, V = _linalg.eigh(b)
     return (V * lam.clamp(min=0).unsqueeze(-2)) @ V.mT
 
 
 def _svd(x: torch.Tensor):
-    return torch.linalg.svd(_f64(x), full_matrices=False)
+    return _linalg.svd(_f64(x), full_matrices=False)
 
 
 def _with_sv(x: torch.Tensor, fn) -> torch.Tensor:
@@ -102,6 +104,18 @@ def _sphere_project(x, r, lo):
 def _linf_project(x, r, lo):
     r = _num(r, x)
     return torch.minimum(torch.maximum(x, -r), r)
+
+
+def _linf_sphere_project(x, r, lo):
+    """Outside the cube: clamp. Inside: the nearest face is the one of the largest |xᵢ|, pushed to ±r."""
+    r = _num(r, x)
+    clamped = torch.minimum(torch.maximum(x, -r), r)
+    flat = clamped.reshape(-1)
+    top = flat.abs().argmax()
+    pushed = flat.clone()
+    pushed[top] = torch.where(flat[top] < 0, -r, r)
+    inside = flat.abs().max() < r
+    return torch.where(inside, pushed, flat).reshape(x.shape)
 
 
 def _ball_project(x, r, lo):
@@ -183,6 +197,20 @@ def _linf_tangent(g, x, r, lo, tol):
     return torch.where(x <= -edge, torch.clamp(g, min=0), out)
 
 
+def _linf_sphere_tangent(g, x, r, lo, tol):
+    """The ball's cone at the active faces (|xᵢ| = r: no outward component), and one active coordinate held
+    at 0 so that max|x| stays r to first order: the one whose clamped value is smallest (the nearest of the
+    convex cones whose union is the tangent cone)."""
+    edge = _num(r, x) * (1 - tol)
+    d = _linf_tangent(g, x, r, lo, tol).reshape(-1)
+    active = (x.abs() >= edge).reshape(-1)
+    cost = torch.where(active, d.abs(), torch.full_like(d, float("inf")))
+    held = cost.argmin()
+    out = d.clone()
+    out[held] = torch.where(active[held], torch.zeros_like(d[held]), d[held])
+    return out.reshape(g.shape)
+
+
 def _remove_cone(G, U, Vh, mask, psd: bool):
     """G − U_S proj_K(sym(U_Sᵀ G V_S)) V_Sᵀ over the singular pairs selected by mask (…, k); K = PSD or NSD."""
     Um = U * mask.unsqueeze(-2)
@@ -249,6 +277,8 @@ SETS: dict[str, ConstraintSet] = {s.name: s for s in [
                   "‖x‖₂ = r"),
     ConstraintSet("linf_ball", False, _linf_project, _projection_retract(_linf_project), _linf_tangent, False,
                   "max|xᵢ| ≤ r"),
+    ConstraintSet("linf_sphere", False, _linf_sphere_project, _projection_retract(_linf_sphere_project),
+                  _linf_sphere_tangent, False, "max|xᵢ| = r"),
     ConstraintSet("spectral_ball", True, _ball_project, _ball_retract, _ball_tangent, False, "‖W‖₂ ≤ r"),
     ConstraintSet("spectral_sphere", True, _spectral_sphere_project, _sphere_retract_spectral,
                   _spectral_sphere_tangent, True, "‖W‖₂ = r"),
@@ -278,7 +308,7 @@ def _set_of(attrs, x, i: int = 0) -> ConstraintSet:
         raise ShapeError(f"needs a tensor, found `{x.show()}`", arg=i, code="GEO0202")
     if s.matrix and not x.is_matrix:
         raise ShapeError(f'with set "{name}" needs a matrix, found `{x.show()}`', arg=i, code="GEO0203",
-                         help='for vectors use "l2_ball", "l2_sphere" or "linf_ball", or restrict this rule to matrix '
+                         help='for vectors use "l2_ball", "l2_sphere", "linf_ball" or "linf_sphere", or restrict this rule to matrix '
                               "parameters (`for matrix W`)")
     return s
 
@@ -352,7 +382,10 @@ def _feasible(name: str, p: torch.Tensor, r: float, lo: float, rtol: float) -> s
     if name == "linf_ball":
         top = float(p.abs().max())
         return f"max|p| = {top!r} > r = {r!r}" if top > r * (1 + rtol) else None
-    s = torch.linalg.svdvals(p)
+    if name == "linf_sphere":
+        top = float(p.abs().max())
+        return f"max|p| = {top!r} ≠ r = {r!r}" if abs(top - r) > r * rtol else None
+    s = _linalg.svdvals(p)
     if name == "spectral_ball":
         return f"σ_max = {float(s.max())!r} > r = {r!r}" if float(s.max()) > r * (1 + rtol) else None
     if name == "spectral_sphere":
@@ -447,7 +480,7 @@ def _tangent_laws(name: str) -> list[Law]:
         if name == "l2_sphere":
             bad = abs(_inner(t, x))
         elif name == "spectral_sphere":
-            U, _, Vh = torch.linalg.svd(x, full_matrices=False)
+            U, _, Vh = _linalg.svd(x, full_matrices=False)
             bad = abs(_inner(t, U[:, :1] @ Vh[:1]))
         elif name == "stiefel":
             sym = _sym(x.mT @ t) if x.size(-2) >= x.size(-1) else _sym(t @ x.mT)
@@ -464,11 +497,14 @@ def _tangent_laws(name: str) -> list[Law]:
         if name == "l2_ball":
             on = float(torch.linalg.vector_norm(x)) >= r * (1 - 1e-3)
             assert not on or _inner(t, x) <= 1e-9 * scale * r, f"points outwards: ⟨t, x⟩ = {_inner(t, x)!r}"
-        elif name == "linf_ball":
+        elif name in ("linf_ball", "linf_sphere"):
             edge = r * (1 - 1e-3)
             assert float(t[x >= edge].clamp(min=0).sum() - t[x <= -edge].clamp(max=0).sum()) <= 0, "points outwards"
+            if name == "linf_sphere":
+                active = x.abs() >= edge
+                assert bool((t[active] == 0).any()), "no active face is held: max|x| leaves r to first order"
         else:
-            U, S, Vh = torch.linalg.svd(x, full_matrices=False)
+            U, S, Vh = _linalg.svd(x, full_matrices=False)
             hi = S >= r * (1 - 1e-3)
             B = _sym(U[:, hi].mT @ t @ Vh[hi].mT)
             top = float(torch.linalg.eigvalsh(B).max()) if hi.any() else 0.0
@@ -502,6 +538,7 @@ def project(x, set: StaticArg, radius=1.0, lo=0.0):  # noqa: A002 - the DSL's ar
 
         "l2_ball"           x·min(1, r/‖x‖₂)                    "l2_sphere"  r·x/‖x‖₂ (x = 0 ↦ r·1/√N)
         "linf_ball"         clamp(x, −r, r)
+        "linf_sphere"       clamp(x, −r, r); inside the cube the largest |xᵢ| pushed to ±r
         "spectral_ball"     U min(Σ, r) Vᵀ                       (Cesista: spectral hardcap)
         "spectral_sphere"   U diag(r, min(σ₂, r), …) Vᵀ          (the nearest matrix with σ_max = r)
         "spectral_band"     U clip(Σ, lo, r) Vᵀ                  (all min(m, n) singular values, zeros lifted to lo)
@@ -526,7 +563,7 @@ def retract(x, set: StaticArg, radius=1.0, lo=0.0, method: StaticArg = "ns", ste
         "stiefel"           r·msign(x)                  (Cesista, "steepest descent on the Stiefel manifold")
         "spectral_sphere"   (r/σ₁)·x                    SSO's hard retraction (Xie et al., arXiv 2601.08393);
                                                         σ₁ by float64 SVD here (SSO's spec uses power iteration)
-        "l2_ball", "l2_sphere", "linf_ball", "oblique"   = project(x, set, r) (radial / clamp / column normalize)
+        "l2_ball", "l2_sphere", "linf_ball", "linf_sphere", "oblique"   = project(x, set, r)
 
     `method` "ns" runs Newton–Schulz (schedule `coeffs`, `steps`, in `dtype`) for the msign-based sets; "polar"
     the same identities with exact polar factors; "svd" the exact float64 map (then the projection for the ball,
@@ -545,6 +582,7 @@ def tangent(g, x, set: StaticArg, radius=1.0, lo=0.0, tol: StaticArg = 1e-3):  #
         "l2_sphere"         g − ⟨g, x⟩x/‖x‖²
         "l2_ball"           on the boundary: g − max(⟨g, x⟩, 0)·x/‖x‖²; inside: g
         "linf_ball"         entries at +r: min(g, 0); at −r: max(g, 0); inside: g
+        "linf_sphere"       as linf_ball, and the active entry whose value is smallest held at 0 (max|x| stays r)
         "spectral_sphere"   g − ⟨Θ, g⟩Θ,  Θ = u₁v₁ᵀ (SSO's tangent condition ⟨Θ, Φ⟩ = 0; σ₁ assumed simple)
         "spectral_ball"     g − U_r proj_PSD(sym(U_rᵀ g V_r)) V_rᵀ over the pairs with σ = r
         "spectral_band"     the same at σ = r, and g − U_lo proj_NSD(sym(U_loᵀ g V_lo)) V_loᵀ at σ = lo > 0

@@ -9,6 +9,8 @@ exactly torch.optim's, e.g. `buf.lerp_(grad, 1 - momentum)` in torch.optim.Muon)
     nesterov(g, buf, μ)        → lerp(g, buf, μ)                    = (1 − μ)·g + μ·buf
     bias_correction(β, t)      → 1 − β ^ t
     row_mean_sq(x)             → mean(square(x), axis = -1)         one second moment per row
+    tensor_mean_sq(x)          → mean(square(x))                    one second moment per tensor
+    heavy_ball(buf, g, μ)      → μ·buf + g                          Polyak's momentum
 """
 from __future__ import annotations
 
@@ -155,3 +157,43 @@ def row_mean_sq(x):
     For a matrix: one per output neuron, shape (m, 1). NorMuon's s_i = mean_j O_ij² (Li et al., arXiv
     2510.05491; algorithms.md §5.4); Adafactor's row statistic (Shazeer & Stern, arXiv 1804.04235)."""
     return x.square().mean(dim=-1, keepdim=True)
+
+
+def _heavy_ball_to_arith(node, graph):
+    buf, g, mu = node.args
+    scaled = graph.node("mul", (mu, buf), type=buf.type, span=node.span)
+    return graph.node("add", (scaled, g), type=node.type, span=node.span)
+
+
+def _heavy_ball_law(f, sample):
+    b, g, mu = sample
+    _close(f(b, g, mu), mu * b + g)
+    _close(f(torch.zeros_like(g), g, mu), g)  # a buffer started at 0 takes the first gradient whole
+
+
+@op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("heavy_ball(buf, g, μ) -> μ·buf + g", _heavy_ball_to_arith)],
+    laws=[Law("heavy_ball(b, g, μ) = μ·b + g", lambda: _pair_with(sampling.scalars(0.0, 0.99)), _heavy_ball_law)],
+    domain={"momentum": Domain(0.0, 1.0)})
+def heavy_ball(buf, g, momentum):
+    """heavy_ball(buf, g, μ) = μ·buf + g, Polyak's heavy-ball momentum (Polyak 1964; torch.optim.SGD's buffer
+    with dampening 0). Unlike the EMA it sums gradients: its scale grows to 1/(1 − μ)."""
+    return momentum * buf + g
+
+
+def _tensor_mean_sq_to_mean(node, graph):
+    (x,) = node.args
+    sq = graph.node("square", (x,), type=x.type, span=node.span)
+    return graph.node("mean", (sq,), {"axis": None}, type=node.type, span=node.span)
+
+
+def _tensor_law(f, x):
+    _close(f(x), x.square().mean())
+
+
+@op(REDUCTION, reduce_rule, rewrites=[Rewrite("tensor_mean_sq(x) -> mean(square(x))", _tensor_mean_sq_to_mean)],
+    laws=[Law("tensor_mean_sq(x) = rms(x)²", lambda: sampling.tensors(sampling.shapes(1, 3)), _tensor_law)])
+def tensor_mean_sq(x):
+    """tensor_mean_sq(x) = mean(x²) over the whole tensor, a 0-d tensor: one second moment per tensor, as NAMO
+    keeps (v ← μ₂·v + (1 − μ₂)·‖G‖²_F up to the constant N; Zhang, Liu, Schaeffer, arXiv 2602.17080;
+    algorithms.md §5.6) and Adam-mini per block."""
+    return x.square().mean()
