@@ -32,10 +32,18 @@ BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^"
               "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "and": "and", "or": "or"}
 STATE_DTYPES = ("bf16", "fp16", "fp32", "fp64")
 BUILTINS = ("grad", "t")
+# Names the compiled optimizer already gives a meaning: its constructor's keywords, the param-group keys geo and
+# torch.optim write or read (a hyperparameter lives in the param group under its own name).
+# State names the compiled program and optimizer keep for themselves (a state is saved under its own name).
+RESERVED_STATES = {"param": "the compiled step returns the parameter's new value under that name",
+                   "step": "the optimizer keeps the step count under that name, as torch.optim does"}
+RESERVED_HYPERS = ("params", "param_names", "geo_rule", "initial_lr", "roles", "backend", "nonfinite", "foreach",
+                   "fused", "capturable", "differentiable", "maximize")
 MAX_UNROLL = 1000
 TYPE_CODES = {"GEO0202", "GEO0203", "GEO0204", "GEO0205", "GEO0206", "GEO0207"}
 MAX_UNROLL_TOTAL = 10_000
 MAX_INLINE_DEPTH = 32
+MAX_INLINE_TOTAL = 10_000  # calls inlined in one rule: `def f(x): return g(x) + g(x)` chains grow exponentially
 REQUIRED = registry.REQUIRED
 
 
@@ -208,6 +216,7 @@ class _Assembler:
                     self.functions[item.name] = item
                 elif isinstance(item, ast.StepDef):
                     self.steps[item.name] = item
+                    self._binder(item.binder)  # a step's selector words, like a rule's, must be known
                 else:
                     self.optimizer_defs[item.name] = item
         for name in self.optimizer_defs:
@@ -234,6 +243,12 @@ class _Assembler:
                 self.bag.error("GEO0104", f"`{h.name}` is a builtin and cannot be a hyperparameter", h.span,
                                help=f"rename it, e.g. `{h.name}_`")
                 continue
+            if h.name in RESERVED_HYPERS:
+                self.bag.error("GEO0104", f"`{h.name}` is reserved by the compiled optimizer and cannot be a "
+                               "hyperparameter", h.span, notes=["hyperparameters live in the param groups, where "
+                                                                f"`{h.name}` already has a meaning"],
+                               help=f"rename it, e.g. `{h.name}_`")
+                continue
             default = REQUIRED
             if h.default is not None:
                 default = self.constant(h.default, f"the default of `{h.name}`")
@@ -255,6 +270,10 @@ class _Assembler:
                     default = float(default) if not isinstance(default, bool) else default
                 else:
                     default = tuple(float(v) for v in default)
+                if not _finite(default):
+                    self.bag.error("GEO0302", f"the default of `{h.name}` is not a finite number: {_show(default)}",
+                                   h.span, help="a runtime hyperparameter takes finite numbers (`1e999` is inf)")
+                    continue
             out[h.name] = HyperInfo(h.name, h.static, default, h.span)
         return out
 
@@ -416,6 +435,11 @@ class _Assembler:
         return uses
 
     def _coerce(self, old: HyperInfo, value: Any, expr: ast.Expr) -> Any:
+        if not old.static and isinstance(value, (int, float, tuple)) and not isinstance(value, bool) \
+                and not _finite(value):
+            self.bag.error("GEO0302", f"`{old.name}` takes finite numbers, found {_show(value)}", expr.span,
+                           secondary=[Label(old.span, "declared here")])
+            return old.default
         if not old.static and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if not old.static and isinstance(value, tuple):
@@ -463,6 +487,12 @@ def _literal(expr: ast.Expr) -> Any:
         items = [_literal(i) for i in expr.items]
         return None if any(i is None for i in items) else tuple(items)
     return None
+
+
+def _finite(v: Any) -> bool:
+    if isinstance(v, tuple):
+        return all(_finite(x) for x in v)
+    return not isinstance(v, float) or math.isfinite(v)
 
 
 def _show(v: Any) -> str:
@@ -541,6 +571,7 @@ class Elaborator:
         self.function_depth = 0
         self.in_init = False
         self.unrolled = 0  # repeat iterations unrolled so far, nested loops multiplied
+        self.inlined = 0   # function calls inlined so far
 
     @classmethod
     def constant_evaluator(cls, bag: DiagnosticBag) -> "Elaborator":
@@ -677,6 +708,10 @@ class Elaborator:
             self.bag.error("GEO0104", f"`{s.name}` is already defined", s.span,
                            secondary=[Label(prev.span, "defined here")] if prev and prev.span.source.text else [])
             return
+        if s.name in RESERVED_STATES:
+            self.bag.error("GEO0104", f"`{s.name}` cannot name a state: {RESERVED_STATES[s.name]}", s.span,
+                           help=f"rename it, e.g. `{s.name}_`")
+            return self._declare_poisoned(s, scope)
         dtype = None
         if s.dtype is not None:
             if s.dtype.id not in STATE_DTYPES:
@@ -962,6 +997,13 @@ class Elaborator:
             return self.poison(span)
         if any(isinstance(n.type, Poison) for n, _ in bound.values()):
             return self.poison(span)
+        runtime = any(not bound[p.name][0].is_const for p in opdef.value_params)
+        for p in opdef.value_params if runtime else ():  # a runtime argument is a number or a tensor (static
+            node, arg_span = bound[p.name]               # calls fold: `form == "code"` compares strings)
+            if isinstance(node.type, TupleT) or (isinstance(node.type, Static) and node.type.kind in ("str", "tuple")):
+                self.bag.error("GEO0202", f"argument `{p.name}` of {shown} takes a number or a tensor, found "
+                               f"`{node.type.show()}`", arg_span, notes=[f"signature: {opdef.signature()}"])
+                return self.poison(span)
         attrs: dict[str, Any] = {}
         values: list[tuple[Node, Span]] = []
         static_failed = False
@@ -1001,7 +1043,11 @@ class Elaborator:
                 return self.graph.const(known, span)
         if isinstance(result, Static):
             return self.fold(opdef, [n for n, _ in values], attrs, span, shown)
-        return self.graph.node(name, tuple(n for n, _ in values), attrs, type=result, span=span)
+        # A static bool used as a runtime value is the number 0 or 1 (torch cannot compute `true - x`), and an
+        # integer beyond int64 a float (torch cannot convert it).
+        args = tuple(self.graph.const(float(n.value), n.span) if n.is_const and isinstance(n.value, int) and (
+            isinstance(n.value, bool) or abs(n.value) >= 2 ** 63) else n for n, _ in values)
+        return self.graph.node(name, args, attrs, type=result, span=span)
 
     def _runtime_origin_span(self, span: Span) -> list[Label]:
         if self.rule is None:
@@ -1084,6 +1130,15 @@ class Elaborator:
         if len(self.call_stack) >= MAX_INLINE_DEPTH:
             self.bag.error("GEO0109", f"calling `{fn.name}` nests function calls more than {MAX_INLINE_DEPTH} deep",
                            call.span, notes=["functions are inlined; the chain of calls must stay short"])
+            return self.poison(call.span)
+        self.inlined += 1
+        if self.inlined > MAX_INLINE_TOTAL + 1:
+            return self.poison(call.span)  # reported once, below
+        if self.inlined > MAX_INLINE_TOTAL:
+            self.bag.error("GEO0109", f"inlining `{fn.name}` here gives more than {MAX_INLINE_TOTAL} function calls "
+                           "in one rule", call.span, notes=["functions are inlined at every call: a function that "
+                                                            "calls another twice doubles the work at each level"],
+                           help="compute the value once with `let` and reuse it")
             return self.poison(call.span)
         params = [registry.Param(p.name, False) for p in fn.params]
         defaults = {p.name: (self.expr(p.default, Scope()), p.default.span) for p in fn.params if p.default is not None}

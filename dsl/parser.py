@@ -512,6 +512,14 @@ class _Builder(Transformer):
         return ast.Call(self._span(meta), ast.Name(self._tok(name), str(name)), positional, keywords)
 
     def args(self, meta, children):
+        keyword = None
+        for c in children:  # `f(x, k = 1, y)` would bind y by position after a keyword: refuse it, as Python does
+            if isinstance(c, ast.Keyword):
+                keyword = keyword or c
+            elif c is not None and keyword is not None:
+                raise GeoError([Diagnostic("GEO0001", "a positional argument follows a keyword argument",
+                                           Label(c.span, "positional"), [Label(keyword.span, "after this keyword")],
+                                           help="put the positional arguments first, or name this one too")])
         positional = tuple(c for c in children if c is not None and not isinstance(c, ast.Keyword))
         keywords = tuple(c for c in children if isinstance(c, ast.Keyword))
         return positional, keywords

@@ -81,6 +81,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         self._geo_kwargs = self._validate_kwargs(hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
         self._geo_unnamed = 0
+        self._geo_fits: set[tuple[int, tuple[int, ...]]] = set()  # (program, shape) pairs already checked
         super().__init__(params, defaults={})
 
     # -- construction
@@ -121,6 +122,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         if diagnostics:
             raise GeoError(diagnostics)
         user = {k: v for k, v in param_group.items() if k not in ("params", "param_names")}
+        groups = []
         for rule_index, members in sorted(split.items()):
             rule = spec.rules[rule_index]
             group = {"params": [tensors[i] for i in members]}
@@ -128,7 +130,32 @@ class GeoOptimizer(torch.optim.Optimizer):
                 group["param_names"] = [names[i] for i in members]
             group.update(self._resolve(rule, user))
             group["geo_rule"] = rule_index
+            groups.append(group)
+        for group in groups:  # every shape requirement of the compiled rules, before any group is added
+            diagnostics += self._misfits(group)
+        if diagnostics:
+            raise GeoError(diagnostics)
+        for group in groups:
             super().add_param_group(group)
+
+    def _misfits(self, group: dict[str, Any]) -> list[Diagnostic]:
+        """Parameters whose shape breaks a requirement of their rule's program (`W @ W` needs a square W)."""
+        spec = self._geo
+        rule = spec.rules[group["geo_rule"]]
+        statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
+        out = []
+        for p in group["params"]:
+            _, rank, active = self._geo_binding[p]
+            runner = spec.runner(rule, statics, rank, active, self._geo_backend)
+            key = (id(runner), tuple(p.shape))
+            if key in self._geo_fits:
+                continue
+            problem = misfit(runner.program, rule, tuple(p.shape), _param_name(group, p))
+            if problem is not None:
+                out.append(problem)
+            else:
+                self._geo_fits.add(key)
+        return out
 
     def _unnamed(self) -> str:
         self._geo_unnamed += 1
@@ -168,6 +195,9 @@ class GeoOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         spec = self._geo
+        misfits = [d for group in self.param_groups for d in self._misfits(group)]  # a changed static: new programs
+        if misfits:
+            raise GeoError(misfits)
         for group in self.param_groups:
             rule = spec.rules[group["geo_rule"]]
             statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
@@ -195,8 +225,13 @@ class GeoOptimizer(torch.optim.Optimizer):
                 state[STEP_KEY] += 1
                 slots = {s.name: state[s.name] for s in runner.program.states}
                 new_param, new_state = runner.step(param_view, grad_view, slots, hypers, float(state[STEP_KEY]))
-                p.copy_(new_param.reshape(p.shape))
-                state.update(new_state)
+                # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
+                # them). The copy below would then overlap, and a state would change with the parameter or grad.
+                inputs = (_storage(p), _storage(p.grad))
+                new_param = new_param.reshape(p.shape)
+                p.copy_(new_param.clone() if _storage(new_param) in inputs else new_param)
+                state.update({k: v.clone() if isinstance(v, torch.Tensor) and _storage(v) in inputs else v
+                              for k, v in new_state.items()})
         return loss
 
     # -- checkpoints
@@ -255,6 +290,16 @@ class GeoOptimizer(torch.optim.Optimizer):
         state = sd.get("state")
         if not isinstance(state, dict):
             raise CheckpointError("the state_dict has no 'state' entry")
+        listed: set[Any] = set()
+        for i, g_saved in enumerate(groups):
+            if not isinstance(g_saved, dict) or not isinstance(g_saved.get("params"), list):
+                raise CheckpointError(f"param group {i} of the state_dict is not a param group (a dict with a 'params' "
+                                      "list)")
+            listed.update(g_saved["params"])
+        stray = sorted((k for k in state if k not in listed), key=repr)
+        if stray:
+            raise CheckpointError(f"the state_dict has state for parameter id {stray[0]!r}, which none of its param "
+                                  "groups lists")
         index = 0
         for g_saved, g_now in zip(groups, self.param_groups):
             if g_saved.get("geo_rule") != g_now["geo_rule"]:
@@ -265,19 +310,38 @@ class GeoOptimizer(torch.optim.Optimizer):
                 raise CheckpointError(f"param group {self.param_groups.index(g_now)} has {len(saved_params)} parameters in "
                                       f"the checkpoint and {len(g_now['params'])} now")
             rule = self._geo.rules[g_now["geo_rule"]]
+            for name, h in rule.hypers.items():  # the loaded group replaces this one: it must be whole and valid
+                if name not in g_saved:
+                    raise CheckpointError(f"param group {index} of the state_dict has no hyperparameter `{name}` (its "
+                                          f"rule `{rule.text}` has one)")
+                try:
+                    _check_hyper(self._geo.info.name, h, g_saved[name])
+                except (TypeError, ValueError) as err:
+                    raise CheckpointError(f"param group {index} of the state_dict: {err}") from None
             for pid, p in zip(saved_params, g_now["params"]):
                 entry = state.get(pid)
                 if entry is None:
                     continue
-                expected = {s.name: s for s in self._slots_for(rule, g_now, p)}
-                missing = sorted((set(expected) | {STEP_KEY}) - set(entry))
-                extra = sorted(set(entry) - set(expected) - {STEP_KEY})
                 pname = _param_name(g_now, p)
+                if not isinstance(entry, dict):
+                    raise CheckpointError(f"the state of parameter {pname} is a {type(entry).__name__}, not a dict of "
+                                          "slots")
+                expected = {s.name: s for s in self._slots_for(rule, g_saved, p)}
+                missing = sorted((set(expected) | {STEP_KEY}) - set(entry))
+                extra = sorted(set(entry) - set(expected) - {STEP_KEY}, key=repr)
                 if missing or extra:
                     raise CheckpointError(f"state of parameter {pname}: " + "; ".join(
                         x for x in (missing and f"missing {missing}", extra and f"unexpected {extra}") if x))
+                step = entry[STEP_KEY]
+                if isinstance(step, bool) or not (isinstance(step, (int, float)) or (
+                        isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_floating_point())):
+                    raise CheckpointError(f"state `{STEP_KEY}` of parameter {pname} is not a step count: {step!r}")
                 for name, slot in expected.items():
                     value = entry[name]
+                    if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+                        raise CheckpointError(f"state `{name}` of parameter {pname} is a "
+                                              f"{value.dtype if isinstance(value, torch.Tensor) else type(value).__name__} "
+                                              "in the state_dict, expected a floating-point tensor")
                     want = _slot_shape(slot, p, rule)
                     have = tuple(value.shape) if isinstance(value, torch.Tensor) else ()
                     if want is not None and have != want:
@@ -317,6 +381,35 @@ def bind_rule(spec: CompiledSpec, info: P.ParamInfo) -> tuple[int, int, tuple[in
         notes=[f"roles: {', '.join(P.ROLES)}; selectors: {', '.join(P.SELECTORS)}"],
         help="add a rule that selects it (e.g. `for tensor p = adamw`), or pass only the parameters this "
              "optimizer is meant for")
+
+
+def misfit(program, rule, shape: tuple[int, ...], pname: str) -> Diagnostic | None:
+    """The first shape requirement of a program (`require n == m`, from `W @ W` or `W + W.T`) that a parameter
+    of this shape, seen through the rule's view, breaks; None when it fits."""
+    dims = program.param_type.shape
+    if not program.constraints or dims is None:
+        return None
+    seen = rule.view.forward(torch.empty(shape, device="meta"), rule.view_args).shape if rule.view is not None else shape
+    seen = tuple(seen)[len(seen) - len(dims):] if len(dims) <= len(seen) else ()
+    sizes: dict[str, int] = {}
+    for d, n in zip(dims, seen):
+        if isinstance(d, str):
+            sizes.setdefault(d, int(n))
+    for c in program.constraints:
+        a = c.left if isinstance(c.left, int) else sizes.get(c.left)
+        b = c.right if isinstance(c.right, int) else sizes.get(c.right)
+        if a is not None and b is not None and a != b:
+            return Diagnostic(
+                "GEO0402", f"parameter {pname} of shape {_shape(shape)} does not fit `{rule.text}`: {c.what}",
+                Label(c.span, f"needs `{c.left}` == `{c.right}`, here {a} and {b}"),
+                notes=[f"the rule sees it as `{program.param_type.show()}` with "
+                       + ", ".join(f"{k} = {v}" for k, v in sizes.items())],
+                help="select it with another rule, or write the step so that it holds for this shape")
+    return None
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
 
 
 def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:

@@ -43,6 +43,11 @@ class _Emitter:
                 rhs = f"state[{self.k(n.attr('name'))}]"
             elif n.op == "const":
                 rhs = self.k(n.value)
+            elif n.op in _INFIX and isinstance(n.type, Scalar) and n.op in ("div", "pow"):
+                # host floats: 1/0 and 10.0**400 raise in Python; the registry gives IEEE inf/nan, as a tensor would
+                a, b = n.args
+                opdef = registry.get(n.op)
+                rhs = f"{self.f(lambda x, y, _o=opdef, _r=n.type: _o.apply([x, y], {}, _r))}(v{a.id}, v{b.id})"
             elif n.op in _INFIX and (isinstance(n.type, (Tensor, Scalar))):
                 a, b = n.args
                 rhs = f"v{a.id} {_INFIX[n.op]} v{b.id}" if n.op != "pow" or isinstance(n.type, Scalar) \

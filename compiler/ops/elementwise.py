@@ -12,9 +12,9 @@ import operator
 import torch
 
 from . import sampling
-from ..types import Scalar
+from ..types import Scalar, ShapeError, Static
 from ..types import Tensor as TensorT
-from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, op
+from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
 
 
 def _tensor_like(x, like):
@@ -82,20 +82,32 @@ def _contract(negate: bool):
     return fn
 
 
-@op(ELEMENTWISE, elementwise_rule)
+def _fused_rule(args, attrs, constraints):
+    """axpy(x, y, s) and addcmul(x, a, b, s): tensors, then a host scalar `s` (what torch's alpha/value take)."""
+    *tensors, s = args
+    for i, t in enumerate(tensors):
+        if not isinstance(t, TensorT):
+            raise ShapeError(f"needs a tensor, found `{t.show()}`", arg=i, code="GEO0202")
+    if not (isinstance(s, Scalar) or (isinstance(s, Static) and s.kind in ("int", "float"))):
+        raise ShapeError(f"needs a scalar for `s`, found `{s.show()}`", arg=len(tensors), code="GEO0202",
+                         help="write the product out (`x + s * y`): the compiler fuses it where it can")
+    return elementwise_rule(args, attrs, constraints)
+
+
+@op(ELEMENTWISE, _fused_rule)
 def axpy(x, y, s):
     """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`).
 
     Produced by the `contract` pass from `x + s*y` and `x - s*y` (s a host scalar)."""
-    return torch.add(x, y, alpha=float(s))
+    return torch.add(x, y, alpha=host_scalar(float(s), x))
 
 
-@op(ELEMENTWISE, elementwise_rule)
+@op(ELEMENTWISE, _fused_rule)
 def addcmul(x, a, b, s):
     """x + s·a·b with a single rounding of the sum (torch.addcmul, as Adam's second moment update).
 
     Produced by the `contract` pass from `x + s*a*b` (s a host scalar)."""
-    return torch.addcmul(x, a, b, value=float(s))
+    return torch.addcmul(x, a, b, value=host_scalar(float(s), x))
 
 
 # ---- arithmetic ----------------------------------------------------------------------------------------
@@ -161,7 +173,8 @@ def neg(a):
 # ---- comparisons and logic (static conditions fold; runtime ones give 0/1 masks) -----------------------
 def _compare(name: str, fn, doc: str):
     def reference(a, b):
-        return fn(a, b).to(a.dtype if isinstance(a, torch.Tensor) and a.is_floating_point() else torch.float32)
+        like = next((x for x in (a, b) if isinstance(x, torch.Tensor) and x.is_floating_point()), None)
+        return fn(a, b).to(like.dtype if like is not None else torch.float32)
     reference.__doc__ = doc
     reference.__name__ = name
     return op(ELEMENTWISE, elementwise_rule, name=name, fold=fn)(reference)
@@ -184,7 +197,8 @@ def and_(a, b):
 @op(ELEMENTWISE, elementwise_rule, name="or", fold=lambda a, b: bool(a) or bool(b))
 def or_(a, b):
     """a or b (static booleans, or 0/1 masks: max)."""
-    return torch.maximum(a, _tensor_like(b, a))
+    like = a if isinstance(a, torch.Tensor) else b
+    return torch.maximum(_tensor_like(a, like), _tensor_like(b, like))
 
 
 @op(ELEMENTWISE, elementwise_rule, name="not", fold=operator.not_)
@@ -218,18 +232,19 @@ def _lerp_sample():
 def lerp(a, b, w):
     """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape:
-        return torch.lerp(a, b, w)
+        return torch.lerp(a, b, host_scalar(w, a))
     return a + w * (b - a)
 
 
 @op(ELEMENTWISE, elementwise_rule, domain={"lo": Domain(high=0.0), "hi": Domain(low=0.0)})
 def clamp(x, lo, hi):
     """clamp(x, lo, hi) = min(max(x, lo), hi)."""
-    if isinstance(x, torch.Tensor):
-        if not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor):
-            return torch.clamp(x, lo, hi)
-        return torch.minimum(torch.maximum(x, _tensor_like(lo, x)), _tensor_like(hi, x))
-    return min(max(x, lo), hi)
+    if isinstance(x, torch.Tensor) and not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor):
+        return torch.clamp(x, host_scalar(lo, x), host_scalar(hi, x))
+    like = next((v for v in (x, lo, hi) if isinstance(v, torch.Tensor)), None)
+    if like is None:
+        return min(max(x, lo), hi)
+    return torch.minimum(torch.maximum(_tensor_like(x, like), _tensor_like(lo, like)), _tensor_like(hi, like))
 
 
 @op(ELEMENTWISE, elementwise_rule, name="max", fold=max)

@@ -45,10 +45,9 @@ import torch
 
 from ...dsl.diagnostics import did_you_mean
 from ..types import ShapeError, Tensor
-from . import sampling
+from . import _linalg, sampling
 from ._calling import values_first
 from .matrix import msign
-from . import _linalg
 from .registry import MATRIX, Domain, Law, StaticArg, op
 from .spectral import _check_msign_attrs, _number, _sv_bound, spectral_clip, spectral_hardcap
 

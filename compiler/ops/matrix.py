@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from ..types import ShapeError, Tensor
-from . import sampling
-from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, matrix_rule, op
+from . import _linalg, sampling
+from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, host_scalar, matrix_rule, op
 
 
 # ---- coefficient schedules -----------------------------------------------------------------------------
@@ -87,6 +87,17 @@ def _msign_rule(args, attrs, constraints):
     return x
 
 
+def _frobenius(X: torch.Tensor) -> torch.Tensor:
+    """‖X‖_F per matrix, as torch computes it, except where the sum of squares overflows (entries ~1e20 in fp32
+    or bf16): there it is max|X|·‖X/max|X|‖_F, so that a huge but finite gradient is not divided by inf (an
+    update of 0). Finite norms are exactly torch's; NaN and Inf inputs still give NaN."""
+    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
+    big = X.abs().amax(dim=(-2, -1), keepdim=True)
+    rescaled = big * torch.linalg.vector_norm(X / torch.where(big > 0, big, torch.ones_like(big)), dim=(-2, -1),
+                                              keepdim=True)
+    return torch.where(torch.isinf(norm) & torch.isfinite(big), rescaled, norm)
+
+
 def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.dtype, eps: float,
                   safety: float) -> torch.Tensor:
     """Newton–Schulz in `dtype`, on the wide orientation (rows ≤ cols, so the Gram is min(m, n)²), batched
@@ -95,7 +106,8 @@ def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.
     tall = x.size(-2) > x.size(-1)
     if tall:
         X = X.mT
-    norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
+    norm = _frobenius(X)
+    eps = host_scalar(eps, X)
     X = X / (norm * safety).clamp(min=eps) if safety != 1.0 else X / norm.clamp(min=eps)
     batched = X.dim() > 2
     if batched:
@@ -121,7 +133,7 @@ def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.
 def msign_svd(x: torch.Tensor) -> torch.Tensor:
     """Exact U Vᵀ by SVD in float64; singular values below a relative tolerance map to 0 (so msign(0) = 0)."""
     X = x.to(torch.float64)
-    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    U, S, Vh = _linalg.svd(X, full_matrices=False)
     tol = S.amax(dim=-1, keepdim=True) * max(X.shape[-2:]) * torch.finfo(torch.float64).eps
     keep = (S > tol).to(X.dtype)
     return (U * keep.unsqueeze(-2)) @ Vh
@@ -132,7 +144,7 @@ def _singular_values_in_band(f, x, schedule="keller"):
     (not monotonically), so the output's values are read as diag(Uᵀ·out·V), paired with their inputs."""
     s = SCHEDULES[schedule]
     out = f(x, steps=s.band_steps, coeffs=schedule, dtype="fp64", method="ns")
-    U, sv_in, Vh = torch.linalg.svd(x, full_matrices=False)
+    U, sv_in, Vh = _linalg.svd(x, full_matrices=False)
     sv_out = torch.diagonal(U.mT @ out @ Vh.mT)
     rel = sv_in / torch.linalg.vector_norm(x)
     mask = rel >= 1e-2
@@ -147,6 +159,11 @@ def _scale_invariant(f, x):
         a = f(x, dtype="fp64")
         b = f(c * x, dtype="fp64")
         assert torch.allclose(a, b, atol=1e-6), f"msign(c·x) ≠ msign(x) for c = {c}"
+    # A huge but finite input (a ~1e30 gradient): its Frobenius norm overflows in fp32 and bf16.
+    for dtype, tol in (("fp32", 1e-4), ("bf16", 0.25)):  # bf16 Newton–Schulz rounds to ~0.1
+        a = f(x.float(), dtype=dtype)
+        b = f(x.float() * 1e30, dtype=dtype)
+        assert torch.allclose(a, b, atol=tol), f"msign(1e30·x) ≠ msign(x) computing in {dtype}"
 
 
 def _transpose_equivariant(f, x):

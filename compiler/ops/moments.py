@@ -19,12 +19,12 @@ import torch
 from ..types import SCALAR, Tensor
 from . import sampling
 from .reduce import reduce_rule, rms
-from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, op
+from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
 
 
 def _lerp(a, b, w):
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape:
-        return torch.lerp(a, b, w)
+        return torch.lerp(a, b, host_scalar(w, a))
     return a + w * (b - a)
 
 
@@ -161,7 +161,10 @@ def row_mean_sq(x):
 
 def _heavy_ball_to_arith(node, graph):
     buf, g, mu = node.args
-    scaled = graph.node("mul", (mu, buf), type=buf.type, span=node.span)
+    if _numeric_const(mu) and _numeric_const(buf):
+        scaled = graph.const(mu.value * buf.value, node.span)
+    else:  # μ·buf has the type of their broadcast, not buf's (a scalar buf times a tensor μ is a tensor)
+        scaled = graph.node("mul", (mu, buf), type=elementwise_rule([mu.type, buf.type], {}, []), span=node.span)
     return graph.node("add", (scaled, g), type=node.type, span=node.span)
 
 

@@ -34,7 +34,7 @@ import torch
 
 from ...dsl.diagnostics import did_you_mean
 from ..types import SCALAR, Scalar, ShapeError, Static, Tensor
-from . import sampling
+from . import _linalg, sampling
 from ._calling import values_first
 from .matrix import msign_svd
 from .registry import MATRIX, SHAPE, Domain, Law, StaticArg, op
@@ -54,7 +54,7 @@ def _safe_div(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
 
 
 def _svdvals(x: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.svdvals(x.to(torch.float64))
+    return _linalg.svdvals(x.to(torch.float64))
 
 
 def _mat(v: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ def _l1_lmo(g: torch.Tensor, p: float) -> torch.Tensor:
 def _top_pair(x: torch.Tensor, p: float) -> torch.Tensor:
     """u₁v₁ᵀ, the nuclear-ball LMO (0 for a zero matrix)."""
     X = x.to(torch.float64)
-    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    U, S, Vh = _linalg.svd(X, full_matrices=False)
     out = U[..., :, :1] @ Vh[..., :1, :]
     return (out * _mat((S[..., 0] > 0).to(X.dtype))).to(x.dtype)
 
@@ -101,7 +101,7 @@ def _schatten_lmo(x: torch.Tensor, p: float) -> torch.Tensor:
         return msign_svd(x).to(x.dtype)
     q = _conjugate(p)
     X = x.to(torch.float64)
-    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    U, S, Vh = _linalg.svd(X, full_matrices=False)
     top = S.amax(-1, keepdim=True)
     s = S / torch.where(top > 0, top, torch.ones_like(top))
     w = s.pow(q - 1)

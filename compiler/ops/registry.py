@@ -131,7 +131,10 @@ class OpDef:
         its scalar factors); an op whose result is a scalar computes on 0-d float64 tensors."""
         if isinstance(result, Scalar):
             if self.fold is not None and not attrs and all(isinstance(v, (int, float)) for v in values):
-                return float(self.fold(*values))  # IEEE double, exactly as torch.optim's Python scalars
+                try:
+                    return float(self.fold(*values))  # IEEE double, exactly as torch.optim's Python scalars
+                except (ArithmeticError, ValueError, TypeError):
+                    pass  # 1/0, sqrt(-1), exp(1e3), (-8)^(1/3): IEEE inf/nan below, never a Python exception
             values = [torch.tensor(v, dtype=torch.float64) if isinstance(v, (int, float)) else v for v in values]
             return float(self.call(values, attrs))
         return self.call(values, attrs)
@@ -230,6 +233,16 @@ def matrix_rule(args: list[Type], attrs: dict[str, Any], constraints: list) -> T
                          help="restrict this rule to matrix parameters (`for matrix W`) or view them as matrices "
                               "(`as matrix`)")
     return x
+
+
+def host_scalar(value: Any, like: torch.Tensor) -> Any:
+    """A host number for a torch argument typed `Scalar` (lerp's weight, add's alpha, clamp's bounds, a fill
+    value). torch refuses one beyond the tensor dtype's range ("cannot be converted ... without overflow");
+    the IEEE result of the cast is ±inf, so that is what it gets. Anything else passes through unchanged."""
+    if isinstance(value, float) and math.isfinite(value) and like.is_floating_point() \
+            and abs(value) > torch.finfo(like.dtype).max:
+        return math.copysign(math.inf, value)
+    return value
 
 
 def tensor_rule(args: list[Type], attrs: dict[str, Any], constraints: list) -> Type:

@@ -11,7 +11,7 @@ import math
 import torch
 
 from ..types import SCALAR, ShapeError, Tensor
-from .registry import INIT, SHAPE, op
+from .registry import INIT, SHAPE, host_scalar, op
 
 
 def _shape_rule(needs_matrix: bool):
@@ -90,7 +90,7 @@ def ones_like(x):
 @op(INIT, _init_rule)
 def full_like(x, value):
     """A tensor shaped like x filled with `value`."""
-    return torch.full_like(x, float(value), memory_format=torch.preserve_format)
+    return torch.full_like(x, host_scalar(float(value), x), memory_format=torch.preserve_format)
 
 
 
@@ -103,4 +103,4 @@ def _scalar_init_rule(args, attrs, constraints):
 def scalar_like(x, value):
     """A 0-d tensor holding `value`, on x's device and in x's dtype: the initial value of a numeric state
     (`state lam = 0.0`), which stays on the device like torch.optim's `step`."""
-    return torch.full((), float(value), dtype=x.dtype, device=x.device)
+    return torch.full((), host_scalar(float(value), x), dtype=x.dtype, device=x.device)

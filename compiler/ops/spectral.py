@@ -32,7 +32,7 @@ import math
 import torch
 
 from ..types import Scalar, ShapeError, Static, Tensor
-from . import sampling
+from . import _linalg, sampling
 from .matrix import DTYPES, SCHEDULES, msign, msign_svd
 from .registry import INIT, MATRIX, SHAPE, Domain, Law, StaticArg, op
 
@@ -203,7 +203,7 @@ def _orthonormalize(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Orthonormal rows spanning Y's rows (float64, symmetric orthogonalization through a k×k eigh — LAPACK's
     QR is needlessly slow on tiny matrices), ordered by how much of Y they carry; rows beyond Y's numerical rank
     are zero. Returns (rows, good): good marks the nonzero rows, which come first."""
-    lam, Z = torch.linalg.eigh(Y @ Y.mT)
+    lam, Z = _linalg.eigh(Y @ Y.mT)
     lam, Z = lam.flip(-1), Z.flip(-1)                                 # descending
     good = lam > lam[..., :1].clamp(min=0) * 1e-12
     scale = torch.where(good, lam, torch.ones_like(lam)).rsqrt() * good
@@ -225,7 +225,7 @@ def _ritz(W: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """Rayleigh–Ritz on the row space of V (orthonormal rows): the rows rotated to the Ritz vectors of WᵀW,
     largest Ritz value first (a k×k eigh)."""
     B = V @ W.mT                                                      # (…, k, m)
-    _, Z = torch.linalg.eigh(B @ B.mT)                                # ascending
+    _, Z = _linalg.eigh(B @ B.mT)                                # ascending
     return Z.flip(-1).mT @ V
 
 
@@ -250,7 +250,7 @@ def _power_laws() -> list[Law]:
         v = f(W, right_init.reference(W, rank=rank), steps=60)
         sigma = float(top_sv.reference(W, v))
         assert abs(sigma - scale) <= 1e-9 * scale, f"σ₁ = {scale!r}, power iteration (rank {rank}) gives {sigma!r}"
-        Vh = torch.linalg.svd(W).Vh
+        Vh = _linalg.svd(W).Vh
         assert abs(abs(float((v[0] * Vh[0]).sum())) - 1) <= 1e-9, "v is not ±v₁"
 
     def unit_and_bounded(f, sample):
@@ -309,7 +309,7 @@ def right_init(w, rank: StaticArg = 1, method: StaticArg = "ones"):
     k = min(int(rank), *w.shape[-2:])
     if method == "svd":
         X = w.to(torch.float64)
-        _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+        _, S, Vh = _linalg.svd(X, full_matrices=False)
         top = Vh[..., :k, :]
         top = top * torch.where(top.sum(-1, keepdim=True) < 0, -1.0, 1.0)
         fallback = _dct_rows(k, n, X).expand_as(top)
@@ -393,7 +393,7 @@ def _assert(ok: bool, message: str) -> None:
 
 
 def _exact_top(f, W):
-    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    U, S, Vh = _linalg.svd(W, full_matrices=False)
     sigma = float(f(W, Vh[:1]))
     assert abs(sigma - float(S[0])) <= 1e-12 * max(float(S[0]), 1e-300) + 1e-300, f"top_sv(W, v₁) = {sigma!r} ≠ σ₁ = {float(S[0])!r}"
     assert float(f(torch.zeros_like(W), Vh[:1])) == 0.0, "top_sv(0, v) ≠ 0"
@@ -425,7 +425,7 @@ def _abs_part(c: torch.Tensor, method, steps, coeffs, dtype) -> torch.Tensor:
 def _svd_apply(w: torch.Tensor, fn) -> torch.Tensor:
     """U fn(Σ) Vᵀ by float64 SVD (all min(m, n) singular values, zeros included), in w's dtype."""
     X = w.to(torch.float64)
-    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    U, S, Vh = _linalg.svd(X, full_matrices=False)
     return ((U * fn(S).unsqueeze(-2)) @ Vh).to(w.dtype)
 
 
@@ -467,8 +467,8 @@ def _clip_laws(hardcap: bool) -> list[Law]:
         scale = max(float(W.abs().max()), hi)
         assert torch.allclose(got, want, atol=1e-9 * scale, rtol=0), \
             f"identity ≠ SVD reference: max |diff| = {float((got - want).abs().max()):.3g}"
-        sv = torch.linalg.svdvals(call(f, W, lo, hi, method="svd"))
-        clipped = torch.linalg.svdvals(W).clamp(lo, hi).sort(descending=True).values
+        sv = _linalg.svdvals(call(f, W, lo, hi, method="svd"))
+        clipped = _linalg.svdvals(W).clamp(lo, hi).sort(descending=True).values
         assert torch.allclose(sv, clipped, atol=1e-9 * scale, rtol=0), f"method svd: σ = {sv.tolist()}, expected {clipped.tolist()}"
 
     def ns_close(f, sample):
@@ -498,7 +498,7 @@ def _clip_laws(hardcap: bool) -> list[Law]:
 def _row_projector(W: torch.Tensor) -> torch.Tensor:
     """V_r V_rᵀ, the projector onto W's row space (rank by a relative tolerance)."""
     X = W.to(torch.float64)
-    _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    _, S, Vh = _linalg.svd(X, full_matrices=False)
     tol = S.amax() * max(X.shape) * torch.finfo(torch.float64).eps if S.numel() else 0
     Vr = Vh[S > tol]
     return Vr.mT @ Vr
@@ -648,7 +648,7 @@ def _sso_laws() -> list[Law]:
             g = torch.Generator().manual_seed(seed)
             W = torch.randn(m, n, generator=g, dtype=torch.float64)
             M = torch.randn(m, n, generator=g, dtype=torch.float64)
-            U, _, Vh = torch.linalg.svd(W, full_matrices=False)
+            U, _, Vh = _linalg.svd(W, full_matrices=False)
             return M / M.norm(), U[:, :1] @ Vh[:1], float(torch.randn(1, generator=g)) * 0.3
         return st().tuples(st().tuples(st().integers(2, 6), st().integers(2, 6)), st().integers(0, 2**31 - 1)).map(build)
 
@@ -668,7 +668,7 @@ def _sso_laws() -> list[Law]:
     def bounded_and_tangent(f, sample):
         M, theta, lam0 = sample
         lam = float(f(M, theta, lam0, 1e-12, **exact))
-        nuclear = float(torch.linalg.svdvals(M).sum())
+        nuclear = float(_linalg.svdvals(M).sum())
         assert abs(lam) <= 2 * nuclear + 1e-9, f"|λ*| = {abs(lam)!r} > 2‖M‖_* = {2 * nuclear!r}"
         phi = msign_svd(M + lam * theta)
         assert float((M * phi).sum()) <= nuclear + 1e-9, "⟨M, Φ⟩ exceeds ‖M‖_*"
