@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .dsl.diagnostics import GeoError, InternalError
 
-EMITS = ("ast", "ir", "opt", "torch")
+EMITS = ("ast", "ir", "opt", "plan", "torch")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,6 +123,7 @@ def _compile(args) -> int:
     from .compiler import pipeline
     from .compiler.backends.torch_codegen import generate
     from .compiler.ir import print_program
+    from .compiler.plan import plan
     from .dsl import ast
     from .runtime.api import select_optimizer
     source = _source(args.file)
@@ -152,6 +153,8 @@ def _compile(args) -> int:
         program = pipeline.specialize(checked, rule, statics, rank, optimize=args.emit != "ir")
         if args.emit == "torch":
             out.append(f"# {info.name}[{rule.index}] {program.rule_text}\n" + generate(program)[0])
+        elif args.emit == "plan":
+            out.append(plan(program).show())
         else:
             out.append(print_program(program))
     print("\n\n".join(out))

@@ -21,7 +21,7 @@ import torch
 from ..compiler import check as checker
 from ..compiler import params as P
 from ..compiler.backends.reference import ReferenceStep
-from ..compiler.backends.torch_codegen import TorchStep
+from ..compiler.backends.foreach import ForeachStep
 from ..compiler.pipeline import specialize
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 
@@ -51,7 +51,7 @@ class CompiledSpec:
         found = self._runners.get(key)
         if found is None:
             program = specialize(self.checked, rule, statics, rank, active)
-            found = (ReferenceStep if backend == "reference" else TorchStep)(program)
+            found = (ReferenceStep if backend == "reference" else ForeachStep)(program)
             self._runners[key] = found
         return found
 
@@ -202,6 +202,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             rule = spec.rules[group["geo_rule"]]
             statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
             hypers = {k: _runtime_value(group[k]) for k, h in rule.hypers.items() if not h.static}
+            batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -221,17 +222,16 @@ class GeoOptimizer(torch.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
-                    state.update(runner.init(param_view, hypers))
+                    state.update(_unaliased(runner.init(param_view, hypers), (p, p.grad)))
                 state[STEP_KEY] += 1
-                slots = {s.name: state[s.name] for s in runner.program.states}
-                new_param, new_state = runner.step(param_view, grad_view, slots, hypers, float(state[STEP_KEY]))
-                # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
-                # them). The copy below would then overlap, and a state would change with the parameter or grad.
-                inputs = (_storage(p), _storage(p.grad))
-                new_param = new_param.reshape(p.shape)
-                p.copy_(new_param.clone() if _storage(new_param) in inputs else new_param)
-                state.update({k: v.clone() if isinstance(v, torch.Tensor) and _storage(v) in inputs else v
-                              for k, v in new_state.items()})
+                batch = batches.setdefault(id(runner), (runner, [], [], [], [], []))
+                for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
+                    items.append(item)
+            for runner, ps, param_views, grad_views, states, ts in batches.values():
+                runner.step_group(param_views, grad_views, states, hypers, ts)
+                for p, v in zip(ps, param_views):
+                    if v is not p and _storage(v) != _storage(p):  # a view that had to copy (a strided param)
+                        p.copy_(v.reshape(p.shape))
         return loss
 
     # -- checkpoints
@@ -410,6 +410,21 @@ def misfit(program, rule, shape: tuple[int, ...], pname: str) -> Diagnostic | No
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
+
+
+def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+    """Initial states as separate buffers: two slots initialized from one value (`zeros_like(W)`), or a slot
+    initialized to the parameter itself, would otherwise share memory, and a backend that updates state in place
+    would change both."""
+    taken = {_storage(t) for t in inputs if t is not None}
+    out = {}
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor):
+            if _storage(value) in taken:
+                value = value.clone()
+            taken.add(_storage(value))
+        out[name] = value
+    return out
 
 
 def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:

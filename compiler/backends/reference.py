@@ -13,9 +13,12 @@ from ..ops import registry
 from ..ops.matrix import DTYPES
 
 
-def evaluate(nodes: list[Node], env: dict[str, Any]) -> dict[int, Any]:
-    values: dict[int, Any] = {}
+def evaluate(nodes: list[Node], env: dict[str, Any], known: dict[int, Any] | None = None) -> dict[int, Any]:
+    """The values of `nodes` (in topological order) given the step's inputs `env` and values already `known`."""
+    values: dict[int, Any] = dict(known or {})
     for n in nodes:
+        if n.id in values:
+            continue
         if n.op == "param":
             v = env["param"]
         elif n.op == "grad":
@@ -71,3 +74,18 @@ class ReferenceStep:
         new_state = {name: store(values[node.id], state[name], self.slots[name].dtype)
                      for name, node in self.program.outputs.items() if name != "param"}
         return new_param, new_state
+
+    def step_group(self, params, grads, states, hypers, ts) -> None:
+        """One parameter at a time: writes each new parameter into its buffer and rebinds each state."""
+        for p, g, state, t in zip(params, grads, states, ts):
+            new_param, new_state = self.step(p, g, state, hypers, t)
+            # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
+            # them). The copy would then overlap, and a state would change with the parameter or grad.
+            inputs = (_storage(p), _storage(g))
+            p.copy_(new_param.clone() if _storage(new_param) in inputs else new_param)
+            state.update({k: v.clone() if isinstance(v, torch.Tensor) and _storage(v) in inputs else v
+                          for k, v in new_state.items()})
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()

@@ -11,7 +11,7 @@ import operator
 
 import torch
 
-from . import sampling
+from . import _foreach, sampling
 from ..types import Scalar, ShapeError, Static
 from ..types import Tensor as TensorT
 from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
@@ -94,7 +94,7 @@ def _fused_rule(args, attrs, constraints):
     return elementwise_rule(args, attrs, constraints)
 
 
-@op(ELEMENTWISE, _fused_rule)
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy)
 def axpy(x, y, s):
     """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`).
 
@@ -102,7 +102,7 @@ def axpy(x, y, s):
     return torch.add(x, y, alpha=host_scalar(float(s), x))
 
 
-@op(ELEMENTWISE, _fused_rule)
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcmul)
 def addcmul(x, a, b, s):
     """x + s·a·b with a single rounding of the sum (torch.addcmul, as Adam's second moment update).
 
@@ -111,7 +111,7 @@ def addcmul(x, a, b, s):
 
 
 # ---- arithmetic ----------------------------------------------------------------------------------------
-@op(ELEMENTWISE, elementwise_rule, fold=operator.add, laws=[_commutes("add")],
+@op(ELEMENTWISE, elementwise_rule, fold=operator.add, laws=[_commutes("add")], foreach=_foreach.binary("add", True),
     rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both")),
               Rewrite("x + s·y -> axpy(x, y, s); x + s·a·b -> addcmul(x, a, b, s)", _contract(False), "contract")])
 def add(a, b):
@@ -119,7 +119,7 @@ def add(a, b):
     return a + b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.sub,
+@op(ELEMENTWISE, elementwise_rule, fold=operator.sub, foreach=_foreach.binary("sub", False),
     rewrites=[Rewrite("x - 0 -> x", _drop_identity(0)),
               Rewrite("x - s·y -> axpy(x, y, -s)", _contract(True), "contract")])
 def sub(a, b):
@@ -127,7 +127,7 @@ def sub(a, b):
     return a - b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.mul, laws=[_commutes("mul")],
+@op(ELEMENTWISE, elementwise_rule, fold=operator.mul, laws=[_commutes("mul")], foreach=_foreach.binary("mul", True),
     rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both"))])
 def mul(a, b):
     """a · b (elementwise; `@` is the matrix product)."""
@@ -138,7 +138,7 @@ def _fold_div(a, b):
     return a / b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))],
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, foreach=_foreach.binary("div", False), rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))],
     domain={"b": Domain(low=1e-3)})
 def div(a, b):
     """a / b (true division; b = 0 follows IEEE: ±inf or nan)."""
@@ -164,7 +164,7 @@ def _neg_neg(node, graph):
     return a.args[0] if a.op == "neg" else None
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, rewrites=[Rewrite("-(-x) -> x", _neg_neg)])
+@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, foreach=_foreach.unary("neg"), rewrites=[Rewrite("-(-x) -> x", _neg_neg)])
 def neg(a):
     """−a."""
     return -a
@@ -228,6 +228,7 @@ def _lerp_sample():
 
 
 @op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)],
+    foreach=_foreach.lerp,
     domain={"w": Domain(0.0, 1.0)})
 def lerp(a, b, w):
     """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""
@@ -262,13 +263,14 @@ def minimum(a, b):
 
 
 # ---- unary functions -----------------------------------------------------------------------------------
-def _unary(name: str, fn, fold, doc: str, laws=(), domain: Domain | None = None):
+def _unary(name: str, fn, fold, doc: str, laws=(), domain: Domain | None = None, foreach: bool = True):
     def reference(x):
         return fn(x)
     reference.__doc__ = doc
     reference.__name__ = name
     return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws,
-              domain={"x": domain} if domain is not None else None)(reference)
+              domain={"x": domain} if domain is not None else None,
+              foreach=_foreach.unary(name) if foreach else None)(reference)
 
 
 def _inverse_law(name, f_name, g, low, high):
@@ -293,6 +295,6 @@ sign = _unary("sign", torch.sign, _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0)
 sinh = _unary("sinh", torch.sinh, math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
 cosh = _unary("cosh", torch.cosh, math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
 asinh = _unary("asinh", torch.asinh, math.asinh, "arcsinh x = log(x + √(x² + 1)) (the hypentropy mirror map at β = 1).",
-               [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)])
+               [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)], foreach=False)
 tanh = _unary("tanh", torch.tanh, math.tanh, "tanh x.")
-square = _unary("square", torch.square, lambda x: x * x, "x².")
+square = _unary("square", torch.square, lambda x: x * x, "x².", foreach=False)

@@ -11,6 +11,12 @@
     laws         mathematical properties, checked by the generic property tests (tests/properties)
     domain       the inputs the operator is meant for, per parameter (a real interval, or a static's
                  choices): what `geo fuzz` and the composition generators feed it
+    foreach      the multi-tensor lowering of an elementwise op for the torch path: `fn(lists, attrs, inplace)`
+                 over lists of tensors / per-tensor host scalars, calling `torch._foreach_*`; the same
+                 arithmetic as the reference, so the torch path stays bit-exact with it
+    triton       the Triton lowering of an elementwise op: `fn(arg expressions, attrs) -> expression`
+    cost         FLOPs of one call, `fn(arg shapes, attrs) -> float`, for `geo explain` (elementwise: one per
+                 output element unless given)
 
 Family modules (elementwise.py, reduce.py, matrix.py, ...) declare their operators with the `@op` decorator;
 generic passes and tests only ever ask the registry. The grammar knows none of these names.
@@ -101,6 +107,9 @@ class OpDef:
     module: str = ""
     static_value: Callable[[list[Type]], Any] | None = None  # the value when the argument types decide it
     domain: tuple[tuple[str, Domain], ...] = ()
+    foreach: Callable[..., Any] | None = None
+    triton: Callable[..., str] | None = None
+    cost: Callable[..., float] | None = None
 
     def domain_of(self, param: str) -> Domain:
         """The declared domain of one parameter (ANY when the operator declares none)."""
@@ -151,7 +160,8 @@ _REGISTRY: dict[str, OpDef] = {}
 
 def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
        rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None,
-       domain: dict[str, Domain] | None = None):
+       domain: dict[str, Domain] | None = None, foreach: Callable | None = None, triton: Callable | None = None,
+       cost: Callable | None = None):
     """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
@@ -168,7 +178,8 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
         if unknown:
             raise ValueError(f"operator {op_name!r}: domain names unknown parameters {sorted(unknown)}")
         record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
-                       tuple(rewrites), tuple(laws), fn.__module__, static_value, tuple((domain or {}).items()))
+                       tuple(rewrites), tuple(laws), fn.__module__, static_value, tuple((domain or {}).items()),
+                       foreach, triton, cost)
         _REGISTRY[op_name] = record
         return record
 

@@ -1,0 +1,210 @@
+"""The torch path: a program's plan executed over every parameter of a group at once.
+
+Each elementwise node is ONE multi-tensor call (`torch._foreach_*`, the operator's `foreach` facet) over the
+whole group; a node whose operator has no facet, and every matrix/reduction op, runs its torch reference per
+tensor (on CUDA, same-shape matrices are stacked into one batched call: one Newton–Schulz for all of them).
+Host scalars are computed once per distinct (shape, step) of the group.
+
+In place, as torch.optim's foreach paths: a node overwrites its first argument when that value is dead
+afterwards, the buffer belongs to the step (an intermediate, or the old value of a state or of the parameter
+that the program rewrites), and the result has that buffer's shape and dtype. Which nodes qualify depends on
+the dtypes and shapes of the group's tensors, so the first step of a group layout runs out of place and
+records them; later steps reuse the decisions. The arithmetic is the reference's, call for call, so the
+results are bit-identical to the reference backend on CPU (the fuzzer's `agree` property checks it).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..ir import Node, Program
+from ..ops import registry
+from ..ops._foreach import Scalars
+from ..plan import Kernel, concrete_shapes, is_host, plan
+from .reference import ReferenceStep, evaluate, store
+
+
+class ForeachStep:
+    name = "torch"
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.plan = plan(program)
+        self._reference = ReferenceStep(program)
+        self.slots = {s.name: s for s in program.states}
+        order = [n for ph in self.plan.phases for n in ph.nodes]
+        self.order = order
+        position = {n.id: i for i, n in enumerate(order)}
+        end = len(order)
+        # the position of each value's last reader; program outputs live to the end of the step
+        self.last_use: dict[int, int] = {}
+        for n in order:
+            for a in n.args:
+                self.last_use[a.id] = max(self.last_use.get(a.id, -1), position[n.id])
+        for n in program.outputs.values():
+            self.last_use[n.id] = end
+        self.position = position
+        rewritten = {name for name in program.outputs if name != "param"}
+        # old values whose buffers the step may reuse once they are dead
+        self.reusable_sources = {n.id for n in self.plan.sources
+                                 if n.op == "param" or (n.op == "state" and n.attr("name") in rewritten)}
+        self.host_nodes = [n for n in program.step_nodes() if is_host(n) or n.op in ("param", "grad")]
+        # Shape facts of intermediate tensors (`rows(W * s)`) need only their shapes: meta tensors stand in.
+        self.shaped = [a for n in self.host_nodes if is_host(n) for a in n.args
+                       if not is_host(a) and a.op not in ("param", "grad")]
+        self.fused = {n.id for k in self.plan.phases if isinstance(k, Kernel) for n in k.nodes}
+        self._inplace: dict[tuple, set[int]] = {}
+
+    def init(self, param, hypers):
+        return self._reference.init(param, hypers)
+
+    # ---- the step
+    def step_group(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
+                   hypers: dict[str, Any], ts: list[float]) -> None:
+        layout = tuple((p.shape, p.dtype, g.dtype) for p, g in zip(params, grads))
+        inplace = self._inplace.get(layout)
+        probe = inplace is None
+        if probe:
+            inplace = set()
+        host = self._host_values(params, grads, states, hypers, ts)
+        values: dict[int, Any] = {}
+        owned: set[int] = set()       # values whose buffers this step may overwrite once they are dead
+        for n in self.plan.sources:
+            if n.op == "param":
+                values[n.id] = params
+            elif n.op == "grad":
+                values[n.id] = grads
+            else:
+                values[n.id] = [s[n.attr("name")] for s in states]
+            if n.id in self.reusable_sources:
+                owned.add(n.id)
+        for n in self.order:
+            args = [values[a.id] if a.id in values else host[a.id] for a in n.args]
+            first = n.args[0] if n.args else None
+            reuse = (first is not None and first.id in owned and n.id in inplace
+                     and self.last_use.get(first.id) == self.position[n.id]
+                     and all(a.id != first.id for a in n.args[1:]))
+            opdef = registry.get(n.op)
+            attrs = dict(n.attrs)
+            out = opdef.foreach(args, attrs, reuse) if n.id in self.fused and opdef.foreach is not None else None
+            fresh = out is not None  # a multi-tensor result: new buffers, or the first argument's own
+            if out is None:
+                out = self._op(opdef, args, attrs, n, len(params))
+            values[n.id] = out
+            if probe and first is not None and first.id in values and _fits(out, values[first.id]):
+                inplace.add(n.id)
+            # A fresh result may be overwritten later; a reference's result may be a view of its input.
+            if fresh or not _shares(out, [values[a.id] for a in n.args if a.id in values]):
+                owned.add(n.id)
+        if probe:
+            self._inplace[layout] = inplace
+        self._write(params, grads, states, values, host)
+
+    def _host_values(self, params, grads, states, hypers, ts) -> dict[int, Any]:
+        """Each host node's value: one float for the group, or a list (one per parameter) where shapes or steps
+        differ."""
+        by_key: dict[tuple, dict[int, Any]] = {}
+        keys = []
+        for p, g, s, t in zip(params, grads, states, ts):
+            key = (p.shape, t)
+            keys.append(key)
+            if key not in by_key:
+                env = {"param": p, "grad": g, "state": s, "hypers": hypers, "t": t}
+                by_key[key] = evaluate(self.host_nodes, env, self._stand_ins(p))
+        host: dict[int, Any] = {}
+        single = len(by_key) == 1
+        for n in self.host_nodes:
+            if not is_host(n):
+                continue
+            if single:
+                host[n.id] = next(iter(by_key.values()))[n.id]
+            else:
+                column = [by_key[k][n.id] for k in keys]
+                same = all(v == column[0] or (v != v and column[0] != column[0]) for v in column)
+                host[n.id] = column[0] if same else Scalars(column)
+        return host
+
+    def _stand_ins(self, p: torch.Tensor) -> dict[int, torch.Tensor]:
+        if not self.shaped:
+            return {}
+        shapes = concrete_shapes(self.program, tuple(p.shape))
+        return {a.id: torch.empty(shapes[a.id], device="meta") for a in self.shaped}
+
+    def _op(self, opdef, args, attrs, n: Node, count: int) -> list[Any]:
+        """An op without a multi-tensor form: per tensor; on CUDA, same-shape matrices in one batched call (on the
+        CPU each matrix alone, which keeps the results bit-identical to the reference's)."""
+        first = next((a for a in args if isinstance(a, list) and a and isinstance(a[0], torch.Tensor)), None)
+        if first is not None and first[0].is_cuda and opdef.kind == registry.MATRIX and count > 1:
+            return _batched(opdef, args, attrs, n, count)
+        return [opdef.apply(_column(args, i), attrs, n.type) for i in range(count)]
+
+    def _write(self, params, grads, states, values, host) -> None:
+        """Binds each state to its new value (cast to its storage dtype) and writes the parameter."""
+        outputs = self.program.outputs
+        for i, (p, g, state) in enumerate(zip(params, grads, states)):
+            taken = {_storage(p), _storage(g)}
+            for name, node in outputs.items():
+                if name == "param":
+                    continue
+                v = values[node.id][i] if node.id in values else _at(host[node.id], i)
+                v = store(v, state[name], self.slots[name].dtype)
+                if isinstance(v, torch.Tensor):
+                    if _storage(v) in taken:
+                        v = v.clone()
+                    taken.add(_storage(v))
+                state[name] = v
+            node = outputs["param"]
+            v = values[node.id][i] if node.id in values else _at(host[node.id], i)
+            if v is p:
+                continue
+            v = store(v, p, None)
+            if _storage(v) == _storage(p):  # `W = W.T`: a view of the parameter itself would overlap its copy
+                v = v.clone()
+            p.copy_(v)
+
+
+def _column(args: list[Any], i: int) -> list[Any]:
+    return [_at(a, i) for a in args]
+
+
+def _at(a: Any, i: int) -> Any:
+    return a[i] if isinstance(a, (list, Scalars)) else a
+
+
+def _shares(out: list[Any], inputs: list[Any]) -> bool:
+    """Some result shares memory with a tensor argument (a view, or the argument itself)."""
+    taken = {_storage(t) for a in inputs if isinstance(a, list) for t in a if isinstance(t, torch.Tensor)}
+    return any(isinstance(r, torch.Tensor) and _storage(r) in taken for r in out)
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _fits(out: list[Any], first: Any) -> bool:
+    """Every result has its first argument's shape and dtype (and is a tensor): it may be computed in place."""
+    if not isinstance(first, list):
+        return False
+    return all(isinstance(r, torch.Tensor) and isinstance(a, torch.Tensor) and r.shape == a.shape
+               and r.dtype == a.dtype for r, a in zip(out, first))
+
+
+def _batched(opdef, args, attrs, n: Node, count: int) -> list[Any]:
+    out: list[Any] = [None] * count
+    groups: dict[tuple, list[int]] = {}
+    for i in range(count):
+        key = tuple((tuple(a[i].shape), a[i].dtype) if isinstance(a, list) and isinstance(a[i], torch.Tensor)
+                    else repr(_at(a, i)) for a in args)
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            i = members[0]
+            out[i] = opdef.apply(_column(args, i), attrs, n.type)
+            continue
+        stacked = [torch.stack([a[i] for i in members]) if isinstance(a, list) and isinstance(a[0], torch.Tensor)
+                   else _at(a, members[0]) for a in args]
+        result = opdef.apply(stacked, attrs, n.type)
+        for i, r in zip(members, result.unbind(0)):
+            out[i] = r
+    return out
