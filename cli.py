@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="specialize rules that select any rank to parameters of this rank")
     k.add_argument("--static", action="append", default=[], metavar="NAME=VALUE",
                    help="a static hyperparameter value (a literal), e.g. --static nesterov=false")
+    e = sub.add_parser("explain", help="per parameter: the rule, state bytes, kernels, bytes moved and FLOPs")
+    e.add_argument("file", metavar="FILE", help="a .geo file or a stdlib name")
+    e.add_argument("--name", help="the optimizer, when the spec defines several")
+    e.add_argument("--param", action="append", default=[], metavar="NAME=SHAPE",
+                   help="a parameter to explain, e.g. h.0.mlp.c_fc.weight=3072x768 (repeatable; default: a "
+                        "GPT-2-small layer)")
+    e.add_argument("--dtype", choices=("fp32", "bf16", "fp16", "fp64"), default="fp32", help="the parameters' dtype")
     d = sub.add_parser("doc", help="the operator catalog, or one operator's documentation")
     d.add_argument("op", nargs="?", help="an operator name")
     _fuzz_parser(sub)
@@ -68,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fuzz":
             from .runtime.fuzz import run_cli
             return run_cli(args, _source)
+        if args.command == "explain":
+            return _explain(args)
         return _doc(args.op)
     except GeoError as err:
         print(err.render(), file=sys.stderr)
@@ -158,6 +167,19 @@ def _compile(args) -> int:
         else:
             out.append(print_program(program))
     print("\n\n".join(out))
+    return 0
+
+
+def _explain(args) -> int:
+    from .compiler.ops.matrix import DTYPES
+    from .runtime import explain as ex
+    from .runtime.api import compile as compile_spec
+    try:
+        params = dict(ex.parse_param(p) for p in args.param) or ex.GPT2_SMALL_LAYER
+    except ValueError as err:
+        print(f"geo: {err}", file=sys.stderr)
+        return 2
+    print(ex.explain(compile_spec(_source(args.file), name=args.name), params, DTYPES[args.dtype]))
     return 0
 
 

@@ -28,7 +28,9 @@ def stdlib_names() -> list[str]:
 
 
 def source_for(spec: str | Path) -> SourceFile:
-    """A stdlib name, a path to a `.geo` file, or the spec text itself."""
+    """A stdlib name, a path to a `.geo` file, the spec text itself, or a SourceFile already read."""
+    if isinstance(spec, SourceFile):
+        return spec
     if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and (spec.endswith(".geo") or "/" in spec)):
         return read_file(str(spec))
     if isinstance(spec, str) and spec.isidentifier():

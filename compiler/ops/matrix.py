@@ -8,6 +8,7 @@ towards 1. The coefficient schedules below trade exactness for speed (references
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -192,7 +193,16 @@ def _msign_idempotent(node, graph):
     return None
 
 
-@op(MATRIX, _msign_rule, rewrites=[Rewrite("msign(c·x) -> msign(x), c > 0", _drop_positive_scale),
+def _msign_cost(shapes, attrs):
+    """Newton–Schulz FLOPs in the rows ≤ cols orientation: per step A = XXᵀ (2m²n), A² (2m³), (bA + cA²)X (2m²n)."""
+    if attrs.get("method") == "svd":
+        return float("nan")
+    *lead, m, n = shapes[0]
+    m, n = min(m, n), max(m, n)
+    return math.prod(lead) * int(attrs.get("steps", 5)) * (4 * m * m * n + 2 * m ** 3)
+
+
+@op(MATRIX, _msign_rule, cost=_msign_cost, rewrites=[Rewrite("msign(c·x) -> msign(x), c > 0", _drop_positive_scale),
                                    Rewrite("msign(msign(x)) -> msign(x) (svd)", _msign_idempotent)],
     laws=[Law("Newton–Schulz singular values lie in the schedule's band (keller, polar_express, tuned6, sso8)",
               lambda: sampling.gaussian_matrices(),
@@ -238,7 +248,7 @@ def _matmul_rule(args, attrs, constraints):
     return Tensor(a.shape[:-1] + b.shape[-1:], a.batched or b.batched, a.dtype)
 
 
-@op(MATRIX, _matmul_rule)
+@op(MATRIX, _matmul_rule, cost=lambda shapes, attrs: 2.0 * math.prod(shapes[0]) * shapes[1][-1])
 def matmul(a, b):
     """a @ b, the matrix product (batched over leading dims)."""
     return a @ b

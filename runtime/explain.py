@@ -1,0 +1,122 @@
+"""`geo explain`: what a compiled optimizer does with each parameter — the rule that takes it, its state
+bytes, the kernels and ops of its step, and the bytes and FLOPs of each (the plan's cost summary).
+
+Parameters are given as NAME=SHAPE (`h.0.mlp.c_fc.weight=768x3072`); names choose roles as in
+`model.named_parameters()`. Without any, a GPT-2-small layer's parameters are explained.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..compiler import params as P
+from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
+from ..dsl.diagnostics import Diagnostic, GeoError
+from .optimizer import bind_rule
+
+GPT2_SMALL_LAYER = {
+    "wte.weight": (50257, 768), "h.0.ln_1.weight": (768,), "h.0.attn.c_attn.weight": (2304, 768),
+    "h.0.attn.c_attn.bias": (2304,), "h.0.attn.c_proj.weight": (768, 768), "h.0.mlp.c_fc.weight": (3072, 768),
+    "h.0.mlp.c_proj.weight": (768, 3072),
+}
+BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2, torch.float64: 8}
+
+
+def parse_param(text: str) -> tuple[str, tuple[int, ...]]:
+    """NAME=SHAPE with SHAPE like 768x3072 (a scalar: `()`)."""
+    name, sep, shape = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--param takes NAME=SHAPE (e.g. fc.weight=768x3072), got {text!r}")
+    shape = shape.strip()
+    if shape in ("", "()"):
+        return name, ()
+    try:
+        dims = tuple(int(d) for d in shape.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--param {name}: the shape {shape!r} is not sizes joined by x (e.g. 768x3072)") from None
+    if any(d <= 0 for d in dims):
+        raise ValueError(f"--param {name}: sizes must be positive, got {shape!r}")
+    return name, dims
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e4 else f"{n:.0f} B"
+
+
+def _flops(n: float) -> str:
+    if n != n:
+        return "? FLOP"
+    for unit, scale in (("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} FLOP"
+
+
+def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32) -> str:
+    spec = optimizer_cls._geo
+    itemsize = BYTES[dtype]
+    lines = [f"explain {spec.info.name}  ({len(spec.rules)} rule{'s' if len(spec.rules) != 1 else ''}, "
+             f"parameters in {str(dtype).removeprefix('torch.')})"]
+    totals = [0.0, 0.0, 0.0, 0, 0, 0.0]  # read, written, flops, kernels, ops, state bytes
+    diagnostics: list[Diagnostic] = []
+    for name, shape in params.items():
+        info = P.ParamInfo(name, shape, P.infer_role(name, shape))
+        binding = bind_rule(spec, info)
+        if isinstance(binding, Diagnostic):
+            diagnostics.append(binding)
+            continue
+        index, rank, active = binding
+        rule = spec.rules[index]
+        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        program = spec.runner(rule, statics, rank, active, "reference").program
+        seen = rule.view.forward(torch.empty(shape, device="meta"), rule.view_args).shape if rule.view else shape
+        shapes = concrete_shapes(program, tuple(seen))
+        the_plan = plan(program)
+        lines.append("")
+        lines.append(f"{name} {list(shape)} (role {info.role}) -> rule {index} `{rule.text}`"
+                     + (f", seen as {list(seen)}" if tuple(seen) != tuple(shape) else ""))
+        state_bytes = 0.0
+        parts = []
+        init_shapes = concrete_shapes_for_init(program, tuple(seen))
+        for s in program.states:
+            size = math.prod(init_shapes.get(s.name, ())) * (BYTES.get(_dtype(s.dtype), itemsize) if s.dtype else itemsize)
+            state_bytes += size
+            parts.append(f"{s.name} {_mb(size)}" + (f" ({s.dtype})" if s.dtype else ""))
+        lines.append(f"  state: {', '.join(parts) or 'none'}  = {_mb(state_bytes)}")
+        read = written = flops = 0.0
+        kernels = ops = 0
+        for phase in the_plan.phases:
+            c = phase_cost(phase, shapes, itemsize)
+            read, written, flops = read + c.bytes_read, written + c.bytes_written, flops + c.flops
+            if isinstance(phase, Kernel):
+                kernels += 1
+                what = f"kernel k{phase.index}: {len(phase.nodes)} fused ops"
+            else:
+                ops += 1
+                what = f"op {phase.node.op}"
+            lines.append(f"  {what:<28} reads {_mb(c.bytes_read):>10}  writes {_mb(c.bytes_written):>10}  "
+                         f"{_flops(c.flops):>13}")
+        lines.append(f"  step: {kernels} kernel{'s' if kernels != 1 else ''}, {ops} op{'s' if ops != 1 else ''}; "
+                     f"reads {_mb(read)}, writes {_mb(written)}, {_flops(flops)}"
+                     + (f"; {flops / (read + written):.2f} FLOP/B" if read + written and flops == flops else ""))
+        for i, v in enumerate((read, written, flops, kernels, ops, state_bytes)):
+            totals[i] += v
+    if diagnostics:
+        raise GeoError(diagnostics)
+    lines.append("")
+    lines.append(f"all {len(params)} parameters: {totals[3]} kernels, {totals[4]} ops per step; reads {_mb(totals[0])}, "
+                 f"writes {_mb(totals[1])}, {_flops(totals[2])}; state {_mb(totals[5])}")
+    return "\n".join(lines)
+
+
+def concrete_shapes_for_init(program, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Each state slot's shape for a bound parameter shape."""
+    shapes = concrete_shapes(program, shape)
+    return {s.name: shapes.get(s.init.id, ()) for s in program.states}
+
+
+def _dtype(name: str) -> torch.dtype:
+    from ..compiler.ops.matrix import DTYPES
+    return DTYPES[name]

@@ -1,0 +1,52 @@
+"""`geo explain`: per-parameter rule, state bytes, kernels, bytes moved and FLOPs (the plan's cost summary)."""
+from __future__ import annotations
+
+import contextlib
+import io
+
+from geo.cli import main
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(list(args))
+        except SystemExit as exit_:
+            rc = exit_.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_adamw_is_one_kernel_that_moves_the_minimum():
+    """AdamW fuses into one kernel per parameter that reads param, grad and both moments once and writes the
+    parameter and both moments once: 4 reads and 3 writes of 4-byte elements."""
+    rc, out, _ = run("explain", "adamw", "--param", "fc.weight=300x200")
+    assert rc == 0
+    numel = 300 * 200
+    assert f"reads {4 * numel * 4 / 1e6:.2f} MB, writes {3 * numel * 4 / 1e6:.2f} MB" in out
+    assert "step: 1 kernel, 0 ops" in out
+    assert "exp_avg 0.24 MB, exp_avg_sq 0.24 MB" in out
+
+
+def test_muon_counts_newton_schulz_flops():
+    rc, out, _ = run("explain", "muon", "--param", "h.0.weight=256x64")
+    assert rc == 0
+    m, n, steps = 64, 256, 5  # rows ≤ cols orientation
+    flops = steps * (4 * m * m * n + 2 * m ** 3)
+    assert f"op msign" in out and f"{flops / 1e6:.2f} MFLOP" in out
+    assert "step: 2 kernels, 1 op" in out
+
+
+def test_bf16_state_is_counted_at_two_bytes():
+    rc, out, _ = run("explain", "adamw", "--param", "w=1000", "--dtype", "bf16")
+    assert rc == 0 and "exp_avg 2000 B" in out
+
+
+def test_bad_param_is_a_usage_error():
+    rc, _, err = run("explain", "adamw", "--param", "w=12xfoo")
+    assert rc == 2 and "not sizes joined by x" in err
+
+
+def test_a_parameter_no_rule_selects_is_a_diagnostic():
+    rc, _, err = run("explain", "muon", "--param", "b=10")
+    assert rc == 1 and "GEO0401" in err and "matches no rule" in err
