@@ -130,7 +130,7 @@ def _literal(text: str):
 
 def _compile(args) -> int:
     from .compiler import pipeline
-    from .compiler.backends.torch_codegen import generate
+    from .compiler.backends.foreach import ForeachStep
     from .compiler.ir import print_program
     from .compiler.plan import plan
     from .dsl import ast
@@ -161,7 +161,7 @@ def _compile(args) -> int:
         rank = rule.rank() if rule.rank() is not None else args.rank
         program = pipeline.specialize(checked, rule, statics, rank, optimize=args.emit != "ir")
         if args.emit == "torch":
-            out.append(f"# {info.name}[{rule.index}] {program.rule_text}\n" + generate(program)[0])
+            out.append(ForeachStep(program).show())
         elif args.emit == "plan":
             out.append(plan(program).show())
         else:

@@ -56,6 +56,38 @@ class ForeachStep:
         self.fused = {n.id for k in self.plan.phases if isinstance(k, Kernel) for n in k.nodes}
         self._inplace: dict[tuple, set[int]] = {}
 
+    def show(self) -> str:
+        """`geo compile --emit torch`: the calls one step makes for a whole group, phase by phase."""
+        p = self.program
+        num = {n.id: i for i, n in enumerate(p.nodes())}
+        written = {n.id: name for name, n in p.outputs.items()}
+        lines = [f"# {p.optimizer}[{p.rule_index}] {p.rule_text}: each line is one call over every parameter "
+                 "of the group",
+                 "host (per distinct shape and step): " + ", ".join(f"%{num[n.id]}" for n in self.plan.host
+                                                                    if n.op not in ("const",))]
+        for phase in self.plan.phases:
+            lines.append(f"{phase.label} {'k' if isinstance(phase, Kernel) else 'p'}{phase.index}:")
+            for n in phase.nodes:
+                opdef = registry.get(n.op)
+                args = ", ".join(f"%{num[a.id]}" for a in n.args)
+                facet = opdef.foreach if n.id in self.fused else None
+                how = getattr(facet, "call", None) or (f"per tensor: {n.op}'s torch reference"
+                                                        + (" (batched by shape on CUDA)" if opdef.kind == registry.MATRIX
+                                                           else ""))
+                first = n.args[0] if n.args else None
+                notes = []
+                if facet is not None and first is not None and not is_host(first) and first.op != "grad" and (
+                        first.op not in ("param", "state") or first.id in self.reusable_sources) \
+                        and self.last_use.get(first.id) == self.position[n.id]:
+                    notes.append(f"in place into %{num[first.id]} when shapes and dtypes allow")
+                if n.id in written:
+                    notes.append(f"-> {written[n.id]}")
+                line, col = n.span.source.line_col(n.span.start) if n.span.source.text else (0, 0)
+                where = f"  @{line}:{col}" if line else ""
+                lines.append(f"  %{num[n.id]} = {n.op}({args})  {how}" + (f"  [{'; '.join(notes)}]" if notes else "")
+                             + where)
+        return "\n".join(lines)
+
     def init(self, param, hypers):
         return self._reference.init(param, hypers)
 

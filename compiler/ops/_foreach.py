@@ -39,8 +39,17 @@ def _run(name: str, first: list[torch.Tensor], rest: list[Any], inplace: bool, *
     return list(getattr(torch, f"_foreach_{name}")(first, *rest, **kw))
 
 
+def _named(call: str) -> Callable[[Callable], Callable]:
+    """Records the torch call a facet makes, for `geo compile --emit torch`."""
+    def mark(fn: Callable) -> Callable:
+        fn.call = call
+        return fn
+    return mark
+
+
 def binary(name: str, commutes: bool) -> Callable:
     """a ∘ b for tensors or host numbers on either side (a number first only where ∘ commutes)."""
+    @_named(f"torch._foreach_{name}")
     def lower(args, attrs, inplace):
         a, b = args
         if not _is_tensors(a):
@@ -54,6 +63,7 @@ def binary(name: str, commutes: bool) -> Callable:
 
 
 def unary(name: str) -> Callable:
+    @_named(f"torch._foreach_{name}")
     def lower(args, attrs, inplace):
         (x,) = args
         return _run(name, x, [], inplace) if _is_tensors(x) else None
@@ -64,6 +74,7 @@ def _single(value: Any) -> bool:
     return not isinstance(value, Scalars)
 
 
+@_named("torch._foreach_lerp")
 def lerp(args, attrs, inplace):
     """torch.lerp where both ends are tensors of one dtype and shape (the reference's condition), else None."""
     a, b, w = args
@@ -74,6 +85,7 @@ def lerp(args, attrs, inplace):
     return _run("lerp", a, [b, _scalar(w, a)], inplace)
 
 
+@_named("torch._foreach_add(alpha=s)")
 def axpy(args, attrs, inplace):
     """x + s·y as torch.add(x, y, alpha=s): one foreach call per distinct s."""
     x, y, s = args
@@ -83,6 +95,7 @@ def axpy(args, attrs, inplace):
                                                        alpha=_scalar(v, _pick(x, idx))))
 
 
+@_named("torch._foreach_addcmul")
 def addcmul(args, attrs, inplace):
     x, a, b, s = args
     if not (_is_tensors(x) and _is_tensors(a) and _is_tensors(b)):
