@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .dsl.diagnostics import GeoError, InternalError
 
-EMITS = ("ast", "ir", "opt", "plan", "torch")
+EMITS = ("ast", "ir", "opt", "plan", "torch", "triton")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,6 +164,9 @@ def _compile(args) -> int:
             out.append(ForeachStep(program).show())
         elif args.emit == "plan":
             out.append(plan(program).show())
+        elif args.emit == "triton":
+            from .compiler.backends.triton_codegen import emit_program
+            out.append(f"# {info.name}[{rule.index}] {program.rule_text}\n" + emit_program(program, plan(program)))
         else:
             out.append(print_program(program))
     print("\n\n".join(out))

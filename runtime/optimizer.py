@@ -22,10 +22,11 @@ from ..compiler import check as checker
 from ..compiler import params as P
 from ..compiler.backends.reference import ReferenceStep
 from ..compiler.backends.foreach import ForeachStep
+from ..compiler.backends.triton_step import TritonStep
 from ..compiler.pipeline import specialize
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 
-BACKENDS = ("auto", "torch", "reference")
+BACKENDS = ("auto", "torch", "triton", "reference")
 NONFINITE = ("skip", "raise", "propagate")
 STEP_KEY = "step"
 
@@ -51,7 +52,7 @@ class CompiledSpec:
         found = self._runners.get(key)
         if found is None:
             program = specialize(self.checked, rule, statics, rank, active)
-            found = (ReferenceStep if backend == "reference" else ForeachStep)(program)
+            found = {"reference": ReferenceStep, "triton": TritonStep}.get(backend, ForeachStep)(program)
             self._runners[key] = found
         return found
 
@@ -63,7 +64,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                  nonfinite: str = "skip", **hypers: Any):
         """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
         roles: {tensor or name: role} overriding the roles inferred from names.
-        backend: "auto", "torch" or "reference" (default: the one given to geo.compile).
+        backend: "auto", "torch", "triton" or "reference" (default: the one given to geo.compile).
         nonfinite: what a step does with a gradient holding NaN or ±Inf — "skip" (default: that tensor's
         step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
         "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or

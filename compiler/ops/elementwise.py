@@ -11,7 +11,7 @@ import operator
 
 import torch
 
-from . import _foreach, sampling
+from . import _foreach, _triton, sampling
 from ..types import Scalar, ShapeError, Static
 from ..types import Tensor as TensorT
 from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
@@ -94,7 +94,7 @@ def _fused_rule(args, attrs, constraints):
     return elementwise_rule(args, attrs, constraints)
 
 
-@op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy)
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy, triton=_triton.template("G.axpy({0}, {1}, {2})"))
 def axpy(x, y, s):
     """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`).
 
@@ -102,7 +102,7 @@ def axpy(x, y, s):
     return torch.add(x, y, alpha=host_scalar(float(s), x))
 
 
-@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcmul)
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcmul, triton=_triton.template("({0} + {3} * {1} * {2})"))
 def addcmul(x, a, b, s):
     """x + s·a·b with a single rounding of the sum (torch.addcmul, as Adam's second moment update).
 
@@ -112,6 +112,7 @@ def addcmul(x, a, b, s):
 
 # ---- arithmetic ----------------------------------------------------------------------------------------
 @op(ELEMENTWISE, elementwise_rule, fold=operator.add, laws=[_commutes("add")], foreach=_foreach.binary("add", True),
+    triton=_triton.template("({0} + {1})"),
     rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both")),
               Rewrite("x + s·y -> axpy(x, y, s); x + s·a·b -> addcmul(x, a, b, s)", _contract(False), "contract")])
 def add(a, b):
@@ -119,7 +120,7 @@ def add(a, b):
     return a + b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.sub, foreach=_foreach.binary("sub", False),
+@op(ELEMENTWISE, elementwise_rule, fold=operator.sub, foreach=_foreach.binary("sub", False), triton=_triton.template("({0} - {1})"),
     rewrites=[Rewrite("x - 0 -> x", _drop_identity(0)),
               Rewrite("x - s·y -> axpy(x, y, -s)", _contract(True), "contract")])
 def sub(a, b):
@@ -128,6 +129,7 @@ def sub(a, b):
 
 
 @op(ELEMENTWISE, elementwise_rule, fold=operator.mul, laws=[_commutes("mul")], foreach=_foreach.binary("mul", True),
+    triton=_triton.template("({0} * {1})"),
     rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both"))])
 def mul(a, b):
     """a · b (elementwise; `@` is the matrix product)."""
@@ -138,7 +140,7 @@ def _fold_div(a, b):
     return a / b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, foreach=_foreach.binary("div", False), rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))],
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_div, foreach=_foreach.binary("div", False), triton=_triton.template("G.div({0}, {1})"), rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))],
     domain={"b": Domain(low=1e-3)})
 def div(a, b):
     """a / b (true division; b = 0 follows IEEE: ±inf or nan)."""
@@ -149,7 +151,7 @@ def _fold_pow(a, b):
     return a ** b
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=_fold_pow, rewrites=[Rewrite("x ^ 1 -> x", _drop_identity(1))],
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_pow, triton=_triton.template("G.pow({0}, {1})"), rewrites=[Rewrite("x ^ 1 -> x", _drop_identity(1))],
     domain={"a": Domain(low=1e-3), "b": Domain(-4.0, 4.0)})
 def pow(a, b):  # noqa: A001 - the operator's name
     """a ^ b (also written a ** b). With a runtime scalar base, e.g. `beta1 ^ t`, computed in double
@@ -164,50 +166,53 @@ def _neg_neg(node, graph):
     return a.args[0] if a.op == "neg" else None
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, foreach=_foreach.unary("neg"), rewrites=[Rewrite("-(-x) -> x", _neg_neg)])
+@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, foreach=_foreach.unary("neg"), triton=_triton.template("(-{0})"), rewrites=[Rewrite("-(-x) -> x", _neg_neg)])
 def neg(a):
     """−a."""
     return -a
 
 
 # ---- comparisons and logic (static conditions fold; runtime ones give 0/1 masks) -----------------------
-def _compare(name: str, fn, doc: str):
+def _compare(name: str, fn, doc: str, symbol: str):
     def reference(a, b):
         like = next((x for x in (a, b) if isinstance(x, torch.Tensor) and x.is_floating_point()), None)
         return fn(a, b).to(like.dtype if like is not None else torch.float32)
     reference.__doc__ = doc
     reference.__name__ = name
-    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fn)(reference)
+    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fn,
+              triton=_triton.template("G.mask({0} " + symbol + " {1}, {0})"))(reference)
 
 
-eq = _compare("eq", operator.eq, "a == b: 1 where equal, else 0 (a static comparison, e.g. of strings, folds).")
-ne = _compare("ne", operator.ne, "a != b: 1 where different, else 0.")
-lt = _compare("lt", operator.lt, "a < b as a 0/1 mask.")
-le = _compare("le", operator.le, "a <= b as a 0/1 mask.")
-gt = _compare("gt", operator.gt, "a > b as a 0/1 mask.")
-ge = _compare("ge", operator.ge, "a >= b as a 0/1 mask.")
+eq = _compare("eq", operator.eq, "a == b: 1 where equal, else 0 (a static comparison, e.g. of strings, folds).", "==")
+ne = _compare("ne", operator.ne, "a != b: 1 where different, else 0.", "!=")
+lt = _compare("lt", operator.lt, "a < b as a 0/1 mask.", "<")
+le = _compare("le", operator.le, "a <= b as a 0/1 mask.", "<=")
+gt = _compare("gt", operator.gt, "a > b as a 0/1 mask.", ">")
+ge = _compare("ge", operator.ge, "a >= b as a 0/1 mask.", ">=")
 
 
-@op(ELEMENTWISE, elementwise_rule, name="and", fold=lambda a, b: bool(a) and bool(b))
+@op(ELEMENTWISE, elementwise_rule, name="and", fold=lambda a, b: bool(a) and bool(b),
+    triton=_triton.template("({0} * {1})"))
 def and_(a, b):
     """a and b (static booleans, or 0/1 masks multiplied)."""
     return a * b
 
 
-@op(ELEMENTWISE, elementwise_rule, name="or", fold=lambda a, b: bool(a) or bool(b))
+@op(ELEMENTWISE, elementwise_rule, name="or", fold=lambda a, b: bool(a) or bool(b),
+    triton=_triton.template("G.maximum({0}, {1})"))
 def or_(a, b):
     """a or b (static booleans, or 0/1 masks: max)."""
     like = a if isinstance(a, torch.Tensor) else b
     return torch.maximum(_tensor_like(a, like), _tensor_like(b, like))
 
 
-@op(ELEMENTWISE, elementwise_rule, name="not", fold=operator.not_)
+@op(ELEMENTWISE, elementwise_rule, name="not", fold=operator.not_, triton=_triton.template("(1.0 - {0})"))
 def not_(a):
     """not a (static booleans, or 1 − mask)."""
     return 1 - a
 
 
-@op(ELEMENTWISE, elementwise_rule)
+@op(ELEMENTWISE, elementwise_rule, triton=_triton.template("tl.where({0} != 0, {1}, {2})"))
 def where(cond, a, b):
     """where(cond, a, b): a where cond ≠ 0, else b, elementwise."""
     like = next((x for x in (a, b, cond) if isinstance(x, torch.Tensor)), None)
@@ -228,7 +233,7 @@ def _lerp_sample():
 
 
 @op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)],
-    foreach=_foreach.lerp,
+    foreach=_foreach.lerp, triton=_triton.template("G.lerp({0}, {1}, {2})"),
     domain={"w": Domain(0.0, 1.0)})
 def lerp(a, b, w):
     """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""
@@ -237,7 +242,8 @@ def lerp(a, b, w):
     return a + w * (b - a)
 
 
-@op(ELEMENTWISE, elementwise_rule, domain={"lo": Domain(high=0.0), "hi": Domain(low=0.0)})
+@op(ELEMENTWISE, elementwise_rule, domain={"lo": Domain(high=0.0), "hi": Domain(low=0.0)},
+    triton=_triton.template("G.clamp({0}, {1}, {2})"))
 def clamp(x, lo, hi):
     """clamp(x, lo, hi) = min(max(x, lo), hi)."""
     if isinstance(x, torch.Tensor) and not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor):
@@ -248,14 +254,14 @@ def clamp(x, lo, hi):
     return torch.minimum(torch.maximum(_tensor_like(x, like), _tensor_like(lo, like)), _tensor_like(hi, like))
 
 
-@op(ELEMENTWISE, elementwise_rule, name="max", fold=max)
+@op(ELEMENTWISE, elementwise_rule, name="max", fold=max, triton=_triton.template("G.maximum({0}, {1})"))
 def maximum(a, b):
     """max(a, b), elementwise (the reductions are `amax`, `sum`, `mean`, `rms`)."""
     like = a if isinstance(a, torch.Tensor) else b
     return torch.maximum(_tensor_like(a, like), _tensor_like(b, like))
 
 
-@op(ELEMENTWISE, elementwise_rule, name="min", fold=min)
+@op(ELEMENTWISE, elementwise_rule, name="min", fold=min, triton=_triton.template("G.minimum({0}, {1})"))
 def minimum(a, b):
     """min(a, b), elementwise."""
     like = a if isinstance(a, torch.Tensor) else b
@@ -263,14 +269,16 @@ def minimum(a, b):
 
 
 # ---- unary functions -----------------------------------------------------------------------------------
-def _unary(name: str, fn, fold, doc: str, laws=(), domain: Domain | None = None, foreach: bool = True):
+def _unary(name: str, fn, fold, doc: str, laws=(), domain: Domain | None = None, foreach: bool = True,
+           triton: str | None = None):
     def reference(x):
         return fn(x)
     reference.__doc__ = doc
     reference.__name__ = name
     return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws,
               domain={"x": domain} if domain is not None else None,
-              foreach=_foreach.unary(name) if foreach else None)(reference)
+              foreach=_foreach.unary(name) if foreach else None,
+              triton=_triton.template(triton or f"G.{name}({{0}})"))(reference)
 
 
 def _inverse_law(name, f_name, g, low, high):
@@ -289,7 +297,7 @@ rsqrt = _unary("rsqrt", torch.rsqrt, lambda x: 1 / math.sqrt(x), "1/√x.", doma
 exp = _unary("exp", torch.exp, math.exp, "eˣ.", [_inverse_law("exp", "log", torch.log, -20.0, 20.0)],
              Domain(high=80.0))  # fp32 overflows past 88.7
 log = _unary("log", torch.log, math.log, "natural logarithm.", domain=Domain(low=1e-6))
-abs_ = _unary("abs", torch.abs, abs, "|x|.")
+abs_ = _unary("abs", torch.abs, abs, "|x|.", triton="tl.abs({0})")
 sign = _unary("sign", torch.sign, _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0) = 0 (Lion, signSGD: the ℓ∞ LMO).",
               [Law("sign(x)·|x| = x", lambda: sampling.tensors(), lambda f, x: _close(f(x) * x.abs(), x))])
 sinh = _unary("sinh", torch.sinh, math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
@@ -297,4 +305,4 @@ cosh = _unary("cosh", torch.cosh, math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.", domai
 asinh = _unary("asinh", torch.asinh, math.asinh, "arcsinh x = log(x + √(x² + 1)) (the hypentropy mirror map at β = 1).",
                [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)], foreach=False)
 tanh = _unary("tanh", torch.tanh, math.tanh, "tanh x.")
-square = _unary("square", torch.square, lambda x: x * x, "x².", foreach=False)
+square = _unary("square", torch.square, lambda x: x * x, "x².", foreach=False, triton="({0} * {0})")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..types import SCALAR, Tensor
-from . import sampling
+from . import _triton, sampling
 from .reduce import reduce_rule, rms
 from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
 
@@ -101,7 +101,7 @@ def _row_law(f, x):
 # ---- the operators -------------------------------------------------------------------------------------
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("ema(m, x, β) -> lerp(m, x, 1 - β)", _ema_to_lerp)],
     laws=[Law("ema(m, x, β) = β·m + (1 − β)·x", lambda: _pair_with(sampling.scalars(0.0, 1.0)), _ema_law)],
-    domain={"beta": Domain(0.0, 1.0)})
+    domain={"beta": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, 1.0 - {2})"))
 def ema(m, x, beta):
     """ema(m, x, β) = β·m + (1 − β)·x = lerp(m, x, 1 − β), the exponential moving average.
 
@@ -113,7 +113,7 @@ def ema(m, x, beta):
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("nesterov(g, buf, μ) -> lerp(g, buf, μ)", _nesterov_to_lerp)],
     laws=[Law("nesterov(g, (1 − μ)·b, μ) = (1 − μ)·(g + μ·b): torch.optim.SGD's Nesterov up to (1 − μ)",
               lambda: _pair_with(sampling.scalars(0.0, 0.99)), _nesterov_law)],
-    domain={"momentum": Domain(0.0, 1.0)})
+    domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, {2})"))
 def nesterov(g, buf, momentum):
     """nesterov(g, buf, μ) = lerp(g, buf, μ) = (1 − μ)·g + μ·buf, Nesterov's look-ahead.
 
@@ -127,7 +127,7 @@ def _fold_bias_correction(beta, t):
     return 1 - beta ** t
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=_fold_bias_correction,
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_bias_correction, triton=_triton.template("(1.0 - G.pow({0}, {1}))"),
     rewrites=[Rewrite("bias_correction(β, t) -> 1 - β ^ t", _bias_correction_to_pow)],
     laws=[Law("ema from 0 of a constant c, divided by bias_correction(β, t), is c",
               lambda: sampling._st().tuples(sampling.scalars(), sampling.scalars(0.0, 0.999),
@@ -176,7 +176,7 @@ def _heavy_ball_law(f, sample):
 
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("heavy_ball(buf, g, μ) -> μ·buf + g", _heavy_ball_to_arith)],
     laws=[Law("heavy_ball(b, g, μ) = μ·b + g", lambda: _pair_with(sampling.scalars(0.0, 0.99)), _heavy_ball_law)],
-    domain={"momentum": Domain(0.0, 1.0)})
+    domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("({2} * {0} + {1})"))
 def heavy_ball(buf, g, momentum):
     """heavy_ball(buf, g, μ) = μ·buf + g, Polyak's heavy-ball momentum (Polyak 1964; torch.optim.SGD's buffer
     with dampening 0). Unlike the EMA it sums gradients: its scale grows to 1/(1 − μ)."""

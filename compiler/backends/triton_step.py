@@ -1,0 +1,391 @@
+"""The Triton backend: a program's plan run over every parameter of a group, one launch per fused kernel.
+
+    host     every host scalar, once per distinct (shape, step) of the group, in double precision
+    Kernel   ONE launch of the kernel triton_codegen generates for it, over all the group's tensors (a group
+             whose tensors differ in dtype or access pattern gets one launch per kind)
+    OpCall   the operator's torch reference; for operators that batch over leading dims (`BATCHED`), same-shape
+             same-dtype matrices are stacked into one call, so one Newton–Schulz serves all of them
+
+Kernels write the parameter and the states in place where the plan allows it (`plan.in_place`) and the buffer
+is contiguous with the kernel's shape; everything else is written at the end of the step, as the reference
+backend's `store` does, never leaving a state sharing memory with the parameter, the gradient or another state.
+
+Triton runs on CUDA tensors, or on CPU tensors under Triton's interpreter (`TRITON_INTERPRET=1`, set before
+triton is imported), which is how the tests run it.
+"""
+from __future__ import annotations
+
+import struct
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+from ..ir import Node, Program, print_program
+from ..ops import registry
+from ..ops.matrix import DTYPES
+from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
+from . import triton_cache
+from .reference import ReferenceStep, store
+from .triton_codegen import Launch, destinations, kernel_source, layout, module_source, numbering, read_later, \
+    table_scalars
+
+BLOCK = 1024
+# Operators whose torch reference treats leading dims as a batch and returns one result per matrix of the same
+# rank: stacking same-shape inputs gives the per-matrix results (tests/triton check each against its loop).
+BATCHED = ("msign", "matmul", "transpose", "power_iter")
+NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def _triton_math():
+    try:
+        from . import triton_math
+    except ImportError as err:  # triton is an optional dependency
+        raise RuntimeError("the triton backend needs the `triton` package: pip install 'geo[triton]'") from err
+    return triton_math
+
+
+class TritonStep:
+    name = "triton"
+
+    def __init__(self, program: Program):
+        self._math = _triton_math()
+        self.program = program
+        self.plan = plan(program)
+        self._reference = ReferenceStep(program)
+        self.num = numbering(program)
+        self.text = print_program(program)  # what the kernels are generated from (with spans): the cache key
+        self.slots = {s.name: s for s in program.states}
+        self.host_nodes = self.plan.host
+        self.host_reads_state = any(n.op == "state" for n in self.host_nodes)
+        kernels = self.plan.kernels()
+        in_kernels = {o.id for k in kernels for o in k.outputs}
+        self.kernel_slots = {name for name, n in program.outputs.items() if name in self.plan.in_place and n.id in in_kernels}
+        # An output that IS the old value of a slot a kernel overwrites (`m = W` with W updated in place) is
+        # copied before the kernels run.
+        self.snapshot = {n.id for name, n in program.outputs.items()
+                         if n.op in ("param", "state") and _slot_of(n) in self.kernel_slots}
+        self._fns: dict[tuple, Any] = {}
+        self._blocks: dict[tuple, tuple[torch.Tensor, list[int]]] = {}
+        self._shapes: dict[tuple[int, ...], dict[int, tuple[int, ...]]] = {}
+        self.launches: set[tuple[int, Launch]] = set()  # every (kernel, launch) this runner has compiled
+
+    # ---- the backends' per-parameter interface
+    def init(self, param: torch.Tensor, hypers: dict[str, Any]) -> dict[str, Any]:
+        return self._reference.init(param, hypers)
+
+    def step(self, param, grad, state, hypers, t):
+        """One parameter, functionally (the older calling convention): returns (new param, new states)."""
+        p = param.clone()
+        s = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+        self.step_group([p], [grad], [s], hypers, [t])
+        return p, {name: s[name] for name in self.program.outputs if name != "param"}
+
+    # ---- the group step
+    def step_group(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
+                   hypers: dict[str, Any], ts: list[float]) -> None:
+        if not params:
+            return
+        self._check_devices(params)
+        shapes = [self._shapes_of(tuple(p.shape)) for p in params]
+        host = self._host(params, grads, states, hypers, ts, shapes)
+        env: dict[int, list[Any]] = {}
+        for n in self.plan.sources:
+            if n.op == "param":
+                env[n.id] = list(params)
+            elif n.op == "grad":
+                env[n.id] = list(grads)
+            else:
+                env[n.id] = [s[n.attr("name")] for s in states]
+            if n.id in self.snapshot:
+                env[n.id] = [t.clone() for t in env[n.id]]
+        done: dict[tuple[int, str], torch.Tensor | None] = {}  # (tensor, slot) written by a kernel: None in place
+        # how many of a parameter's buffers (itself, its grad, its states) share each storage: a slot whose buffer
+        # another one shares is not overwritten in place
+        shared: list[dict[int, int]] = []
+        for p, g, s in zip(params, grads, states):
+            count: dict[int, int] = {}
+            for t in (p, g, *[v for v in s.values() if isinstance(v, torch.Tensor)]):
+                count[_storage(t)] = count.get(_storage(t), 0) + 1
+            shared.append(count)
+        sources = [set(c) for c in shared]
+        for ph in self.plan.phases:
+            if isinstance(ph, Kernel):
+                self._kernel(ph, params, states, env, host, shapes, done, shared)
+            else:
+                self._op(ph, env, host, shapes, sources)
+        self._finish(params, grads, states, env, host, done)
+
+    def _check_devices(self, params: list[torch.Tensor]) -> None:
+        interpreted = self._math.INTERPRETED
+        for p in params:
+            if interpreted and p.device.type != "cpu":
+                raise RuntimeError("Triton's interpreter (TRITON_INTERPRET=1) runs the triton backend on CPU tensors; "
+                                   f"this parameter is on {p.device}")
+            if not interpreted and p.device.type != "cuda":
+                raise RuntimeError(f"the triton backend runs on CUDA tensors, this parameter is on {p.device}: use "
+                                   "backend='torch' on the CPU (or TRITON_INTERPRET=1 to interpret the kernels)")
+
+    def _shapes_of(self, shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+        found = self._shapes.get(shape)
+        if found is None:
+            found = self._shapes[shape] = concrete_shapes(self.program, shape)
+        return found
+
+    # ---- host scalars
+    def _host(self, params, grads, states, hypers, ts, shapes) -> list[dict[int, Any]]:
+        """Each tensor's host values (shared between tensors of one shape and step)."""
+        out, seen = [], {}
+        for i, p in enumerate(params):
+            key = i if self.host_reads_state else (tuple(p.shape), ts[i])
+            if key not in seen:
+                seen[key] = self._host_one(params[i], grads[i], states[i], hypers, ts[i], shapes[i])
+            out.append(seen[key])
+        return out
+
+    def _host_one(self, p, g, state, hypers, t, shapes) -> dict[int, Any]:
+        values: dict[int, Any] = {}
+        for n in self.host_nodes:
+            if n.op == "hyper":
+                v = hypers[n.attr("name")]
+                values[n.id] = float(v[n.attr("index")] if n.attr("index") is not None else v)
+            elif n.op == "t":
+                values[n.id] = float(t)
+            elif n.op == "const":
+                values[n.id] = n.value
+            elif n.op == "state":
+                v = state[n.attr("name")]
+                values[n.id] = float(v) if isinstance(v, torch.Tensor) else v
+            else:
+                args = [values[a.id] if is_host(a) else _host_tensor(a, p, g, state, shapes) for a in n.args]
+                values[n.id] = registry.get(n.op).apply(args, dict(n.attrs), n.type)
+        return values
+
+    # ---- kernels
+    def _kernel(self, k: Kernel, params, states, env, host, shapes, done, shared) -> None:
+        groups: dict[tuple, list[int]] = {}
+        rows: list[tuple] = []
+        later = read_later(self.plan, k)
+        for i, p in enumerate(params):
+            dom = shapes[i][k.nodes[0].id]
+            inputs, accesses = [], []
+            for a in k.inputs:
+                t = env[a.id][i]
+                if not t.is_contiguous():
+                    t = t.contiguous()
+                inputs.append(t)
+                accesses.append((NAMES[t.dtype], _access(tuple(t.shape), dom)))
+            slot_dtypes = {"param": NAMES[p.dtype]}
+            slot_dtypes.update({name: NAMES[v.dtype] for name, v in states[i].items() if isinstance(v, torch.Tensor)
+                                and v.dtype in NAMES})
+            buffers, dest_dtypes, roles = [], [], []
+            for o in k.outputs:
+                node_dtype = NAMES[p.dtype] if o.type.dtype == "param" else o.type.dtype
+                dests = destinations(self.program, self.plan, k, o, node_dtype, slot_dtypes)
+                value = None
+                for slot, dtype in dests:
+                    if slot is None:
+                        buf = torch.empty(dom, dtype=DTYPES[dtype], device=p.device)
+                    else:
+                        target = p if slot == "param" else states[i][slot]
+                        if target.is_contiguous() and tuple(target.shape) == dom and shared[i][_storage(target)] == 1:
+                            buf = target
+                            done[(i, slot)] = None
+                        else:  # a strided or differently shaped slot: written at the end of the step
+                            buf = done[(i, slot)] = torch.empty(dom, dtype=target.dtype, device=p.device)
+                    buffers.append(buf)
+                    if value is None and dtype == node_dtype:
+                        value = buf
+                env.setdefault(o.id, [None] * len(params))[i] = value
+                dest_dtypes.append(tuple(d for _, d in dests))
+                roles.append(tuple(s for s, _ in dests))
+                assert value is not None or o.id not in later
+            bcast = any(a == "bcast" for _, a in accesses)
+            compute = "fp64" if any(d == "fp64" for d, _ in accesses) or any("fp64" in d for d in dest_dtypes) else "fp32"
+            launch = Launch(compute, tuple(accesses), tuple(dest_dtypes), len(dom) if bcast else 0)
+            key = (p.device, launch, tuple(roles))
+            groups.setdefault(key, []).append(i)
+            rows.append((dom, inputs, buffers, accesses))
+        for (device, launch, _), members in groups.items():
+            self._launch(k, launch, device, [rows[i] for i in members], [host[i] for i in members])
+
+    def _launch(self, k: Kernel, launch: Launch, device: torch.device, rows: list[tuple], hosts: list[dict]) -> None:
+        numels = tuple(_numel(dom) for dom, *_ in rows)
+        blocks, first = self._block_table(numels, device)
+        if not blocks.numel():
+            return
+        lay = layout(k, launch)
+        scalars = table_scalars(k)
+        meta = []
+        for (dom, inputs, buffers, accesses), h, f, numel in zip(rows, hosts, first, numels):
+            row = [t.data_ptr() for t in inputs] + [b.data_ptr() for b in buffers] + [numel, f]
+            if lay.strides:
+                row += list(dom)
+                for j in sorted(lay.strides):
+                    row += _strides(tuple(inputs[j].shape), dom)
+            row += [_bits(h[s.id]) for s in scalars]
+            assert len(row) == lay.width
+            meta.append(row)
+        table = torch.tensor(meta, dtype=torch.int64).to(device)
+        fn = self._function(k, launch, device)
+        with self._quiet():
+            fn[(int(blocks.numel()),)](table, blocks, BLOCK=BLOCK)
+
+    def _quiet(self):
+        """The interpreter computes masked-off lanes too (numpy warns about their log(0) and 0/0)."""
+        if self._math.INTERPRETED:
+            import numpy as np
+            return np.errstate(all="ignore")
+        return nullcontext()
+
+    def _block_table(self, numels: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, list[int]]:
+        key = (numels, str(device))
+        found = self._blocks.get(key)
+        if found is None:
+            owner, first = [], []
+            for i, n in enumerate(numels):
+                first.append(len(owner))
+                owner += [i] * -(-n // BLOCK)
+            found = self._blocks[key] = (torch.tensor(owner, dtype=torch.int32).to(device), first)
+        return found
+
+    def _function(self, k: Kernel, launch: Launch, device: torch.device):
+        key = (k.index, launch)
+        fn = self._fns.get(key)
+        if fn is None:
+            where = _device_name(device, self._math.INTERPRETED)
+            versions = triton_cache.versions()
+            context = {"BLOCK": BLOCK, "device": where, "versions": versions}
+            module = triton_cache.load(
+                (self.text, k.index, repr(launch), context),
+                lambda: module_source([kernel_source(self.program, k, launch, self.num)]),
+                context)
+            fn = self._fns[key] = getattr(module, f"k{k.index}")
+            self.launches.add(key)
+        return fn
+
+    # ---- torch ops
+    def _op(self, ph: OpCall, env, host, shapes, sources) -> None:
+        n = ph.node
+        opdef = registry.get(n.op)
+        attrs = dict(n.attrs)
+        count = len(shapes)
+        columns = [[host[i][a.id] if is_host(a) else env[a.id][i] for a in n.args] for i in range(count)]
+        out: list[Any] = [None] * count
+        if n.op in BATCHED and count > 1:
+            groups: dict[tuple, list[int]] = {}
+            for i, col in enumerate(columns):
+                key = tuple((tuple(v.shape), v.dtype, str(v.device)) if isinstance(v, torch.Tensor) else repr(v)
+                            for v in col)
+                groups.setdefault(key, []).append(i)
+            for members in groups.values():
+                if len(members) < 2:
+                    continue
+                stacked = [torch.stack([columns[i][j] for i in members]) if isinstance(v, torch.Tensor) else v
+                           for j, v in enumerate(columns[members[0]])]
+                result = opdef.apply(stacked, attrs, n.type)
+                expected = (len(members), *shapes[members[0]][n.id])
+                if isinstance(result, torch.Tensor) and tuple(result.shape) == expected:
+                    for i, r in zip(members, result.unbind(0)):
+                        out[i] = r
+        for i in range(count):
+            if out[i] is None:
+                out[i] = opdef.apply(columns[i], attrs, n.type)
+            if isinstance(out[i], torch.Tensor) and _storage(out[i]) in sources[i]:
+                out[i] = out[i].clone()  # a view of the parameter or a state, which a later kernel may overwrite
+        env[n.id] = out
+
+    # ---- the end of the step
+    def _finish(self, params, grads, states, env, host, done) -> None:
+        outputs = self.program.outputs
+        for i, (p, g, state) in enumerate(zip(params, grads, states)):
+            taken = {_storage(p), _storage(g)}
+            for name, node in outputs.items():
+                if name == "param":
+                    continue
+                if (i, name) in done and done[(i, name)] is None:
+                    taken.add(_storage(state[name]))
+                    continue
+                value = done.get((i, name))
+                if value is None:
+                    value = env[node.id][i] if node.id in env else host[i][node.id]
+                v = store(value, state[name], self.slots[name].dtype)
+                if isinstance(v, torch.Tensor):
+                    if _storage(v) in taken:
+                        v = v.clone()
+                    taken.add(_storage(v))
+                state[name] = v
+            if (i, "param") in done and done[(i, "param")] is None:
+                continue
+            node = outputs["param"]
+            value = done.get((i, "param"))
+            if value is None:
+                value = env[node.id][i] if node.id in env else host[i][node.id]
+            if value is p:
+                continue
+            v = store(value, p, None)
+            if isinstance(v, torch.Tensor) and _storage(v) == _storage(p):
+                v = v.clone()
+            p.copy_(v.reshape(p.shape) if v.shape != p.shape else v)
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+def _slot_of(n: Node) -> str:
+    return "param" if n.op == "param" else n.attr("name")
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+def _access(shape: tuple[int, ...], dom: tuple[int, ...]) -> str:
+    if shape == dom:
+        return "full"
+    if _numel(shape) == 1:
+        return "scalar"
+    padded = (1,) * (len(dom) - len(shape)) + shape
+    if len(padded) != len(dom) or any(s not in (1, d) for s, d in zip(padded, dom)):
+        raise ValueError(f"a kernel input of shape {shape} does not broadcast to the kernel's shape {dom}")
+    return "bcast"
+
+
+def _strides(shape: tuple[int, ...], dom: tuple[int, ...]) -> list[int]:
+    """Element strides of a contiguous input over the kernel's iteration shape (0 along broadcast dims)."""
+    padded = (1,) * (len(dom) - len(shape)) + shape
+    out, step = [], 1
+    for s in reversed(padded):
+        out.append(step if s != 1 else 0)
+        step *= s
+    return list(reversed(out))
+
+
+def _bits(value: Any) -> int:
+    """A host number as the int64 holding its float64 bits (the kernel bitcasts it back)."""
+    return struct.unpack("<q", struct.pack("<d", float(value)))[0]
+
+
+def _host_tensor(a: Node, p, g, state, shapes) -> torch.Tensor:
+    """A tensor argument of a host node: a shape fact needs only its shape (a meta tensor stands in for an
+    intermediate)."""
+    if a.op == "param":
+        return p
+    if a.op == "grad":
+        return g
+    if a.op == "state":
+        return state[a.attr("name")]
+    return torch.empty(shapes[a.id], device="meta")
+
+
+def _device_name(device: torch.device, interpreted: bool) -> str:
+    if interpreted:
+        return "interpreter"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    return f"{device.type}:{torch.cuda.get_device_name(index)}:sm{major}{minor}"
