@@ -14,8 +14,10 @@ changes data, never the source, and nothing recompiles. Static values are litera
 
 Inputs are loaded and upcast to the compute dtype (fp32; fp64 when a buffer of the launch is fp64): the same
 element (`full`), one element (`scalar`: a 0-d reduction result), or through index arithmetic (`bcast`: an
-(m, 1) or (1, n) operand of an (m, n) kernel). Every output is stored in each of its destination buffers'
-dtypes: the parameter or a state in place, or a fresh buffer for later phases.
+(m, 1) or (1, n) operand of an (m, n) kernel). A node whose value torch holds in a narrower dtype (a bf16 state
+times a number, any node of a bf16 parameter) is rounded to it, as torch rounds each op's result: the kernel
+computes what the reference computes, with one rounding per op. Every output is stored in each of its
+destination buffers' dtypes: the parameter or a state in place, or a fresh buffer for later phases.
 
 The source never contains text of the spec: values are named `v0, v1, …` (numbered as `--emit opt` numbers
 nodes), operators lower through their registry facet (`OpDef.triton`, a function of argument expressions),
@@ -46,6 +48,7 @@ class Launch:
     inputs: tuple[tuple[str, str], ...]   # per kernel input: (dtype, access), access in ACCESSES
     outputs: tuple[tuple[str, ...], ...]  # per kernel output: the dtype of each destination buffer
     rank: int                             # rank of the iteration shape (used by `bcast` index arithmetic)
+    param: str = "fp32"                   # the parameter's dtype: what a node of dtype "param" holds
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,9 @@ def kernel_source(program: Program, kernel: Kernel, launch: Launch, num: dict[in
             raise ValueError(f"operator {n.op!r} has no Triton lowering")
         v = f"v{num[n.id]}"
         expr = opdef.triton([names[a.id] for a in n.args], dict(n.attrs))
+        dtype = node_dtype(n, launch.param)
+        if dtype != launch.compute:  # torch computes this node in a narrower dtype: round as it does
+            expr = _round(expr, launch.compute, dtype)
         emit(f"    {v} = {expr}{_where(n, program)}")
         names[n.id] = v
         block[n.id] = any(block[a.id] for a in n.args)
@@ -170,6 +176,17 @@ def kernel_source(program: Program, kernel: Kernel, launch: Launch, num: dict[in
             emit(f"    tl.store(q{ptr} + offs, {_cast(value, launch.compute, dtype)}, mask=mask)")
             ptr += 1
     return "\n".join(out) + "\n"
+
+
+def node_dtype(n: Node, param: str) -> str:
+    """The dtype torch holds a node's value in (the IR's: "param" is the parameter's dtype)."""
+    d = n.type.dtype if isinstance(n.type, Tensor) else "param"
+    return param if d == "param" else d
+
+
+def _round(expr: str, compute: str, dtype: str) -> str:
+    """`expr` rounded to `dtype` and held in the compute dtype again."""
+    return f"{_cast(expr, compute, dtype)}.to({TL_DTYPES[compute]})"
 
 
 def _cast(value: str, compute: str, dtype: str) -> str:

@@ -199,13 +199,16 @@ def _pow_cpu(a, b):
     negative base, pow(x, 0) = pow(1, y) = 1."""
     x = a.to(tl.float64)
     y = b.to(tl.float64)
-    ax = tl.abs(x)
-    r = tl.exp(y * tl.log(ax))
-    integer = tl.floor(y) == y
-    odd = integer & (y - 2.0 * tl.floor(y * 0.5) == 1.0)
-    r = tl.where((x < 0) & odd, -r, r)
-    r = tl.where((x < 0) & (~integer), float("nan"), r)
-    r = tl.where((y == 0) | (x == 1.0), 1.0, r)
+    r = tl.exp(y * tl.log(tl.abs(x)))
+    frac = y - tl.floor(y)                    # 0 for an integer power
+    half = y * 0.5 - tl.floor(y * 0.5)        # 0.5 for an odd one
+    big = tl.abs(y) == float("inf")
+    signed = tl.where(half != 0, -r, r)
+    # nested `where`s, not `&`: the interpreter cannot combine a 0-d mask with a block one
+    r = tl.where(x < 0, tl.where(big, r, tl.where(frac != 0, float("nan"), signed)), r)
+    r = tl.where(tl.abs(x) == 1.0, tl.where(big, 1.0, r), r)
+    r = tl.where(x == 1.0, 1.0, r)
+    r = tl.where(y == 0, 1.0, r)
     return r.to(a.dtype)
 
 

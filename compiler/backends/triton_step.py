@@ -27,8 +27,8 @@ from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from . import triton_cache
 from .reference import ReferenceStep, store
-from .triton_codegen import Launch, destinations, kernel_source, layout, module_source, numbering, read_later, \
-    table_scalars
+from .triton_codegen import Launch, destinations, kernel_source, layout, module_source, node_dtype, numbering, \
+    read_later, table_scalars
 
 BLOCK = 1024
 # Operators whose torch reference treats leading dims as a batch and returns one result per matrix of the same
@@ -180,8 +180,8 @@ class TritonStep:
                                 and v.dtype in NAMES})
             buffers, dest_dtypes, roles = [], [], []
             for o in k.outputs:
-                node_dtype = NAMES[p.dtype] if o.type.dtype == "param" else o.type.dtype
-                dests = destinations(self.program, self.plan, k, o, node_dtype, slot_dtypes)
+                dtype_of_o = node_dtype(o, NAMES[p.dtype])
+                dests = destinations(self.program, self.plan, k, o, dtype_of_o, slot_dtypes)
                 value = None
                 for slot, dtype in dests:
                     if slot is None:
@@ -194,7 +194,7 @@ class TritonStep:
                         else:  # a strided or differently shaped slot: written at the end of the step
                             buf = done[(i, slot)] = torch.empty(dom, dtype=target.dtype, device=p.device)
                     buffers.append(buf)
-                    if value is None and dtype == node_dtype:
+                    if value is None and dtype == dtype_of_o:
                         value = buf
                 env.setdefault(o.id, [None] * len(params))[i] = value
                 dest_dtypes.append(tuple(d for _, d in dests))
@@ -202,7 +202,7 @@ class TritonStep:
                 assert value is not None or o.id not in later
             bcast = any(a == "bcast" for _, a in accesses)
             compute = "fp64" if any(d == "fp64" for d, _ in accesses) or any("fp64" in d for d in dest_dtypes) else "fp32"
-            launch = Launch(compute, tuple(accesses), tuple(dest_dtypes), len(dom) if bcast else 0)
+            launch = Launch(compute, tuple(accesses), tuple(dest_dtypes), len(dom) if bcast else 0, NAMES[p.dtype])
             key = (p.device, launch, tuple(roles))
             groups.setdefault(key, []).append(i)
             rows.append((dom, inputs, buffers, accesses))
