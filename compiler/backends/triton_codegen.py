@@ -251,24 +251,32 @@ def destinations(program: Program, p: Plan, kernel: Kernel, o: Node, node_dtype:
     """Where a kernel output is stored: (slot name, dtype) for each program output written from it in place, then
     (None, its own dtype) for a fresh buffer when a later phase reads it or a program output takes it at the end
     and no slot buffer already holds it in its own dtype."""
-    slots = [name for name, n in program.outputs.items() if n.id == o.id and name in p.in_place]
+    slots, needed = output_roles(program, p, kernel)[o.id]
+    return place(slots, needed, node_dtype, slot_dtypes)
+
+
+def output_roles(program: Program, p: Plan, kernel: Kernel) -> dict[int, tuple[list[str], bool]]:
+    """Per kernel output: the program outputs it writes in place, and whether its value is needed after the kernel
+    (by a later phase, or by a program output written at the end of the step)."""
+    later = read_later(p, kernel)
+    out = {}
+    for o in kernel.outputs:
+        slots = [name for name, n in program.outputs.items() if n.id == o.id and name in p.in_place]
+        needed = o.id in later or any(n.id == o.id and name not in p.in_place for name, n in program.outputs.items())
+        out[o.id] = (slots, needed)
+    return out
+
+
+def place(slots: list[str], needed: bool, node_dtype: str, slot_dtypes: dict[str, str]) -> list[tuple[str | None, str]]:
     out: list[tuple[str | None, str]] = [(name, slot_dtypes[name]) for name in slots]
-    later = o.id in read_later(p, kernel) or any(n.id == o.id and name not in p.in_place
-                                                 for name, n in program.outputs.items())
-    if later and all(d != node_dtype for _, d in out):  # else the slot's buffer holds the value already
+    if needed and all(d != node_dtype for _, d in out):  # else a slot's buffer holds the value already
         out.append((None, node_dtype))
     return out
 
 
 def read_later(p: Plan, kernel: Kernel) -> set[int]:
     """The kernel's outputs that a later phase reads."""
-    after = set()
-    for ph in p.phases:
-        if ph.index <= kernel.index:
-            continue
-        nodes = ph.nodes if isinstance(ph, OpCall) else ph.nodes
-        for n in nodes:
-            after.update(a.id for a in n.args)
+    after = {a.id for ph in p.phases if ph.index > kernel.index for n in ph.nodes for a in n.args}
     return {o.id for o in kernel.outputs} & after
 
 

@@ -27,8 +27,8 @@ from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from . import triton_cache
 from .reference import ReferenceStep, store
-from .triton_codegen import Launch, destinations, kernel_source, layout, module_source, node_dtype, numbering, \
-    read_later, table_scalars
+from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
+    table_scalars
 
 BLOCK = 1024
 # Operators whose torch reference treats leading dims as a batch and returns one result per matrix of the same
@@ -59,6 +59,11 @@ class TritonStep:
         self.host_nodes = self.plan.host
         self.host_reads_state = any(n.op == "state" for n in self.host_nodes)
         kernels = self.plan.kernels()
+        for k in kernels:
+            for n in k.nodes:
+                if registry.get(n.op).triton is None:
+                    raise ValueError(f"operator `{n.op}` has no Triton lowering: give its @op a `triton=` facet")
+        self.roles = {k.index: output_roles(program, self.plan, k) for k in kernels}
         in_kernels = {o.id for k in kernels for o in k.outputs}
         self.kernel_slots = {name for name, n in program.outputs.items() if name in self.plan.in_place and n.id in in_kernels}
         # An output that IS the old value of a slot a kernel overwrites (`m = W` with W updated in place) is
@@ -165,7 +170,7 @@ class TritonStep:
     def _kernel(self, k: Kernel, params, states, env, host, shapes, done, shared) -> None:
         groups: dict[tuple, list[int]] = {}
         rows: list[tuple] = []
-        later = read_later(self.plan, k)
+        roles_of = self.roles[k.index]
         for i, p in enumerate(params):
             dom = shapes[i][k.nodes[0].id]
             inputs, accesses = [], []
@@ -181,7 +186,7 @@ class TritonStep:
             buffers, dest_dtypes, roles = [], [], []
             for o in k.outputs:
                 dtype_of_o = node_dtype(o, NAMES[p.dtype])
-                dests = destinations(self.program, self.plan, k, o, dtype_of_o, slot_dtypes)
+                dests = place(*roles_of[o.id], dtype_of_o, slot_dtypes)
                 value = None
                 for slot, dtype in dests:
                     if slot is None:
@@ -199,7 +204,7 @@ class TritonStep:
                 env.setdefault(o.id, [None] * len(params))[i] = value
                 dest_dtypes.append(tuple(d for _, d in dests))
                 roles.append(tuple(s for s, _ in dests))
-                assert value is not None or o.id not in later
+                assert value is not None or not roles_of[o.id][1]
             bcast = any(a == "bcast" for _, a in accesses)
             compute = "fp64" if any(d == "fp64" for d, _ in accesses) or any("fp64" in d for d in dest_dtypes) else "fp32"
             launch = Launch(compute, tuple(accesses), tuple(dest_dtypes), len(dom) if bcast else 0, NAMES[p.dtype])
@@ -226,8 +231,13 @@ class TritonStep:
             row += [_bits(h[s.id]) for s in scalars]
             assert len(row) == lay.width
             meta.append(row)
-        table = torch.tensor(meta, dtype=torch.int64).to(device)
         fn = self._function(k, launch, device)
+        if device.type == "cuda":  # one asynchronous copy from pinned memory, on the tensors' own device
+            table = torch.tensor(meta, dtype=torch.int64).pin_memory().to(device, non_blocking=True)
+            with torch.cuda.device(device):
+                fn[(int(blocks.numel()),)](table, blocks, BLOCK=BLOCK)
+            return
+        table = torch.tensor(meta, dtype=torch.int64)
         with self._quiet():
             fn[(int(blocks.numel()),)](table, blocks, BLOCK=BLOCK)
 
