@@ -116,7 +116,7 @@ class ForeachStep:
             first = n.args[0] if n.args else None
             reuse = (first is not None and first.id in owned and n.id in inplace
                      and self.last_use.get(first.id) == self.position[n.id]
-                     and all(a.id != first.id for a in n.args[1:]))
+                     and all(a.id != first.id for a in n.args[1:]) and _dense(args))
             opdef = registry.get(n.op)
             attrs = dict(n.attrs)
             out = opdef.foreach(args, attrs, reuse) if n.id in self.fused and opdef.foreach is not None else None
@@ -212,6 +212,23 @@ def _shares(out: list[Any], inputs: list[Any]) -> bool:
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
+
+
+def _dense(args: list[Any]) -> bool:
+    """Every tensor argument is contiguous and the first has exactly row-major strides (size-1 dims included).
+    Only then is an in-place result laid out as the reference's new tensor would be: a later matrix op rounds
+    differently on another memory layout (a transposed SVD factor, a (2, 1) matrix with strides (1, 2))."""
+    tensors = [a for a in args if isinstance(a, list)]
+    return all(t.is_contiguous() for a in tensors for t in a) and all(_row_major(t) for t in tensors[0])
+
+
+def _row_major(t: torch.Tensor) -> bool:
+    expected = 1
+    for size, stride in zip(reversed(t.shape), reversed(t.stride())):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 def _fits(out: list[Any], first: Any) -> bool:

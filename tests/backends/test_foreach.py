@@ -83,3 +83,24 @@ def test_states_initialized_from_one_value_do_not_share_memory():
         s = opt.state[p]
         assert s["exp_avg"].data_ptr() != s["exp_avg_sq"].data_ptr()
         assert not torch.equal(s["exp_avg"], s["exp_avg_sq"])
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (1, 4), (5, 3)])
+def test_in_place_keeps_the_reference_s_memory_layout(shape):
+    """Found by `geo fuzz stdlib/*.geo` (step orders): `spectral_ball >> spectral_ball` on a 2×1 weight drifted
+    from the reference from its second step. An axpy written in place into the first retraction's result (an SVD
+    product with strides (1, 2)) kept that layout, and the second retraction's matmuls rounded differently on
+    it. In-place writes now require row-major buffers, which is what the reference's new tensors are."""
+    Opt = geo.compile("use spectral_ball\n\noptimizer twice = spectral_ball >> spectral_ball\n", name="twice")
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(shape, generator=g) * 1e-3
+    grads = [torch.zeros(shape), torch.zeros(shape), torch.randn(shape, generator=g), torch.zeros(shape)]
+    out = []
+    for backend in ("torch", "reference"):
+        p = torch.nn.Parameter(w0.clone())
+        opt = Opt([p], backend=backend, nesterov=False)
+        for grad in grads:
+            p.grad = grad.clone()
+            opt.step()
+        out.append(p.detach())
+    assert torch.equal(*out), f"max |diff| {(out[0] - out[1]).abs().max().item():.3g}"
