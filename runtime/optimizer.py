@@ -163,6 +163,14 @@ class GeoOptimizer(torch.optim.Optimizer):
         return f"param{self._geo_unnamed - 1}"
 
     def _bind(self, p: torch.Tensor, name: str, diagnostics: list[Diagnostic]):
+        if not p.is_floating_point():  # complex: geo's geometry is real (msign, norms, signs); ints: no gradient
+            diagnostics.append(Diagnostic(
+                "GEO0403", f"parameter `{name}` has dtype {str(p.dtype).removeprefix('torch.')}; `{self._geo.info.name}` "
+                f"optimizes real floating-point parameters", Label(_first_line(self._geo.info.span), "this optimizer"),
+                notes=["the operators (msign, norms, sign, mirror maps) are defined on real tensors"],
+                help="optimize a complex parameter as its real view (`torch.view_as_real(p)` as a separate "
+                     "real parameter), or leave it to another optimizer"))
+            return None
         role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or P.infer_role(name, tuple(p.shape))
         binding = bind_rule(self._geo, P.ParamInfo(name, tuple(p.shape), role))
         if isinstance(binding, Diagnostic):
@@ -180,7 +188,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                     value = source[name]
             if value is checker.REQUIRED:
                 raise TypeError(f"{self._geo.info.name}: the hyperparameter `{name}` has no default; pass `{name}=...`")
-            values[name] = _check_hyper(self._geo.info.name, h, value)
+            values[name] = check_hyper(self._geo.info.name, h, value)
         for key, value in user.items():
             if key not in values and key not in ("geo_rule", "initial_lr") and key not in self._geo.info.hypers:
                 raise TypeError(f"{self._geo.info.name}: param group has unknown hyperparameter `{key}`"
@@ -209,6 +217,8 @@ class GeoOptimizer(torch.optim.Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{spec.info.name} does not support sparse gradients")
+                if p.numel() == 0:  # nothing to update (a 0×n matrix has no singular values to orthogonalize)
+                    continue
                 if self.nonfinite != "propagate" and not bool(torch.isfinite(p.grad).all()):
                     pname = _param_name(group, p)
                     if self.nonfinite == "raise":
@@ -316,7 +326,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                     raise CheckpointError(f"param group {index} of the state_dict has no hyperparameter `{name}` (its "
                                           f"rule `{rule.text}` has one)")
                 try:
-                    _check_hyper(self._geo.info.name, h, g_saved[name])
+                    check_hyper(self._geo.info.name, h, g_saved[name])
                 except (TypeError, ValueError) as err:
                     raise CheckpointError(f"param group {index} of the state_dict: {err}") from None
             for pid, p in zip(saved_params, g_now["params"]):
@@ -437,7 +447,7 @@ def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:
     return out
 
 
-def _check_hyper(opt: str, h: checker.HyperInfo, value: Any) -> Any:
+def check_hyper(opt: str, h: checker.HyperInfo, value: Any) -> Any:
     if h.static:
         kind = type(h.default)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -242,3 +242,27 @@ def test_nonfinite_gradient_policies(bad):
     loose = geo.compile("adamw")([w], nonfinite="propagate")
     loose.step()
     assert not torch.isfinite(w.detach()).all()  # as torch.optim does
+
+
+def test_complex_and_integer_parameters_are_refused():
+    """torch.optim.AdamW handles complex parameters as real pairs; geo's geometry is real, so it refuses them with
+    a diagnostic naming the parameter instead of dropping the imaginary part."""
+    Opt = geo.compile("adamw")
+    for dtype in (torch.complex64, torch.int64):
+        p = torch.zeros(4, dtype=dtype)
+        with pytest.raises(geo.GeoError) as err:
+            Opt([("z", p)])
+        text = err.value.render()
+        assert "GEO0403" in text and "parameter `z` has dtype" in text
+
+
+@pytest.mark.parametrize("spec", ["muon", "normuon", "spectral_sphere", "scion", "adamw"])
+def test_zero_size_parameters_step_as_no_ops(spec):
+    """A 0×n matrix (an empty expert, a pruned layer) has nothing to update: its step is skipped, as
+    torch.optim.Muon handles it, instead of failing inside a reduction."""
+    Opt = geo.compile(spec)
+    empty, full = torch.nn.Parameter(torch.zeros(0, 3)), torch.nn.Parameter(torch.ones(4, 3))
+    opt = Opt([("h.0.weight", empty), ("h.1.weight", full)])
+    empty.grad, full.grad = torch.zeros(0, 3), torch.full((4, 3), 0.5)
+    opt.step()
+    assert empty.shape == (0, 3) and not torch.equal(full, torch.ones(4, 3))
