@@ -1,5 +1,8 @@
 """HORST vs AdamW on underdetermined sparse regression: loss and sparsity of the solution reached.
 
+HORST here is geo's reconstruction (stdlib/horst.geo): the paper has published only its abstract, so the
+algorithm is rebuilt from it, the authors' HAM method and hypentropy mirror descent.
+
     python benchmarks/horst_sparsity.py
 
 Generated data (no downloads, seeded): y = x·W*ᵀ with a teacher W* of shape 4×128 whose entries are nonzero

@@ -453,7 +453,8 @@ def check_hyper(opt: str, h: checker.HyperInfo, value: Any) -> Any:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not kind:
-            raise TypeError(f"{opt}: static hyperparameter `{h.name}` takes a {kind.__name__}, got {value!r}")
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            raise TypeError(f"{opt}: static hyperparameter `{h.name}` takes {article} {kind.__name__}, got {value!r}")
         return value
     if isinstance(h.default, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(h.default):
