@@ -128,16 +128,22 @@ def test_bf16_states_are_stored_in_bf16_in_place():
 
 
 def test_bf16_parameters_round_to_nearest_even():
-    """A bf16 parameter's update is computed in fp32 and rounded once, to nearest (Triton's interpreter would
-    truncate): SGD's step equals the fp32 step rounded."""
-    w = torch.randn(4, 257, dtype=torch.float64)
-    p = w.to(torch.bfloat16).requires_grad_()
-    opt = geo.compile("sgd", backend="triton")([p], lr=0.1)
-    g = torch.randn(4, 257, dtype=torch.float64)
-    p.grad = g.to(torch.bfloat16)
-    expected = (w.to(torch.bfloat16).float() - 0.1 * g.to(torch.bfloat16).float()).to(torch.bfloat16)
-    opt.step()
-    assert torch.equal(p.detach().view(torch.int16), expected.view(torch.int16))
+    """A bf16 parameter's update is computed in fp32 and rounded to nearest even (Triton's interpreter alone would
+    truncate): SGD's step is bit for bit the reference's, torch.add(w, g, alpha=-lr) in bf16. (lr = 0.5: torch
+    rounds `alpha` to bf16 first, the kernel keeps it in fp32; 0.5 is the same in both.)"""
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(4, 257, generator=g, dtype=torch.float64).to(torch.bfloat16)
+    grad = torch.randn(4, 257, generator=g, dtype=torch.float64).to(torch.bfloat16)
+    out = []
+    for backend in ("triton", "reference"):
+        p = w.clone().requires_grad_()
+        opt = geo.compile("sgd", backend=backend)([p], lr=0.5)
+        p.grad = grad.clone()
+        opt.step()
+        out.append(p.detach())
+    assert torch.equal(out[0].view(torch.int16), out[1].view(torch.int16))
+    truncated = (w.float() - 0.5 * grad.float()).view(torch.int32).bitwise_and(-65536).view(torch.float32)
+    assert not torch.equal(out[0].float(), truncated)  # what a truncating cast would have given
 
 
 def test_stacked_experts_and_heads_are_batches_of_matrices():
@@ -212,3 +218,21 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch):
     p.grad = torch.ones(3)
     with pytest.raises(RuntimeError, match="runs on CUDA tensors"):
         opt.step()
+
+
+def test_the_per_parameter_step_leaves_its_inputs_alone():
+    """`step(param, grad, state, hypers, t)`, the backends' per-parameter convention: new values, inputs intact."""
+    Opt = geo.compile("adamw", backend="triton")
+    p = torch.randn(7, 5)
+    Opt([p.clone().requires_grad_()])  # binds the rule
+    runner = next(iter(Opt._geo._runners.values()))
+    hypers = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
+    state = {k: v.clone() for k, v in runner.init(p, hypers).items()}
+    grad = torch.randn(7, 5)
+    before = (p.clone(), {k: v.clone() for k, v in state.items()})
+    new_p, new_state = runner.step(p, grad, state, hypers, 1.0)
+    assert torch.equal(p, before[0]) and all(torch.equal(state[k], before[1][k]) for k in state)
+    ref_p, ref_state = runner._reference.step(p, grad, state, hypers, 1.0)
+    torch.testing.assert_close(new_p, ref_p)
+    for k in ref_state:
+        torch.testing.assert_close(new_state[k], ref_state[k])
