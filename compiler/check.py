@@ -64,6 +64,7 @@ class HyperInfo:
     static: bool
     default: Any            # a Python value, or REQUIRED
     span: Span
+    choices: tuple[Any, ...] = ()  # a static's declared values (`one_of(...)`); empty: any value of its kind
 
     @property
     def type(self) -> Type:
@@ -249,8 +250,13 @@ class _Assembler:
                                                                 f"`{h.name}` already has a meaning"],
                                help=f"rename it, e.g. `{h.name}_`")
                 continue
-            default = REQUIRED
-            if h.default is not None:
+            default, choices = REQUIRED, ()
+            if _is_one_of(h.default):
+                choices = self._choices(h)
+                if not choices:
+                    continue
+                default = choices[0]
+            elif h.default is not None:
                 default = self.constant(h.default, f"the default of `{h.name}`")
                 if default is None:
                     continue
@@ -274,8 +280,46 @@ class _Assembler:
                     self.bag.error("GEO0302", f"the default of `{h.name}` is not a finite number: {_show(default)}",
                                    h.span, help="a runtime hyperparameter takes finite numbers (`1e999` is inf)")
                     continue
-            out[h.name] = HyperInfo(h.name, h.static, default, h.span)
+            out[h.name] = HyperInfo(h.name, h.static, default, h.span, choices)
         return out
+
+    def _choices(self, h: ast.Hyper) -> tuple[Any, ...]:
+        """`static name = one_of(a, b, ...)`: the values a static may take, the first its default."""
+        call = h.default
+        if not h.static:
+            self.bag.error("GEO0304", f"`one_of` lists the values of a static hyperparameter; `{h.name}` is not "
+                           "static", call.span, help=f"write `static {h.name} = one_of(...)`")
+            return ()
+        if call.kwargs:
+            self.bag.error("GEO0304", "`one_of` takes the values only, no keywords", call.kwargs[0].span)
+            return ()
+        values = []
+        for arg in call.args:
+            v = self.constant(arg, f"a value of `{h.name}`")
+            if v is None:
+                return ()
+            if isinstance(v, tuple):
+                self.bag.error("GEO0304", "`one_of` lists single values (strings, numbers, booleans)", arg.span)
+                return ()
+            values.append((v, arg.span))
+        if len(values) < 2:
+            self.bag.error("GEO0304", f"`one_of` needs at least two values, found {len(values)}", call.span,
+                           help=f"a single value is a plain default: `static {h.name} = ...`")
+            return ()
+        kinds = {"number" if static_kind(v) in ("int", "float") else static_kind(v) for v, _ in values}
+        if len(kinds) > 1:
+            self.bag.error("GEO0304", f"the values of `{h.name}` are of different kinds", call.span,
+                           notes=[", ".join(f"{_show(v)}: {static_kind(v)}" for v, _ in values)])
+            return ()
+        seen: dict[Any, Span] = {}
+        for v, span in values:
+            key = repr(v)
+            if key in seen:
+                self.bag.error("GEO0304", f"`{_show(v)}` is listed twice", span,
+                               secondary=[Label(seen[key], "first listed here")])
+                return ()
+            seen[key] = span
+        return tuple(v for v, _ in values)
 
     def constant(self, expr: ast.Expr, what: str) -> Any:
         """Evaluates a constant expression (literals, tuples, arithmetic on them); None after an error.
@@ -429,12 +473,19 @@ class _Assembler:
                 if literal is not None:
                     # A literal sets a new default: the hyperparameter stays tunable (schedulers, kwargs).
                     old = u.hypers[name]
-                    u.hypers[name] = HyperInfo(name, old.static, self._coerce(old, literal, value), value.span)
+                    u.hypers[name] = HyperInfo(name, old.static, self._coerce(old, literal, value), value.span,
+                                               old.choices)
                 else:
                     u.bindings[name] = value
         return uses
 
     def _coerce(self, old: HyperInfo, value: Any, expr: ast.Expr) -> Any:
+        if old.choices and repr(value) not in {repr(c) for c in old.choices}:
+            shown = [_show(c) for c in old.choices]
+            self.bag.error("GEO0304", f"`{old.name}` is one of {', '.join(shown)}; found {_show(value)}", expr.span,
+                           secondary=[Label(old.span, "declared here")],
+                           help=did_you_mean(_show(value), shown) if isinstance(value, str) else None)
+            return old.default
         if not old.static and isinstance(value, (int, float, tuple)) and not isinstance(value, bool) \
                 and not _finite(value):
             self.bag.error("GEO0302", f"`{old.name}` takes finite numbers, found {_show(value)}", expr.span,
@@ -487,6 +538,10 @@ def _literal(expr: ast.Expr) -> Any:
         items = [_literal(i) for i in expr.items]
         return None if any(i is None for i in items) else tuple(items)
     return None
+
+
+def _is_one_of(expr: ast.Expr | None) -> bool:
+    return isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "one_of"
 
 
 def _finite(v: Any) -> bool:

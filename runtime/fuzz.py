@@ -419,6 +419,8 @@ def draw_case(draw: Draw, cls: type[GeoOptimizer], target: Target, *, kinds: Seq
         for name, h in rule.hypers.items():
             if h.static and isinstance(h.default, bool) and draw.bool(0.25):
                 statics[name] = not h.default
+            elif h.static and h.choices and draw.bool(0.25):  # `one_of(...)`: another declared value
+                statics[name] = draw.choice(h.choices)
     return Case(target, shape, dtype, init, grads, statics, draw.int(0, len(grads)))
 
 

@@ -455,6 +455,11 @@ def check_hyper(opt: str, h: checker.HyperInfo, value: Any) -> Any:
         if type(value) is not kind:
             article = "an" if kind.__name__[0] in "aeiou" else "a"
             raise TypeError(f"{opt}: static hyperparameter `{h.name}` takes {article} {kind.__name__}, got {value!r}")
+        if h.choices and value not in h.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in h.choices], n=1)
+            raise ValueError(f"{opt}: static hyperparameter `{h.name}` is one of "
+                             f"{', '.join(repr(c) for c in h.choices)}; got {value!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
         return value
     if isinstance(h.default, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(h.default):

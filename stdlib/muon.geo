@@ -19,7 +19,7 @@ QKV weights: `for name "*.qkv.weight" W as split(3) = muon`, `for name "*.attn.*
 
 optimizer muon(lr = 0.02, momentum = 0.95, weight_decay = 0.0, eps = 1e-7,
                static nesterov = true, static ns_steps = 5, static ns_coeffs = "keller",
-               static ns_dtype = "bf16", static adjust_lr = "original"):
+               static ns_dtype = "bf16", static adjust_lr = one_of("original", "match_rms_adamw")):
     for matrix W:
         state buf = zeros_like(W)
         buf = lerp(buf, grad, 1 - momentum)

@@ -22,7 +22,8 @@ def scion_lmo(g, norm):
         d = scale_factor(g, "scion_sign") * sign(g)
     return d
 
-step scion_step(W; lr = 1e-3, momentum = 0.1, radius = 1.0, static norm = "spectral", static constrained = false):
+step scion_step(W; lr = 1e-3, momentum = 0.1, radius = 1.0,
+                static norm = one_of("spectral", "colnorm", "sign", "bias_rms"), static constrained = false):
     state m = zeros_like(W)
     m = lerp(m, grad, momentum)
     let d = radius * scion_lmo(m, norm)

@@ -156,6 +156,17 @@ def test_param_matching_no_rule():
     assert "role: bias" in text
 
 
+def test_a_complex_parameter():
+    AdamW = geo.compile("adamw")
+    with pytest.raises(geo.GeoError) as info:
+        AdamW([("z", torch.nn.Parameter(torch.zeros(3, dtype=torch.complex64))), ("w", _param(3))])
+    (d,) = info.value.diagnostics
+    assert d.code == "GEO0403"
+    text = str(info.value)
+    assert "parameter `z` has dtype complex64; `adamw` optimizes real floating-point parameters" in text
+    assert "--> stdlib/adamw.geo:" in text and "help: optimize a complex parameter as its real view" in text
+
+
 def test_every_unmatched_param_is_reported():
     with pytest.raises(geo.GeoError) as info:
         geo.compile("muon")([_param(3), _param(2, 2), _param(5)])
@@ -261,6 +272,7 @@ TESTED_IN_PYTHON = {
     "GEO0115": "test_no_optimizer_to_compile",
     "GEO0401": "test_param_matching_no_rule",
     "GEO0402": "test_shape_that_does_not_fit_the_view",
+    "GEO0403": "test_a_complex_parameter",
     "GEO0601": "test_unreadable_file",
 }
 # Emitted by code that no spec reaches today (kept for the catalogue; see docs/errors.md).

@@ -266,3 +266,16 @@ def test_zero_size_parameters_step_as_no_ops(spec):
     empty.grad, full.grad = torch.zeros(0, 3), torch.full((4, 3), 0.5)
     opt.step()
     assert empty.shape == (0, 3) and not torch.equal(full, torch.ones(4, 3))
+
+
+def test_a_static_outside_its_declared_choices_is_refused():
+    """`static adjust_lr = one_of("original", "match_rms_adamw")`: a typo used to fall into the `else` branch
+    (Moonlight's scaling) silently; now the constructor and param groups name the choices."""
+    Muon = geo.compile("muon")
+    w = torch.nn.Parameter(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"is one of 'original', 'match_rms_adamw'; got 'orignal' \(did you mean 'original'\?\)"):
+        Muon([w], adjust_lr="orignal")
+    with pytest.raises(ValueError, match="is one of"):
+        Muon([{"params": [w], "adjust_lr": "moonlight"}])
+    opt = Muon([w], adjust_lr="match_rms_adamw")  # every declared choice is accepted
+    assert opt.param_groups[0]["adjust_lr"] == "match_rms_adamw"
