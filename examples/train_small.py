@@ -8,6 +8,7 @@ optimizer it prints the compile time, the loss every 50 steps and the final loss
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -68,10 +69,8 @@ def main() -> None:
     for group in opt.param_groups:
         print(f"    route {group['geo_rule']}: lr={group['lr']:g} for {', '.join(group['param_names'])}")
 
-    print("\na broken spec gets a diagnostic, not a traceback:\n")
-    broken = ('optimizer broken(lr = 0.02, steps = 5):\n'
-              '    for vector b:\n'
-              '        b = b - lr * msign(grad, steps = steps)\n')
+    broken = Path(__file__).with_name("broken.geo")
+    print(f"\na broken spec ({broken.name}) gets a diagnostic, not a traceback:\n")
     try:
         geo.compile(broken)
     except geo.GeoError as err:
