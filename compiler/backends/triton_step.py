@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
+from torch.autograd.graph import increment_version
 
 from ..ir import Node, Program, print_program
 from ..ops import registry
@@ -119,6 +120,11 @@ class TritonStep:
                 self._kernel(ph, params, states, env, host, shapes, done, shared)
             else:
                 self._op(ph, env, host, shapes, sources)
+        # Kernels write through raw pointers: tell autograd that these tensors changed, as an in-place torch op does
+        # (a graph that saved the old parameter then refuses to backpropagate instead of using the new one).
+        written = [params[i] if slot == "param" else states[i][slot] for (i, slot), v in done.items() if v is None]
+        if written:
+            increment_version(written)
         self._finish(params, grads, states, env, host, done)
 
     def _check_devices(self, params: list[torch.Tensor]) -> None:

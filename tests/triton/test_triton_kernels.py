@@ -224,8 +224,8 @@ def test_the_per_parameter_step_leaves_its_inputs_alone():
     """`step(param, grad, state, hypers, t)`, the backends' per-parameter convention: new values, inputs intact."""
     Opt = geo.compile("adamw", backend="triton")
     p = torch.randn(7, 5)
-    Opt([p.clone().requires_grad_()])  # binds the rule
-    runner = next(iter(Opt._geo._runners.values()))
+    rule = Opt._geo.rules[0]
+    runner = Opt._geo.runner(rule, {}, 2, (0,), "triton")
     hypers = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
     state = {k: v.clone() for k, v in runner.init(p, hypers).items()}
     grad = torch.randn(7, 5)
@@ -236,3 +236,16 @@ def test_the_per_parameter_step_leaves_its_inputs_alone():
     torch.testing.assert_close(new_p, ref_p)
     for k in ref_state:
         torch.testing.assert_close(new_state[k], ref_state[k])
+
+
+def test_in_place_writes_are_visible_to_autograd():
+    """A graph that saved the parameter before the step refuses to backpropagate after it, as with torch.optim."""
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    opt = geo.compile("adamw", backend="triton")([w])
+    w.grad = torch.ones(4, 3)
+    loss = (w * w).sum()  # saves w
+    version = w._version
+    opt.step()
+    assert w._version > version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
