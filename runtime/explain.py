@@ -70,7 +70,7 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
         index, rank, active = binding
         rule = spec.rules[index]
         statics = {k: h.default for k, h in rule.hypers.items() if h.static}
-        program = spec.runner(rule, statics, rank, active, "reference").program
+        program = spec.program(rule, statics, rank, active)
         seen = rule.view.forward(torch.empty(shape, device="meta"), rule.view_args).shape if rule.view else shape
         shapes = concrete_shapes(program, tuple(seen))
         the_plan = plan(program)

@@ -13,6 +13,7 @@ hyperparameters of its own rule, and `group["geo_rule"]` names the rule.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -40,18 +41,28 @@ class CompiledSpec:
 
     def __init__(self, checked: checker.Checked, info: checker.OptimizerInfo, backend: str):
         self.checked, self.info, self.backend = checked, info, backend
+        self._programs: dict[tuple, Any] = {}
         self._runners: dict[tuple, Any] = {}
 
     @property
     def rules(self) -> list[checker.RuleInfo]:
         return self.info.rules
 
+    def program(self, rule: checker.RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...]):
+        """The rule specialized to these static values and rank (every backend runs the same program)."""
+        key = (rule.index, tuple(sorted((k, repr(v)) for k, v in statics.items())), rank, active)
+        found = self._programs.get(key)
+        if found is None:
+            found = self._programs[key] = specialize(self.checked, rule, statics, rank, active)
+        return found
+
     def runner(self, rule: checker.RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
                backend: str) -> Any:
+        """The program lowered by a backend ("torch", "triton" or "reference"; resolve "auto" first)."""
         key = (rule.index, tuple(sorted((k, repr(v)) for k, v in statics.items())), rank, active, backend)
         found = self._runners.get(key)
         if found is None:
-            program = specialize(self.checked, rule, statics, rank, active)
+            program = self.program(rule, statics, rank, active)
             found = {"reference": ReferenceStep, "triton": TritonStep}.get(backend, ForeachStep)(program)
             self._runners[key] = found
         return found
@@ -147,11 +158,11 @@ class GeoOptimizer(torch.optim.Optimizer):
         out = []
         for p in group["params"]:
             _, rank, active = self._geo_binding[p]
-            runner = spec.runner(rule, statics, rank, active, self._geo_backend)
-            key = (id(runner), tuple(p.shape))
+            program = spec.program(rule, statics, rank, active)
+            key = (id(program), tuple(p.shape))
             if key in self._geo_fits:
                 continue
-            problem = misfit(runner.program, rule, tuple(p.shape), _param_name(group, p))
+            problem = misfit(program, rule, tuple(p.shape), _param_name(group, p))
             if problem is not None:
                 out.append(problem)
             else:
@@ -226,7 +237,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                     self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
                     continue
                 _, rank, active = self._geo_binding[p]
-                runner = spec.runner(rule, statics, rank, active, self._geo_backend)
+                runner = spec.runner(rule, statics, rank, active, _resolve_backend(self._geo_backend, p))
                 view = rule.view
                 param_view = view.forward(p, rule.view_args) if view is not None else p
                 grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
@@ -279,7 +290,7 @@ class GeoOptimizer(torch.optim.Optimizer):
     def _slots_for(self, rule, group, p):
         statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
         _, rank, active = self._geo_binding[p]
-        return self._geo.runner(rule, statics, rank, active, self._geo_backend).program.states
+        return self._geo.program(rule, statics, rank, active).states
 
     def _validate_checkpoint(self, sd: dict[str, Any], allow_spec_change: bool) -> None:
         mine = self._geo_identity()
@@ -421,6 +432,19 @@ def misfit(program, rule, shape: tuple[int, ...], pname: str) -> Diagnostic | No
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
+
+
+def _resolve_backend(backend: str, p: torch.Tensor) -> str:
+    """`auto`: Triton kernels for CUDA tensors (when triton is installed), the multi-tensor torch path elsewhere."""
+    if backend != "auto":
+        return backend
+    return "triton" if p.is_cuda and _has_triton() else "torch"
+
+
+@functools.cache
+def _has_triton() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("triton") is not None
 
 
 def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
