@@ -1,8 +1,10 @@
-"""A `.geo` file is data: hostile names and strings never reach generated Python, never run code, never open files.
+"""A `.geo` file is data: hostile names and strings never reach generated source, never run code, never open files.
 
-Names that are Python keywords, dunders, builtins or the generated code's own names (`K`, `F`, `store`, `v0`),
+Names that are Python keywords, dunders, builtins or generated code's own names (`K`, `F`, `store`, `v0`),
 and strings holding code or paths, are used in every position a spec has: optimizer, step, function, parameter,
-hyperparameter, state and local names, selector patterns and static strings.
+hyperparameter, state and local names, selector patterns and static strings. The torch path generates no
+source at all (it calls the operators' torch functions from the plan); the Triton kernels' source is checked
+token by token in tests/triton/test_triton_security.py.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 import torch
 
 import geo
-from geo.compiler.backends.torch_codegen import TorchStep, generate
+from geo.compiler.backends.foreach import ForeachStep
 from geo.compiler.check import RESERVED_HYPERS, RESERVED_STATES
 from geo.compiler.pipeline import front, specialize
 from geo.dsl.source import SourceFile
@@ -62,21 +64,6 @@ def _spec(i: int) -> tuple[str, dict[str, str]]:
     return text, {"text": text, "clean": _text(plain, string, pattern), "opt": role["opt"]}
 
 
-ALLOWED = {"def", "init", "step", "param", "grad", "state", "hypers", "t", "K", "F", "store", "return", "float", "if", "None",
-           "else"}
-
-
-def _check_generated_source(source: str) -> None:
-    """Only the backend's own names, numbered values, and no string literal at all."""
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.STRING:
-            raise AssertionError(f"a string literal in generated source: {tok.string!r}")
-        if tok.type == tokenize.NAME and tok.string not in ALLOWED and not re.fullmatch(r"v\d+", tok.string):
-            raise AssertionError(f"the name {tok.string!r} in generated source")
-        if tok.type == tokenize.COMMENT and not re.fullmatch(r"# [a-z_]+( @\d+:\d+)?", tok.string):
-            raise AssertionError(f"a comment carrying other text: {tok.string!r}")
-
-
 @pytest.mark.parametrize("i", range(len(HOSTILE)))
 def test_hostile_names_and_strings_are_inert(i):
     text, info = _spec(i)
@@ -85,10 +72,13 @@ def test_hostile_names_and_strings_are_inert(i):
     for rule in opt.rules:
         statics = {k: h.default for k, h in rule.hypers.items() if h.static}
         program = specialize(checked, rule, statics, 2, (0,))
-        source, K, F = generate(program)
-        _check_generated_source(source)
-        step = TorchStep(program)
-        assert step._step.__globals__["__builtins__"] == {"float": float}
+        _COMPILED.clear()
+        _RECORD[0] = True
+        try:
+            ForeachStep(program)  # the torch path lowers the plan to torch calls: no Python source is compiled
+        finally:
+            _RECORD[0] = False
+        assert not _COMPILED, _COMPILED
     results = []
     for spec_text, name in ((info["text"], info["opt"]), (info["clean"], "plain_opt")):
         for backend in ("torch", "reference"):
@@ -109,12 +99,15 @@ def test_hyperparameters_cannot_take_the_runtime_s_names(name):
 
 
 _OPENED: list[str] = []
+_COMPILED: list[str] = []
 _RECORD = [False]
 
 
 def _audit(event, args):
     if not _RECORD[0]:
         return
+    if event in ("compile", "exec"):  # the builtins compile() and exec(): generated Python source
+        _COMPILED.append(event)
     if event == "open" and args and isinstance(args[0], (str, bytes)):
         _OPENED.append(args[0] if isinstance(args[0], str) else args[0].decode(errors="replace"))
     elif event in ("os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.remove", "os.rename",
@@ -135,6 +128,13 @@ def test_a_spec_never_opens_files_nor_runs_commands(tmp_path):
     spec = tmp_path / "hostile.geo"
     texts = [_spec(i)[0] for i in range(len(HOSTILE))]
     texts.append('use adamw\noptimizer o = adamw_step(weight_decay = 0.0)\n')
+    # What a process reads once, before any spec: geo's grammar, lark's and torch's plugin lists (the first
+    # Optimizer imports torch._dynamo, which scans installed packages' entry points).
+    warm = torch.nn.Parameter(torch.ones(2))
+    warm_opt = geo.compile("sgd")([warm])
+    warm.grad = torch.ones(2)
+    warm_opt.step()
+    warm_opt.load_state_dict(warm_opt.state_dict())
     _OPENED.clear()
     _RECORD[0] = True
     try:
