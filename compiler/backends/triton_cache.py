@@ -79,10 +79,11 @@ def load(key_parts: Any, generate: Callable[[], str], context: Any) -> Any:
         _write_atomically(path, text)
     try:
         module = _import(name, path)
-    except Exception:  # noqa: BLE001 - an entry that verified but does not import: rebuild it once
+    except Exception:  # noqa: BLE001 - an entry that verified but does not import (or vanished): rebuild it once
         STATS["rebuilt"] += 1
         STATS["generated"] += 1
         body = generate()
+        folder.mkdir(parents=True, exist_ok=True)
         _write_atomically(path, f"{_PREFIX}{_seal(body, context)}\n{body}")
         module = _import(name, path)
     _LOADED[name] = module
