@@ -82,9 +82,11 @@ class ReferenceStep:
             # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
             # them). The copy would then overlap, and a state would change with the parameter or grad.
             inputs = (_storage(p), _storage(g))
+            # copies of what aliases the inputs are taken before the parameter changes (`prev = W` keeps the old W)
+            new_state = {k: v.clone() if isinstance(v, torch.Tensor) and _storage(v) in inputs else v
+                         for k, v in new_state.items()}
             p.copy_(new_param.clone() if _storage(new_param) in inputs else new_param)
-            state.update({k: v.clone() if isinstance(v, torch.Tensor) and _storage(v) in inputs else v
-                          for k, v in new_state.items()})
+            state.update(new_state)
 
 
 def _storage(t: torch.Tensor) -> int:

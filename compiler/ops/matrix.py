@@ -224,6 +224,8 @@ def msign(x, eps=1e-7, steps: StaticArg = 5, coeffs: StaticArg = "keller", dtype
     and returned in the input's dtype. method "svd": the exact polar factor in float64 (the reference).
     Batched over leading dims.
     """
+    if x.numel() == 0:  # no singular values: nothing to orthogonalize
+        return x.clone()
     if method == "svd":
         return msign_svd(x).to(x.dtype)
     schedule = resolve_schedule(coeffs)

@@ -104,3 +104,24 @@ def test_in_place_keeps_the_reference_s_memory_layout(shape):
             opt.step()
         out.append(p.detach())
     assert torch.equal(*out), f"max |diff| {(out[0] - out[1]).abs().max().item():.3g}"
+
+
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+def test_a_state_that_keeps_the_old_parameter(backend):
+    """`prev = W; W = W - lr * grad`: the state holds the parameter before this step, on every backend (the
+    reference used to copy the new parameter in before taking its copy of the old one)."""
+    Opt = geo.compile("optimizer keep(lr = 0.5):\n    for tensor W:\n        state prev = zeros_like(W)\n"
+                      "        prev = W\n        W = W - lr * grad\n", backend=backend)
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = Opt([w])
+    for k in range(2):
+        before = w.detach().clone()
+        w.grad = torch.ones(2)
+        opt.step()
+        assert torch.equal(opt.state[w]["prev"], before) and torch.equal(w.detach(), before - 0.5)
+
+
+def test_msign_of_an_empty_matrix_is_empty():
+    from geo.compiler.ops import registry
+    out = registry.get("msign").reference(torch.zeros(0, 3))
+    assert out.shape == (0, 3)
