@@ -218,24 +218,25 @@ class GeoOptimizer(torch.optim.Optimizer):
         misfits = [d for group in self.param_groups for d in self._misfits(group)]  # a changed static: new programs
         if misfits:
             raise GeoError(misfits)
+        todo = []  # (group, parameters with a gradient to apply)
         for group in self.param_groups:
-            rule = spec.rules[group["geo_rule"]]
-            statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
-            hypers = {k: _runtime_value(group[k]) for k, h in rule.hypers.items() if not h.static}
-            batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
+            ps = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{spec.info.name} does not support sparse gradients")
-                if p.numel() == 0:  # nothing to update (a 0×n matrix has no singular values to orthogonalize)
-                    continue
-                if self.nonfinite != "propagate" and not bool(torch.isfinite(p.grad).all()):
-                    pname = _param_name(group, p)
-                    if self.nonfinite == "raise":
-                        raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {pname} is not finite")
-                    self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
-                    continue
+                if p.numel():  # a 0×n matrix has nothing to update (and no singular values to orthogonalize)
+                    ps.append(p)
+            todo.append((group, ps))
+        if self.nonfinite != "propagate":
+            todo = self._finite_only(todo)  # "raise" raises here, before any parameter changes
+        for group, ps in todo:
+            rule = spec.rules[group["geo_rule"]]
+            statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
+            hypers = {k: _runtime_value(group[k]) for k, h in rule.hypers.items() if not h.static}
+            batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
+            for p in ps:
                 _, rank, active = self._geo_binding[p]
                 runner = spec.runner(rule, statics, rank, active, _resolve_backend(self._geo_backend, p))
                 view = rule.view
@@ -249,12 +250,44 @@ class GeoOptimizer(torch.optim.Optimizer):
                 batch = batches.setdefault(id(runner), (runner, [], [], [], [], []))
                 for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
                     items.append(item)
-            for runner, ps, param_views, grad_views, states, ts in batches.values():
+            for runner, ps_, param_views, grad_views, states, ts in batches.values():
                 runner.step_group(param_views, grad_views, states, hypers, ts)
-                for p, v in zip(ps, param_views):
+                for p, v in zip(ps_, param_views):
                     if v is not p and _storage(v) != _storage(p):  # a view that had to copy (a strided param)
                         p.copy_(v.reshape(p.shape))
         return loss
+
+    def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
+        """Drops (and counts) the parameters whose gradient holds NaN or ±Inf, or raises for "raise".
+
+        One multi-tensor max-abs norm per device and dtype over every gradient, and one host sync for all of them
+        (a NaN or Inf anywhere makes a tensor's ∞-norm NaN or Inf), instead of a check and a sync per tensor."""
+        spec = self._geo
+        grads = [p.grad for _, ps in todo for p in ps]
+        finite: dict[int, bool] = {}
+        by_kind: dict[tuple, list[torch.Tensor]] = {}
+        for g in grads:
+            by_kind.setdefault((g.device, g.dtype), []).append(g)
+        flags = []
+        for same in by_kind.values():
+            norms = torch._foreach_norm(same, float("inf"))
+            flags.append((same, torch.stack([n.reshape(()) for n in norms]).isfinite().cpu()))
+        for same, ok in flags:
+            for g, good in zip(same, ok.tolist()):
+                finite[id(g)] = good
+        out = []
+        for group, ps in todo:
+            kept = []
+            for p in ps:
+                if finite[id(p.grad)]:
+                    kept.append(p)
+                    continue
+                pname = _param_name(group, p)
+                if self.nonfinite == "raise":
+                    raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {pname} is not finite")
+                self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
+            out.append((group, kept))
+        return out
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
