@@ -1,4 +1,5 @@
-"""The Triton backend's tests run its kernels in Triton's interpreter, on CPU tensors and small shapes.
+"""The Triton backend's tests run its kernels in Triton's interpreter, on CPU tensors and small shapes
+(with GEO_TEST_DEVICE=cuda, tests/triton/test_triton_agreement.py runs them compiled, on a GPU).
 
 TRITON_INTERPRET must be set before Triton is imported (its `jit` decides then); the kernel cache goes to a
 temporary folder, never to the user's ~/.cache/geo. Without Triton installed these tests are not collected.
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "1"
+# GEO_TEST_DEVICE=cuda runs the agreement tests on a GPU with compiled kernels (benchmarks/gpu_check.sh).
+if os.environ.get("GEO_TEST_DEVICE", "cpu") == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 

@@ -8,6 +8,8 @@ holds it in, so bf16 agrees to an ulp or two; a wrong operator, index or broadca
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -18,6 +20,7 @@ from geo.dsl.diagnostics import Diagnostic
 from geo.dsl.loader import source_for, stdlib_names
 from geo.runtime.optimizer import bind_rule
 
+DEVICE = torch.device(os.environ.get("GEO_TEST_DEVICE", "cpu"))  # cuda: compiled kernels (gpu_check.sh)
 OPTIMIZERS = [(spec, name) for spec in stdlib_names() for name in front(source_for(spec))[1].root_optimizers]
 
 SHAPES = {"hidden.0.weight": (7, 5), "hidden.1.weight": (7, 5), "tall.weight": (9, 3), "wide.weight": (3, 9),
@@ -34,7 +37,8 @@ def model_params(Opt, mixed: bool) -> list[tuple[str, torch.Tensor]]:
         if isinstance(bind_rule(Opt._geo, info), Diagnostic):
             continue
         dtype = torch.bfloat16 if mixed and i % 3 == 1 else torch.float32
-        out.append((name, torch.randn(shape, generator=g, dtype=torch.float64).mul(0.5).to(dtype).requires_grad_()))
+        out.append((name, torch.randn(shape, generator=g, dtype=torch.float64).mul(0.5).to(DEVICE, dtype)
+                    .requires_grad_()))
     return out
 
 
@@ -45,7 +49,7 @@ def run(spec: str, name: str, backend: str, mixed: bool, steps: int = 3):
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
         for _, p in params:
-            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
+            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64).to(DEVICE, p.dtype)
         opt.step()
     return params, opt
 
