@@ -167,7 +167,7 @@ class ForeachStep:
         """An op without a multi-tensor form: per tensor; on CUDA, same-shape matrices in one batched call (on the
         CPU each matrix alone, which keeps the results bit-identical to the reference's)."""
         first = next((a for a in args if isinstance(a, list) and a and isinstance(a[0], torch.Tensor)), None)
-        if first is not None and first[0].is_cuda and opdef.kind == registry.MATRIX and count > 1:
+        if first is not None and first[0].is_cuda and opdef.batches and count > 1:
             return _batched(opdef, args, attrs, n, count)
         return [opdef.apply(_column(args, i), attrs, n.type) for i in range(count)]
 

@@ -3,7 +3,7 @@
     host     every host scalar, once per distinct (shape, step) of the group, in double precision
     Kernel   ONE launch of the kernel triton_codegen generates for it, over all the group's tensors (a group
              whose tensors differ in dtype or access pattern gets one launch per kind)
-    OpCall   the operator's torch reference; for operators that batch over leading dims (`BATCHED`), same-shape
+    OpCall   the operator's torch reference; for operators that batch over leading dims (`OpDef.batches`), same-shape
              same-dtype matrices are stacked into one call, so one Newton–Schulz serves all of them
 
 Kernels write the parameter and the states in place where the plan allows it (`plan.in_place`) and the buffer
@@ -32,9 +32,6 @@ from .triton_codegen import Launch, kernel_source, layout, module_source, node_d
     table_scalars
 
 BLOCK = 1024
-# Operators whose torch reference treats leading dims as a batch and returns one result per matrix of the same
-# rank: stacking same-shape inputs gives the per-matrix results (tests/triton check each against its loop).
-BATCHED = ("msign", "matmul", "transpose", "power_iter")
 NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -288,7 +285,7 @@ class TritonStep:
         count = len(shapes)
         columns = [[host[i][a.id] if is_host(a) else env[a.id][i] for a in n.args] for i in range(count)]
         out: list[Any] = [None] * count
-        if n.op in BATCHED and count > 1:
+        if registry.get(n.op).batches and count > 1:
             groups: dict[tuple, list[int]] = {}
             for i, col in enumerate(columns):
                 key = tuple((tuple(v.shape), v.dtype, str(v.device)) if isinstance(v, torch.Tensor) else repr(v)

@@ -202,7 +202,7 @@ def _msign_cost(shapes, attrs):
     return math.prod(lead) * int(attrs.get("steps", 5)) * (4 * m * m * n + 2 * m ** 3)
 
 
-@op(MATRIX, _msign_rule, cost=_msign_cost, rewrites=[Rewrite("msign(c·x) -> msign(x), c > 0", _drop_positive_scale),
+@op(MATRIX, _msign_rule, cost=_msign_cost, batches=True, rewrites=[Rewrite("msign(c·x) -> msign(x), c > 0", _drop_positive_scale),
                                    Rewrite("msign(msign(x)) -> msign(x) (svd)", _msign_idempotent)],
     laws=[Law("Newton–Schulz singular values lie in the schedule's band (keller, polar_express, tuned6, sso8)",
               lambda: sampling.gaussian_matrices(),
@@ -250,7 +250,7 @@ def _matmul_rule(args, attrs, constraints):
     return Tensor(a.shape[:-1] + b.shape[-1:], a.batched or b.batched, a.dtype)
 
 
-@op(MATRIX, _matmul_rule, cost=lambda shapes, attrs: 2.0 * math.prod(shapes[0]) * shapes[1][-1])
+@op(MATRIX, _matmul_rule, batches=True, cost=lambda shapes, attrs: 2.0 * math.prod(shapes[0]) * shapes[1][-1])
 def matmul(a, b):
     """a @ b, the matrix product (batched over leading dims)."""
     return a @ b
@@ -266,7 +266,7 @@ def _transpose_twice(node, graph):
     return x.args[0] if x.op == "transpose" else None
 
 
-@op(MATRIX, _transpose_rule, rewrites=[Rewrite("(xᵀ)ᵀ -> x", _transpose_twice)])
+@op(MATRIX, _transpose_rule, batches=True, rewrites=[Rewrite("(xᵀ)ᵀ -> x", _transpose_twice)])
 def transpose(x):
     """xᵀ (also written `x.T`): swaps the last two dims."""
     return x.mT

@@ -17,6 +17,8 @@
     triton       the Triton lowering of an elementwise op: `fn(arg expressions, attrs) -> expression`
     cost         FLOPs of one call, `fn(arg shapes, attrs) -> float`, for `geo explain` (elementwise: one per
                  output element unless given)
+    batches      the reference treats leading dims as a batch, one result per matrix: backends may stack
+                 same-shape matrices of a group into one call (one Newton–Schulz for all of them)
 
 Family modules (elementwise.py, reduce.py, matrix.py, ...) declare their operators with the `@op` decorator;
 generic passes and tests only ever ask the registry. The grammar knows none of these names.
@@ -110,6 +112,7 @@ class OpDef:
     foreach: Callable[..., Any] | None = None
     triton: Callable[..., str] | None = None
     cost: Callable[..., float] | None = None
+    batches: bool = False
 
     def domain_of(self, param: str) -> Domain:
         """The declared domain of one parameter (ANY when the operator declares none)."""
@@ -161,7 +164,7 @@ _REGISTRY: dict[str, OpDef] = {}
 def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
        rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None,
        domain: dict[str, Domain] | None = None, foreach: Callable | None = None, triton: Callable | None = None,
-       cost: Callable | None = None):
+       cost: Callable | None = None, batches: bool = False):
     """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
@@ -179,7 +182,7 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
             raise ValueError(f"operator {op_name!r}: domain names unknown parameters {sorted(unknown)}")
         record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
                        tuple(rewrites), tuple(laws), fn.__module__, static_value, tuple((domain or {}).items()),
-                       foreach, triton, cost)
+                       foreach, triton, cost, batches)
         _REGISTRY[op_name] = record
         return record
 

@@ -317,7 +317,7 @@ def right_init(w, rank: StaticArg = 1, method: StaticArg = "ones"):
     return _dct_rows(k, n, w).expand(*w.shape[:-2], k, n).clone()
 
 
-@op(MATRIX, _power_iter_rule, laws=_power_laws(),
+@op(MATRIX, _power_iter_rule, laws=_power_laws(), batches=True,
     cost=lambda shapes, attrs: 4.0 * math.prod(shapes[0]) * shapes[1][-2] * int(attrs.get("steps", 5)))
 def power_iter(w, v, steps: StaticArg = 5):
     """`steps` rounds of power iteration on WᵀW from the right vectors v (a warm start), returning the new v.

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import geo
-from geo.compiler.backends import triton_step
 from geo.compiler.backends.triton_step import TritonStep, _access, _strides
-from geo.compiler.ops import matrix
+from geo.compiler.ops import matrix, registry
 
 ADAM16 = '''
 optimizer adam16(lr = 1e-2, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.01):
@@ -85,10 +84,10 @@ def test_same_shape_matrices_share_one_newton_schulz(monkeypatch):
     assert sorted(calls) == [(3, 7, 5), (9, 3)]
 
 
-@pytest.mark.parametrize("op", triton_step.BATCHED)
+@pytest.mark.parametrize("op", [o.name for o in registry.all_ops() if o.batches])
 def test_batched_operators_match_their_loop(op):
-    """Stacking is only done for operators whose reference computes each matrix of a batch on its own."""
-    from geo.compiler.ops import registry
+    """Stacking is only done for operators whose reference computes each matrix of a batch on its own (their
+    registry record says `batches`)."""
     from geo.compiler.ops.spectral import right_init
     opdef = registry.get(op)
     g = torch.Generator().manual_seed(3)
