@@ -58,8 +58,13 @@ def binary(name: str, commutes: bool) -> Callable:
             a, b, inplace = b, a, False
         if _is_tensors(b):
             return _run(name, a, [b], inplace)
+        if inplace and name == "mul" and not all(t.dtype in _FULL for t in a):
+            inplace = False  # torch 2.13's _foreach_mul_ rounds the scalar to bf16/fp16 first; `t * s` does not
         return _run(name, a, [_scalar(b, a)], inplace)
     return lower
+
+
+_FULL = (torch.float32, torch.float64)
 
 
 def unary(name: str) -> Callable:
@@ -101,6 +106,14 @@ def addcmul(args, attrs, inplace):
     if not (_is_tensors(x) and _is_tensors(a) and _is_tensors(b)):
         return None
     return _run("addcmul", x, [a, b, _scalar(s, x)], inplace)
+
+
+@_named("torch._foreach_addcdiv")
+def addcdiv(args, attrs, inplace):
+    x, a, b, s = args
+    if not (_is_tensors(x) and _is_tensors(a) and _is_tensors(b)):
+        return None
+    return _run("addcdiv", x, [a, b, _scalar(s, x)], inplace)
 
 
 def _pick(items: list[Any], idx: list[int]) -> list[Any]:

@@ -48,6 +48,15 @@ def _commutes(name: str) -> Law:
                lambda f, xy: _close(f(xy[0], xy[1]), f(xy[1], xy[0])))
 
 
+def _tensor_first(node, graph):
+    """s ∘ x → x ∘ s for a commutative ∘, a host scalar s and a tensor x: the same IEEE result, and the tensor
+    first is the buffer a multi-tensor backend can overwrite in place (`μ·buf + g` updates buf's memory)."""
+    a, b = node.args
+    if not isinstance(a.type, TensorT) and isinstance(b.type, TensorT):
+        return graph.node(node.op, (b, a), dict(node.attrs), type=node.type, span=node.span)
+    return None
+
+
 # ---- contraction: a multiply folded into the following add, as torch's fused kernels compute ---------------
 def _scaled(n):
     """(s, y) if n = s·y with s a host scalar and y a tensor, else None."""
@@ -64,7 +73,11 @@ def _scaled(n):
 def _contract(negate: bool):
     def fn(node, graph):
         x, rhs = node.args
-        if not isinstance(x.type, TensorT) or node.type != x.type or rhs.op != "mul":
+        if not isinstance(x.type, TensorT) or node.type != x.type:
+            return None
+        if rhs.op == "div":
+            return _contract_quotient(node, graph, x, rhs, negate)
+        if rhs.op != "mul":
             return None
         if not negate:
             for first, second in (rhs.args, rhs.args[::-1]):
@@ -82,8 +95,25 @@ def _contract(negate: bool):
     return fn
 
 
+def _contract_quotient(node, graph, x, rhs, negate: bool):
+    """x ± (s·a)/b → addcdiv(x, a, b, ±s): torch's addcdiv computes x + (s·a)/b in that order (negation is exact),
+    so this is the same arithmetic in one kernel, writing x in place (Adam's update). Only for operands of one
+    dtype: mixed ones would skip the rounding of s·a to the narrower dtype."""
+    numerator, b = rhs.args
+    scaled = _scaled(numerator)
+    if scaled is None or not isinstance(b.type, TensorT):
+        return None
+    s, a = scaled
+    if not (x.type.dtype == a.type.dtype == b.type.dtype == numerator.type.dtype):
+        return None
+    if negate:
+        s = graph.node("neg", (s,), type=s.type, span=s.span)
+    return graph.node("addcdiv", (x, a, b, s), type=node.type, span=node.span)
+
+
 def _fused_rule(args, attrs, constraints):
-    """axpy(x, y, s) and addcmul(x, a, b, s): tensors, then a host scalar `s` (what torch's alpha/value take)."""
+    """axpy(x, y, s), addcmul(x, a, b, s) and addcdiv(x, a, b, s): tensors, then a host scalar `s` (what torch's
+    alpha/value take)."""
     *tensors, s = args
     for i, t in enumerate(tensors):
         if not isinstance(t, TensorT):
@@ -110,11 +140,21 @@ def addcmul(x, a, b, s):
     return torch.addcmul(x, a, b, value=host_scalar(float(s), x))
 
 
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcdiv, triton=_triton.template("({0} + G.div({3} * {1}, {2}))"))
+def addcdiv(x, a, b, s):
+    """x + (s·a)/b in one kernel (torch.addcdiv, as Adam's parameter update: x − (lr/bc₁)·m/denom).
+
+    Produced by the `contract` pass from `x + (s*a)/b` and `x - (s*a)/b` (s a host scalar, operands of one
+    dtype): torch's kernel rounds s·a, then the quotient, then the sum, exactly as the unfused expression."""
+    return torch.addcdiv(x, a, b, value=host_scalar(float(s), x))
+
+
 # ---- arithmetic ----------------------------------------------------------------------------------------
 @op(ELEMENTWISE, elementwise_rule, fold=operator.add, laws=[_commutes("add")], foreach=_foreach.binary("add", True),
     triton=_triton.template("({0} + {1})"),
-    rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both")),
-              Rewrite("x + s·y -> axpy(x, y, s); x + s·a·b -> addcmul(x, a, b, s)", _contract(False), "contract")])
+    rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both")), Rewrite("s + x -> x + s", _tensor_first),
+              Rewrite("x + s·y -> axpy(x, y, s); x + s·a·b -> addcmul(x, a, b, s); x + (s·a)/b -> addcdiv(x, a, b, s)",
+                      _contract(False), "contract")])
 def add(a, b):
     """a + b."""
     return a + b
@@ -122,7 +162,7 @@ def add(a, b):
 
 @op(ELEMENTWISE, elementwise_rule, fold=operator.sub, foreach=_foreach.binary("sub", False), triton=_triton.template("({0} - {1})"),
     rewrites=[Rewrite("x - 0 -> x", _drop_identity(0)),
-              Rewrite("x - s·y -> axpy(x, y, -s)", _contract(True), "contract")])
+              Rewrite("x - s·y -> axpy(x, y, -s); x - (s·a)/b -> addcdiv(x, a, b, -s)", _contract(True), "contract")])
 def sub(a, b):
     """a − b."""
     return a - b
@@ -130,7 +170,7 @@ def sub(a, b):
 
 @op(ELEMENTWISE, elementwise_rule, fold=operator.mul, laws=[_commutes("mul")], foreach=_foreach.binary("mul", True),
     triton=_triton.template("({0} * {1})"),
-    rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both"))])
+    rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both")), Rewrite("s * x -> x * s", _tensor_first)])
 def mul(a, b):
     """a · b (elementwise; `@` is the matrix product)."""
     return a * b

@@ -52,7 +52,9 @@ def test_every_operator_agrees_with_its_reference(dtype, optimize):
     used = {n.op for n in program.step_nodes()}
     ops = {o.name for o in registry.all_ops() if o.kind == registry.ELEMENTWISE}
     if not optimize:
-        assert ops - {"axpy", "addcmul"} <= used  # the contract pass makes those two
+        assert ops - {"axpy", "addcmul", "addcdiv"} <= used  # the contract pass makes those three
+    else:
+        assert "addcdiv" in used  # W - (lr·hb)/bc
     hypers = {"lr": 0.01, "beta": 0.9}
     g = torch.Generator().manual_seed(0)
     shapes = [(7, 5), (1, 9), (9, 1), (7, 5)]
