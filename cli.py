@@ -1,4 +1,4 @@
-"""The `geo` command line: check, compile --emit, doc, fuzz.
+"""The `geo` command line: check, compile --emit, doc, fuzz, bench.
 
 Exit status: 0 success, 1 a user error (rendered diagnostics on stderr), 2 a usage error, 3 a bug in geo.
 """
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doc", help="the operator catalog, or one operator's documentation")
     d.add_argument("op", nargs="?", help="an operator name")
     _fuzz_parser(sub)
+    sub.add_parser("bench", add_help=False, help="step time against torch.optim on GPT-2 shapes (geo bench --help)")
     return ap
 
 
@@ -66,8 +67,12 @@ def _fuzz_parser(sub) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bench = argv[:1] == ["bench"]  # its options are the benchmark script's own
+    args = None if bench else _parser().parse_args(argv)
     try:
+        if bench:
+            return _bench(argv[1:])
         if args.command == "check":
             return _check(args.files)
         if args.command == "compile":
@@ -93,6 +98,25 @@ def main(argv: Sequence[str] | None = None) -> int:
               "  = note: this is a bug in geo, not in your spec; please report it with the spec that triggered it "
               "(GEO_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 3
+
+
+def _bench(argv: list[str]) -> int:
+    """`geo bench`: benchmarks/bench_step.py of the source tree (an editable install has it next to this file)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent / "benchmarks" / "bench_step.py"
+    if not path.is_file():
+        print(f"geo bench: {path} is missing: the benchmarks ship with the source tree, not with the package; "
+              "run it from a checkout with an editable install (pip install -e .)", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("geo_bench_step", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    try:
+        return module.main(argv, prog="geo bench")
+    except SystemExit as done:  # argparse: --help (0) or a usage error (2)
+        return done.code if isinstance(done.code, int) else 2
 
 
 def _source(arg: str):
