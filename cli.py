@@ -159,6 +159,7 @@ def _compile(args) -> int:
     from .compiler.plan import plan
     from .dsl import ast
     from .runtime.api import select_optimizer
+    from .runtime.optimizer import check_hyper
     source = _source(args.file)
     if args.emit == "ast":
         from .dsl.parser import parse
@@ -178,6 +179,12 @@ def _compile(args) -> int:
         if name not in statics:
             print(f"geo: --static {name}: `{info.name}` has no static hyperparameter `{name}` "
                   f"(static ones: {', '.join(sorted(statics)) or 'none'})", file=sys.stderr)
+            return 2
+        hyper = next(h for r in info.rules for k, h in r.hypers.items() if k == name and h.static)
+        try:  # the constructor's own check: `nesterov=maybe` is not a bool
+            overrides[name] = check_hyper(info.name, hyper, overrides[name])
+        except (TypeError, ValueError) as err:
+            print(f"geo: --static {name}: {err}", file=sys.stderr)
             return 2
     out = []
     for rule in info.rules:

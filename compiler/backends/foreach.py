@@ -129,6 +129,9 @@ class ForeachStep:
             # A fresh result may be overwritten later; a reference's result may be a view of its input.
             if fresh or not _shares(out, [values[a.id] for a in n.args if a.id in values]):
                 owned.add(n.id)
+            for a in n.args:  # a value no later node reads frees its buffers now, not at the end of the step
+                if self.last_use.get(a.id) == self.position[n.id] and a.id in values:
+                    del values[a.id]
         if probe:
             self._inplace[layout] = inplace
         self._write(params, grads, states, values, host)
