@@ -260,8 +260,10 @@ class GeoOptimizer(torch.optim.Optimizer):
     def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
         """Drops (and counts) the parameters whose gradient holds NaN or ±Inf, or raises for "raise".
 
-        One multi-tensor max-abs norm per device and dtype over every gradient, and one host sync for all of them
-        (a NaN or Inf anywhere makes a tensor's ∞-norm NaN or Inf), instead of a check and a sync per tensor."""
+        One multi-tensor 2-norm per device and dtype over every gradient (one read, no temporaries: the fastest
+        reduction torch has for many tensors) and one host sync for all of them: a NaN or Inf anywhere makes the
+        norm NaN or Inf. Finite values whose squares overflow (|g| ~ 1e20 in fp32) do too, so a non-finite norm is
+        checked again exactly, element by element, for that tensor alone."""
         spec = self._geo
         grads = [p.grad for _, ps in todo for p in ps]
         finite: dict[int, bool] = {}
@@ -270,11 +272,11 @@ class GeoOptimizer(torch.optim.Optimizer):
             by_kind.setdefault((g.device, g.dtype), []).append(g)
         flags = []
         for same in by_kind.values():
-            norms = torch._foreach_norm(same, float("inf"))
+            norms = torch._foreach_norm(same, 2)
             flags.append((same, torch.stack([n.reshape(()) for n in norms]).isfinite().cpu()))
         for same, ok in flags:
             for g, good in zip(same, ok.tolist()):
-                finite[id(g)] = good
+                finite[id(g)] = good or bool(torch.isfinite(g).all())
         out = []
         for group, ps in todo:
             kept = []

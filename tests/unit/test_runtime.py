@@ -279,3 +279,17 @@ def test_a_static_outside_its_declared_choices_is_refused():
         Muon([{"params": [w], "adjust_lr": "moonlight"}])
     opt = Muon([w], adjust_lr="match_rms_adamw")  # every declared choice is accepted
     assert opt.param_groups[0]["adjust_lr"] == "match_rms_adamw"
+
+
+def test_huge_finite_gradients_are_not_mistaken_for_non_finite_ones():
+    """The gradient check uses one 2-norm per tensor; 1e30² overflows fp32, so such a norm is checked exactly."""
+    AdamW = geo.compile("adamw")
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = AdamW([w])
+    w.grad = torch.tensor([1e30, -1e30, 1.0])
+    opt.step()
+    assert opt.nonfinite_skips == {} and not torch.equal(w.detach(), torch.ones(3))
+    w.grad = torch.tensor([1e30, float("nan"), 1.0])
+    before = w.detach().clone()
+    opt.step()
+    assert sum(opt.nonfinite_skips.values()) == 1 and torch.equal(w.detach(), before)
