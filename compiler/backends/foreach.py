@@ -22,7 +22,7 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..ops._foreach import Scalars
 from ..plan import Kernel, concrete_shapes, is_host, plan
-from .reference import ReferenceStep, evaluate, store
+from .reference import ReferenceStep, bind_state, evaluate, store
 
 
 class ForeachStep:
@@ -183,12 +183,7 @@ class ForeachStep:
                 if name == "param":
                     continue
                 v = values[node.id][i] if node.id in values else _at(host[node.id], i)
-                v = store(v, state[name], self.slots[name].dtype)
-                if isinstance(v, torch.Tensor):
-                    if _storage(v) in taken:
-                        v = v.clone()
-                    taken.add(_storage(v))
-                state[name] = v
+                bind_state(state, name, v, self.slots[name].dtype, taken)
             node = outputs["param"]
             v = values[node.id][i] if node.id in values else _at(host[node.id], i)
             if v is p:

@@ -91,3 +91,14 @@ class ReferenceStep:
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
+
+
+def bind_state(state: dict[str, Any], name: str, value: Any, dtype: str | None, taken: set[int]) -> None:
+    """Stores a slot's new value (its storage dtype, its shape) as its own buffer: a copy where the value shares
+    memory with something in `taken` (the parameter, the gradient, a slot bound before), which then takes it."""
+    v = store(value, state[name], dtype)
+    if isinstance(v, torch.Tensor):
+        if _storage(v) in taken:
+            v = v.clone()
+        taken.add(_storage(v))
+    state[name] = v

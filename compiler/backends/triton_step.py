@@ -27,7 +27,7 @@ from ..ops import registry
 from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from . import triton_cache
-from .reference import ReferenceStep, store
+from .reference import ReferenceStep, bind_state, store
 from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
@@ -322,12 +322,7 @@ class TritonStep:
                 value = done.get((i, name))
                 if value is None:
                     value = env[node.id][i] if node.id in env else host[i][node.id]
-                v = store(value, state[name], self.slots[name].dtype)
-                if isinstance(v, torch.Tensor):
-                    if _storage(v) in taken:
-                        v = v.clone()
-                    taken.add(_storage(v))
-                state[name] = v
+                bind_state(state, name, value, self.slots[name].dtype, taken)
             if (i, "param") in done and done[(i, "param")] is None:
                 continue
             node = outputs["param"]
