@@ -138,13 +138,14 @@ def reachable(roots: list[Node]) -> list[Node]:
 
 
 # ---- printer (--emit ir / opt) -------------------------------------------------------------------------
-def _fmt_attr(v: Any) -> str:
+def geo_literal(v: Any) -> str:
+    """A static value as geo source text: `true`, `"keller"` (escaped), `(1, 2)`, `0.5`."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, tuple):
-        return "(" + ", ".join(_fmt_attr(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+        return "(" + ", ".join(geo_literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v)
 
 
@@ -152,14 +153,14 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
     """A stable text form: nodes renumbered densely in topological order, each with type and location."""
     nodes = p.nodes()
     num = numbering or {n.id: i for i, n in enumerate(nodes)}
-    statics = " ".join(f"{k}={_fmt_attr(v)}" for k, v in sorted(p.statics.items()))
+    statics = " ".join(f"{k}={geo_literal(v)}" for k, v in sorted(p.statics.items()))
     lines = [f"rule {p.optimizer}[{p.rule_index}] {p.rule_text}: {p.param_type.show()}" + (f"  # {statics}" if statics else "")]
     for s in p.states:
         dt = f" ({s.dtype})" if s.dtype else ""
         lines.append(f"  state {s.name}: {s.type.show()}{dt} = %{num[s.init.id]}")
     for n in nodes:
         args = ", ".join(f"%{num[a.id]}" for a in n.args)
-        attrs = " ".join(f"{k}={_fmt_attr(v)}" for k, v in n.attrs)
+        attrs = " ".join(f"{k}={geo_literal(v)}" for k, v in n.attrs)
         body = " ".join(x for x in (n.op, args, attrs and "{" + attrs + "}") if x)
         loc = ""
         if n.span.source.text:

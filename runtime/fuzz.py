@@ -39,6 +39,7 @@ import torch
 
 from ..compiler import check as checker
 from ..compiler import params as P
+from ..compiler.ir import geo_literal
 from ..compiler.ops import registry
 from ..compiler.pipeline import front, specialize
 from ..compiler.types import SCALAR, Scalar, Tensor
@@ -400,7 +401,7 @@ class Case:
             value = summarize(g.build(self.shape, self.dtype))
             out.append(f"gradient {i + 1}: {g.show()}: {value}")
         if self.statics:
-            out.append("static hyperparameters: " + ", ".join(f"{k}={_geo_literal(v)}" for k, v in self.statics.items()))
+            out.append("static hyperparameters: " + ", ".join(f"{k}={geo_literal(v)}" for k, v in self.statics.items()))
         return out
 
 
@@ -422,16 +423,6 @@ def draw_case(draw: Draw, cls: type[GeoOptimizer], target: Target, *, kinds: Seq
             elif h.static and h.choices and draw.bool(0.25):  # `one_of(...)`: another declared value
                 statics[name] = draw.choice(h.choices)
     return Case(target, shape, dtype, init, grads, statics, draw.int(0, len(grads)))
-
-
-def _geo_literal(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_geo_literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    return repr(v)
 
 
 # =========================================================================================================
@@ -817,7 +808,7 @@ def _spec_failure(subject: Subject, prop: str, case: Case | None, err: BaseExcep
         statics = {k: h.default for k, h in rule.hypers.items() if h.static}
         statics.update(case.statics)
         if statics:
-            where += " (static: " + ", ".join(f"{k}={_geo_literal(v)}" for k, v in statics.items()) + ")"
+            where += " (static: " + ", ".join(f"{k}={geo_literal(v)}" for k, v in statics.items()) + ")"
     if isinstance(err, Mismatch):
         title, expected, got, detail = err.title, err.expected, err.got, err.detail
     else:
@@ -1101,7 +1092,7 @@ def composition_header(chain: Sequence[str], hypers: dict[str, dict[str, checker
         if h.default is checker.REQUIRED:
             parts.append(k)
         else:
-            parts.append(("static " if h.static else "") + f"{k} = {_geo_literal(h.default)}")
+            parts.append(("static " if h.static else "") + f"{k} = {geo_literal(h.default)}")
     return f"({', '.join(parts)})" if parts else ""
 
 
@@ -1266,10 +1257,10 @@ class ExpressionGenerator:
                 if not dom.choices:
                     return None
                 attrs[p.name] = d.choice(dom.choices)
-                written[p.name] = _geo_literal(attrs[p.name])
+                written[p.name] = geo_literal(attrs[p.name])
             elif dom.choices and d.bool(0.3):
                 attrs[p.name] = d.choice(dom.choices)
-                written[p.name] = _geo_literal(attrs[p.name])
+                written[p.name] = geo_literal(attrs[p.name])
             else:
                 attrs[p.name] = p.default
         values = [p for p in opdef.value_params if p.required]
