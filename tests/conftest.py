@@ -28,3 +28,13 @@ def golden(request):
         assert text == expected, f"{path} differs from the current output; run pytest --update-goldens if intended"
 
     return check
+
+
+@pytest.fixture
+def single_blas_thread():
+    """One BLAS thread for small-matrix tests: on a loaded 2-core machine two threads only add contention."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

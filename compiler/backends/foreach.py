@@ -22,7 +22,7 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..ops._foreach import Scalars
 from ..plan import Kernel, concrete_shapes, is_host, plan
-from .reference import ReferenceStep, bind_state, evaluate, store
+from .reference import ReferenceStep, bind_state, evaluate, write_param
 
 
 class ForeachStep:
@@ -185,13 +185,7 @@ class ForeachStep:
                 v = values[node.id][i] if node.id in values else _at(host[node.id], i)
                 bind_state(state, name, v, self.slots[name].dtype, taken)
             node = outputs["param"]
-            v = values[node.id][i] if node.id in values else _at(host[node.id], i)
-            if v is p:
-                continue
-            v = store(v, p, None)
-            if _storage(v) == _storage(p):  # `W = W.T`: a view of the parameter itself would overlap its copy
-                v = v.clone()
-            p.copy_(v)
+            write_param(p, values[node.id][i] if node.id in values else _at(host[node.id], i))
 
 
 def _column(args: list[Any], i: int) -> list[Any]:

@@ -93,6 +93,17 @@ def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
 
+def write_param(p: torch.Tensor, value: Any) -> None:
+    """Writes a step's new parameter value into the parameter (its dtype and shape); a value that is a view of
+    the parameter itself (`W = W.T`) is copied first, since the two would overlap."""
+    if value is p:
+        return
+    v = store(value, p, None)
+    if isinstance(v, torch.Tensor) and _storage(v) == _storage(p):
+        v = v.clone()
+    p.copy_(v.reshape(p.shape) if v.shape != p.shape else v)
+
+
 def bind_state(state: dict[str, Any], name: str, value: Any, dtype: str | None, taken: set[int]) -> None:
     """Stores a slot's new value (its storage dtype, its shape) as its own buffer: a copy where the value shares
     memory with something in `taken` (the parameter, the gradient, a slot bound before), which then takes it."""

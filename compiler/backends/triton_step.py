@@ -27,7 +27,7 @@ from ..ops import registry
 from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from . import triton_cache
-from .reference import ReferenceStep, bind_state, store
+from .reference import ReferenceStep, bind_state, write_param
 from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
@@ -329,12 +329,7 @@ class TritonStep:
             value = done.get((i, "param"))
             if value is None:
                 value = env[node.id][i] if node.id in env else host[i][node.id]
-            if value is p:
-                continue
-            v = store(value, p, None)
-            if isinstance(v, torch.Tensor) and _storage(v) == _storage(p):
-                v = v.clone()
-            p.copy_(v.reshape(p.shape) if v.shape != p.shape else v)
+            write_param(p, value)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

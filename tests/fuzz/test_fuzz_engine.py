@@ -91,16 +91,16 @@ def test_a_group_hyperparameter_that_is_ignored_is_found(monkeypatch):
 
 
 def test_hidden_state_between_runs_is_found(monkeypatch):
-    from geo.compiler.backends import foreach
+    from geo.compiler.backends import reference
     calls = [0]
-    original = foreach.store
+    original = reference.store
 
     def drifting(value, like, dtype):
         calls[0] += 1
         out = original(value, like, dtype)
         return out * (1 + 1e-3 * (calls[0] % 7 == 3)) if isinstance(out, torch.Tensor) else out
 
-    monkeypatch.setattr(foreach, "store", drifting)
+    monkeypatch.setattr(reference, "store", drifting)  # every backend stores new values through it
     out = fuzz.fuzz_spec("lion", examples=20, properties=("deterministic",), compositions=False)
     assert out.failures and "two seeded runs differ" in out.failures[0].title
 

@@ -19,13 +19,7 @@ SPECS = ("spectral_sphere", "muon_sphere", "stiefel_muon", "spectral_ball")
 FAST = {"spectral_sphere": {"msign_dtype": "fp32"}, "muon_sphere": {"msign_dtype": "fp32"}}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny matrices: two BLAS threads only add contention on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _model():

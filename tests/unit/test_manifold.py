@@ -22,13 +22,7 @@ F64 = torch.float64
 G = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [3.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=F64)  # §1.6(a)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny matrices: two BLAS threads only add contention on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def svd_map(w, fn):

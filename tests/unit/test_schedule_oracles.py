@@ -49,13 +49,7 @@ HALF_4DP, HALF_6DP = 5e-5, 5e-7           # half a unit of the 4th / 6th decimal
 GEO_VS_POLY = 1e-10                       # fp64 matrix NS vs the scalar map: rounding ~1e-16 times a slope ≤ ~1e3
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One BLAS thread: on a loaded 2-core machine two threads only add contention (as in test_sso.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 # ---- the scalar polynomial ---------------------------------------------------------------------------------------

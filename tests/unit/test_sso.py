@@ -23,13 +23,7 @@ ORACLE_PRECISION = 5e-7  # the oracles are printed to 6 decimals
 SPEC_EXACT = dict(msign_method="svd", solver_tol=1e-12, solver_max_iter=60)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny matrices: two BLAS threads only add contention on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 # ---- independent computations (numpy) ------------------------------------------------------------------
