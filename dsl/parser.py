@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import ast as pyast
 import difflib
+import hashlib
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.grammar import Rule
 from lark.indenter import DedentError, Indenter
+from lark.lexer import TerminalDef
 
 from . import ast
 from .diagnostics import Diagnostic, GeoError, Label
@@ -37,11 +42,50 @@ class _GeoIndenter(Indenter):
             raise
 
 
+GRAMMAR = Path(__file__).parent / "grammar.lark"
+# lark's LALR tables for GRAMMAR, built ahead of time: building them takes lark 50–100 ms, which would be most
+# of the time from a spec to a ready optimizer in a fresh process; loading them takes ~6 ms. They are JSON (not
+# lark's pickle: geo reads no pickles) and keyed by what they were built from, so a stale file is never used.
+# `python -m geo.dsl.parser --write-tables` rebuilds them after a grammar change; a test checks they are current.
+TABLES = Path(__file__).parent / "grammar_tables.json"
+_LARK_OPTIONS = dict(parser="lalr", start="module", propagate_positions=True, maybe_placeholders=True)
+
+
+def _tables_key(grammar: str) -> dict[str, str]:
+    options = json.dumps(_LARK_OPTIONS, sort_keys=True)
+    return {"grammar_sha256": hashlib.sha256(grammar.encode()).hexdigest(), "lark": lark.__version__,
+            "options": options}
+
+
+def _build_lark(grammar: str) -> Lark:
+    return Lark(grammar, postlex=_GeoIndenter(), **_LARK_OPTIONS)
+
+
+def _serialized_tables(grammar: str) -> str:
+    data, memo = _build_lark(grammar).memo_serialize([TerminalDef, Rule])
+    del data["options"]["postlex"]  # an object, given again at load time
+    return json.dumps({"key": _tables_key(grammar), "data": data, "memo": memo}, sort_keys=True)
+
+
+def _int_keys(obj: dict) -> dict:
+    # JSON object keys are strings; lark's tables key states, tokens and memo entries by int
+    return {int(k) if k.isdigit() else k: v for k, v in obj.items()}
+
+
+def _load_tables(grammar: str) -> Lark | None:
+    try:
+        tables = json.loads(TABLES.read_text(), object_hook=_int_keys)
+    except (OSError, ValueError):
+        return None
+    if tables.get("key") != _tables_key(grammar):
+        return None
+    return Lark._load_from_dict(tables["data"], tables["memo"], postlex=_GeoIndenter())
+
+
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = (Path(__file__).parent / "grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", start="module", postlex=_GeoIndenter(),
-                propagate_positions=True, maybe_placeholders=True)
+    grammar = GRAMMAR.read_text()
+    return _load_tables(grammar) or _build_lark(grammar)
 
 
 def parse(source: SourceFile) -> ast.Module:
@@ -555,3 +599,14 @@ class _Builder(Transformer):
 
     def tuple(self, meta, children):
         return ast.TupleExpr(self._span(meta), tuple(c for c in children if c is not None))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--write-tables"]:
+        sys.exit("usage: python -m geo.dsl.parser --write-tables")
+    tmp = TABLES.with_suffix(".json.tmp")
+    tmp.write_text(_serialized_tables(GRAMMAR.read_text()))
+    tmp.replace(TABLES)
+    print(f"wrote {TABLES}")
