@@ -9,7 +9,8 @@ In place, as torch.optim's foreach paths: a node overwrites its first argument w
 afterwards, the buffer belongs to the step (an intermediate, or the old value of a state or of the parameter
 that the program rewrites), and the result has that buffer's shape and dtype. Which nodes qualify depends on
 the dtypes and shapes of the group's tensors, so the first step of a group layout runs out of place and
-records them; later steps reuse the decisions. The arithmetic is the reference's, call for call, so the
+records them (in place only where the out-of-place result was row-major, as an in-place one into a
+row-major buffer is); later steps, with the same shapes, dtypes and strides, reuse the decisions. The arithmetic is the reference's, call for call, so the
 results are bit-identical to the reference backend on CPU (the fuzzer's `agree` property checks it).
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ class ForeachStep:
     # ---- the step
     def step_group(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
                    hypers: dict[str, Any], ts: list[float]) -> None:
-        layout = tuple((p.shape, p.dtype, g.dtype) for p, g in zip(params, grads))
+        layout = tuple((p.shape, p.stride(), p.dtype, g.stride(), g.dtype) for p, g in zip(params, grads))
         inplace = self._inplace.get(layout)
         probe = inplace is None
         if probe:
@@ -116,7 +117,7 @@ class ForeachStep:
             first = n.args[0] if n.args else None
             reuse = (first is not None and first.id in owned and n.id in inplace
                      and self.last_use.get(first.id) == self.position[n.id]
-                     and all(a.id != first.id for a in n.args[1:]) and _dense(args))
+                     and all(a.id != first.id for a in n.args[1:]) and _row_major_first(args))
             opdef = registry.get(n.op)
             attrs = dict(n.attrs)
             out = opdef.foreach(args, attrs, reuse) if n.id in self.fused and opdef.foreach is not None else None
@@ -124,7 +125,8 @@ class ForeachStep:
             if out is None:
                 out = self._op(opdef, args, attrs, n, len(params))
             values[n.id] = out
-            if probe and first is not None and first.id in values and _fits(out, values[first.id]):
+            if probe and first is not None and first.id in values and _fits(out, values[first.id]) \
+                    and all(_row_major(r) for r in out):
                 inplace.add(n.id)
             # A fresh result may be overwritten later; a reference's result may be a view of its input.
             if fresh or not _shares(out, [values[a.id] for a in n.args if a.id in values]):
@@ -206,12 +208,12 @@ def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
 
-def _dense(args: list[Any]) -> bool:
-    """Every tensor argument is contiguous and the first has exactly row-major strides (size-1 dims included).
-    Only then is an in-place result laid out as the reference's new tensor would be: a later matrix op rounds
-    differently on another memory layout (a transposed SVD factor, a (2, 1) matrix with strides (1, 2))."""
-    tensors = [a for a in args if isinstance(a, list)]
-    return all(t.is_contiguous() for a in tensors for t in a) and all(_row_major(t) for t in tensors[0])
+def _row_major_first(args: list[Any]) -> bool:
+    """The first argument has exactly row-major strides (size-1 dims included). With the probe's finding that
+    the reference's new tensor is row-major too, an in-place result is laid out as the reference's would be: a
+    later matrix op rounds differently on another memory layout (a transposed SVD factor, a (2, 1) matrix with
+    strides (1, 2)). The other arguments may have any layout (a tall matrix's msign is a transposed view)."""
+    return isinstance(args[0], list) and all(_row_major(t) for t in args[0])
 
 
 def _row_major(t: torch.Tensor) -> bool:

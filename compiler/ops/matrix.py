@@ -93,6 +93,8 @@ def _frobenius(X: torch.Tensor) -> torch.Tensor:
     or bf16): there it is max|X|·‖X/max|X|‖_F, so that a huge but finite gradient is not divided by inf (an
     update of 0). Finite norms are exactly torch's; NaN and Inf inputs still give NaN."""
     norm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
+    if X.device.type == "cpu" and not torch.isinf(norm).any():
+        return norm  # the common case, known for one host read (free on the CPU; a sync on an accelerator)
     big = X.abs().amax(dim=(-2, -1), keepdim=True)
     rescaled = big * torch.linalg.vector_norm(X / torch.where(big > 0, big, torch.ones_like(big)), dim=(-2, -1),
                                               keepdim=True)
@@ -104,12 +106,14 @@ def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.
     """Newton–Schulz in `dtype`, on the wide orientation (rows ≤ cols, so the Gram is min(m, n)²), batched
     over leading dims. The update is written with addmm/baddbmm exactly as torch.optim.Muon does."""
     X = x.to(dtype)
+    copied = X.data_ptr() != x.data_ptr()  # then X is this function's own buffer, and may be divided in place
     tall = x.size(-2) > x.size(-1)
     if tall:
         X = X.mT
     norm = _frobenius(X)
     eps = host_scalar(eps, X)
-    X = X / (norm * safety).clamp(min=eps) if safety != 1.0 else X / norm.clamp(min=eps)
+    scale = (norm * safety).clamp(min=eps) if safety != 1.0 else norm.clamp(min=eps)
+    X = X.div_(scale) if copied else X / scale
     batched = X.dim() > 2
     if batched:
         lead = X.shape[:-2]
