@@ -27,6 +27,8 @@ CUDA; the bytes a step must move (every parameter, gradient and state tensor rea
 states written once: sum of numel·itemsize over the actual tensors); that over the median time in GB/s and,
 on CUDA, as a fraction of the device's peak memory bandwidth (--peak-gbps, or a small table of devices).
 For the Muon family the step is compute-bound (Newton–Schulz): there "GB/s" is only traffic over time.
+On the CPU, the minor page faults of each step are counted too: memory the allocator mapped afresh, which
+glibc's malloc does or does not do depending on its history (see STEADY_MALLOC; `--steady-malloc` fixes it).
 
 On a shared machine other processes' load distorts everything (on CPU most of all: torch's threads wait for a
 descheduled peer). `--interleave` keeps, per spec, its optimizers and their baselines alive at once and steps
@@ -176,10 +178,14 @@ class Row:
     warmup: int = 0
     cluster: str | None = None    # --interleave: the spec whose comparison this measurement belongs to
     times_ms: list[list[float]] = field(default_factory=list)   # per round: every step, the warm-up ones first
+    faults: list[list[int]] = field(default_factory=list)       # the same steps' minor page faults (CPU)
+    faults_per_step: float | None = None                        # median over the timed steps
 
     def merge(self, other: "Row", peak: float | None) -> None:
         """Adds another round of the same optimizer: the statistics are over every timed step of every round."""
         self.times_ms += other.times_ms
+        self.faults += other.faults
+        self.faults_per_step = _median_timed(self.faults, self.warmup)
         timed = [t for r in self.times_ms for t in (r[self.warmup:] or r[-1:])]
         self.median_ms, self.min_ms = statistics.median(timed), min(timed)
         self.first_ms = statistics.median(r[0] for r in self.times_ms)
@@ -281,10 +287,12 @@ def measure(case: Case, ps: ParamSet, steps: int, warmup: int, device: str, peak
     ps.reset()
     named = ps.subset(case.subset)
     opt = case.make(ps.groups(case.subset, group_mode))
-    times = []
+    times, faults = [], []
     for _ in range(warmup + steps):
-        times.append(_timed_step(opt, sync))
-    row = _row(case, named, opt, times, warmup, cuda, peak)
+        ms, pf = _timed_step(opt, sync)
+        times.append(ms)
+        faults.append(pf)
+    row = _row(case, named, opt, times, faults, warmup, cuda, peak)
     del opt
     _free(cuda)
     return row
@@ -303,33 +311,54 @@ def measure_interleaved(cases: list[Case], ps: ParamSet, steps: int, warmup: int
         ps.reset(case.subset)
         opts.append(case.make(ps.groups(case.subset, group_mode)))
     times: list[list[float]] = [[] for _ in cases]
+    faults: list[list[int]] = [[] for _ in cases]
     for i in range(warmup + steps):
         for j in range(len(cases)):
             k = (i + j) % len(cases)
             ps.reset(cases[k].subset)
-            times[k].append(_timed_step(opts[k], sync))
-    rows = [_row(case, ps.subset(case.subset), opt, t, warmup, cuda, peak) for case, opt, t in zip(cases, opts, times)]
+            ms, pf = _timed_step(opts[k], sync)
+            times[k].append(ms)
+            faults[k].append(pf)
+    rows = [_row(case, ps.subset(case.subset), opt, t, f, warmup, cuda, peak)
+            for case, opt, t, f in zip(cases, opts, times, faults)]
     del opts
     _free(cuda)
     return rows
 
 
-def _timed_step(opt, sync) -> float:
+def _timed_step(opt, sync) -> tuple[float, int]:
+    """The step's milliseconds and the minor page faults it took (memory the allocator mapped afresh)."""
     sync()
+    f0 = _minor_faults()
     t0 = time.perf_counter()
     opt.step()
     sync()
-    return 1e3 * (time.perf_counter() - t0)
+    t1 = time.perf_counter()
+    return 1e3 * (t1 - t0), _minor_faults() - f0
 
 
-def _row(case: Case, named: list, opt, times: list[float], warmup: int, cuda: bool, peak: float | None) -> Row:
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _median_timed(per_round: list[list[int]], warmup: int) -> float | None:
+    timed = [x for r in per_round for x in (r[warmup:] or r[-1:])]
+    return statistics.median(timed) if timed else None
+
+
+def _row(case: Case, named: list, opt, times: list[float], faults: list[int], warmup: int, cuda: bool,
+         peak: float | None) -> Row:
     timed = times[warmup:] or times[-1:]
     nbytes = step_bytes(named, opt)
     median = statistics.median(timed)
     gbps = nbytes / (median * 1e-3) / 1e9
     return Row(case.key, case.label, case.subset, sum(p.numel() for _, p in named), len(named), median, min(timed),
                times[0], nbytes, gbps, gbps / peak if (cuda and peak) else None, case.elementwise, warmup=warmup,
-               times_ms=[times])
+               times_ms=[times], faults=[faults], faults_per_step=_median_timed([faults], warmup))
 
 
 def _free(cuda: bool) -> None:
@@ -483,16 +512,18 @@ def tables(result: dict[str, Any]) -> str:
            + " / ".join("—" if x is None else f"{x:.2f}" for x in load)
            + (f"; geo {git.get('commit')}" + (f" + uncommitted {', '.join(git['uncommitted'])}"
                                                if git.get("uncommitted") else "") if git else "")
-           + ("; interleaved: per spec, its optimizers and baselines step in turn" if env.get("interleave") else ""),
+           + ("; interleaved: per spec, its optimizers and baselines step in turn" if env.get("interleave") else "")
+           + (f"; malloc: {env['malloc']}" if env.get("malloc") else ""),
            "",
            "| optimizer | params | tensors | median ms | min ms | first step ms | MB/step | GB/s |"
-           + (" % of peak |" if cuda else ""),
-           "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if cuda else "")]
+           + (" % of peak |" if cuda else " page faults/step |"),
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["measurements"]:
         gb = _fmt(r["gbps"], 2) + ("" if r["elementwise"] else "*")
         out.append(f"| {_name(r)} | {r['subset']} {r['params'] / 1e6:.1f}M | {r['tensors']} | {_fmt(r['median_ms'])} "
                    f"| {_fmt(r['min_ms'])} | {_fmt(r['first_ms'])} | {r['step_bytes'] / 1e6:,.0f} | {gb} |"
-                   + (f" {_fmt(100 * r['peak_fraction']) if r['peak_fraction'] is not None else '—'} |" if cuda else ""))
+                   + (f" {_fmt(100 * r['peak_fraction']) if r['peak_fraction'] is not None else '—'} |" if cuda
+                      else f" {_fmt(r.get('faults_per_step'), 0)} |"))
     out += ["", "| geo | baseline | geo ms | baseline ms | baseline / geo | same, on min times |",
             "|---|---|---:|---:|---:|---:|"]
     for c in result["comparisons"]:
@@ -563,6 +594,9 @@ def parser(prog: str = "bench_step.py") -> argparse.ArgumentParser:
                          "groups for every optimizer; smaller groups bound the memory of a step's temporaries)")
     ap.add_argument("--threads", type=_positive, default=None,
                     help="torch.set_num_threads (default: torch's own choice, the number of cores)")
+    ap.add_argument("--steady-malloc", action="store_true",
+                    help="run with glibc malloc's thresholds fixed (GLIBC_TUNABLES, see STEADY_MALLOC): no block is "
+                         "given back to the OS, so no step pays page faults for memory mapped afresh")
     ap.add_argument("--seed", type=int, default=0, help="seed of the parameter values and gradients")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON here")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables (for RESULTS.md)")
@@ -588,9 +622,22 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# glibc's malloc maps blocks above a threshold afresh and gives freed memory back to the OS above another; both
+# thresholds move with the history of allocations. On the CPU a step's temporaries of 1-40 MB then cost 0 to
+# 160 k page faults from one run to the next, for torch.optim.Muon and geo alike (up to ~10 % of a Muon step).
+# Fixed thresholds (which also stop their movement) keep all of it in the heap: the comparison is then of the
+# arithmetic, not of the allocator's state. The tables say which malloc a run had.
+STEADY_MALLOC = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
+
+
 def main(argv: list[str] | None = None, prog: str = "bench_step.py") -> int:
     ap = parser(prog)
     args = ap.parse_args(argv)
+    if args.steady_malloc and os.environ.get("GLIBC_TUNABLES") != STEADY_MALLOC:
+        argv = sys.argv[1:] if argv is None else argv
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv],
+                  {**os.environ, "GLIBC_TUNABLES": STEADY_MALLOC})
     if args.cold_compile:  # the fresh interpreter of cold_compile: nothing imported yet
         print(json.dumps(_cold(args.cold_compile, args.backend, args.device, args.threads)))
         return 0
@@ -618,7 +665,8 @@ def main(argv: list[str] | None = None, prog: str = "bench_step.py") -> int:
     env = environment(args.device)
     env.update(preset=args.preset, groups=args.groups, interleave=args.interleave, rounds=args.rounds, steps=args.steps, warmup=args.warmup, backend=args.backend, seed=args.seed,
                peak_gbps=peak, peak_source=peak_source, argv=list(sys.argv if argv is None else argv),
-               loadavg_start=load)
+               loadavg_start=load, malloc=f"GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}"
+               if os.environ.get("GLIBC_TUNABLES") else "default")
     _progress(f"bench: preset {args.preset} ({PRESETS[args.preset]}: d, layers, vocab, positions) on {args.device}, "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(cases)} optimizers, "
               f"{args.warmup} warm-up + {args.steps} timed steps each")

@@ -46,7 +46,7 @@ GRAMMAR = Path(__file__).parent / "grammar.lark"
 # lark's LALR tables for GRAMMAR, built ahead of time: building them takes lark 50–100 ms, which would be most
 # of the time from a spec to a ready optimizer in a fresh process; loading them takes ~6 ms. They are JSON (not
 # lark's pickle: geo reads no pickles) and keyed by what they were built from, so a stale file is never used.
-# `python -m geo.dsl.parser --write-tables` rebuilds them after a grammar change; a test checks they are current.
+# `python -m geo.dsl.write_tables` rebuilds them after a grammar change; a test checks they are current.
 TABLES = Path(__file__).parent / "grammar_tables.json"
 _LARK_OPTIONS = dict(parser="lalr", start="module", propagate_positions=True, maybe_placeholders=True)
 
@@ -600,13 +600,3 @@ class _Builder(Transformer):
     def tuple(self, meta, children):
         return ast.TupleExpr(self._span(meta), tuple(c for c in children if c is not None))
 
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--write-tables"]:
-        sys.exit("usage: python -m geo.dsl.parser --write-tables")
-    tmp = TABLES.with_suffix(".json.tmp")
-    tmp.write_text(_serialized_tables(GRAMMAR.read_text()))
-    tmp.replace(TABLES)
-    print(f"wrote {TABLES}")

@@ -104,6 +104,13 @@ def write_param(p: torch.Tensor, value: Any) -> None:
     p.copy_(v.reshape(p.shape) if v.shape != p.shape else v)
 
 
+def held(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], outputs) -> set[int]:
+    """The buffers a step's new states must not share: the parameter's, the gradient's, and those of the states
+    the step keeps as they are (a `where` may select one of them; in-place steps would then change both)."""
+    kept = {_storage(v) for k, v in state.items() if k not in outputs and isinstance(v, torch.Tensor)}
+    return {_storage(param), _storage(grad)} | kept
+
+
 def bind_state(state: dict[str, Any], name: str, value: Any, dtype: str | None, taken: set[int]) -> None:
     """Stores a slot's new value (its storage dtype, its shape) as its own buffer: a copy where the value shares
     memory with something in `taken` (the parameter, the gradient, a slot bound before), which then takes it."""

@@ -27,7 +27,7 @@ from ..ops import registry
 from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from . import triton_cache
-from .reference import ReferenceStep, bind_state, write_param
+from .reference import ReferenceStep, bind_state, held, write_param
 from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
@@ -312,7 +312,7 @@ class TritonStep:
     def _finish(self, params, grads, states, env, host, done) -> None:
         outputs = self.program.outputs
         for i, (p, g, state) in enumerate(zip(params, grads, states)):
-            taken = {_storage(p), _storage(g)}
+            taken = held(p, g, state, outputs)
             for name, node in outputs.items():
                 if name == "param":
                     continue

@@ -90,6 +90,29 @@ def lerp(args, attrs, inplace):
     return _run("lerp", a, [b, _scalar(w, a)], inplace)
 
 
+@_named("selects a list by a host condition (no copy; a tensor condition: per tensor)")
+def where(args, attrs, inplace):
+    """where(c, a, b) for a host condition c: the chosen side itself, where it is a tensor and the result would
+    have its dtype and shape (the other side a number, or tensors of the same dtype and shape), else None. The
+    result aliases its source; the executor never overwrites such a value in place."""
+    c, a, b = args
+    if _is_tensors(c):
+        return None
+    picks = [bool(v) for v in c] if isinstance(c, Scalars) else None
+    count = len(a) if _is_tensors(a) else len(b) if _is_tensors(b) else 0
+    if count == 0:
+        return None
+    out = []
+    for i in range(count):
+        chosen, other = (a, b) if (picks[i] if picks is not None else bool(c)) else (b, a)
+        if not _is_tensors(chosen):
+            return None
+        if _is_tensors(other) and (other[i].dtype != chosen[i].dtype or other[i].shape != chosen[i].shape):
+            return None
+        out.append(chosen[i])
+    return out
+
+
 @_named("torch._foreach_add(alpha=s)")
 def axpy(args, attrs, inplace):
     """x + s·y as torch.add(x, y, alpha=s): one foreach call per distinct s."""

@@ -252,7 +252,7 @@ def not_(a):
     return 1 - a
 
 
-@op(ELEMENTWISE, elementwise_rule, triton=_triton.template("tl.where({0} != 0, {1}, {2})"))
+@op(ELEMENTWISE, elementwise_rule, foreach=_foreach.where, triton=_triton.template("tl.where({0} != 0, {1}, {2})"))
 def where(cond, a, b):
     """where(cond, a, b): a where cond ≠ 0, else b, elementwise."""
     like = next((x for x in (a, b, cond) if isinstance(x, torch.Tensor)), None)

@@ -125,3 +125,47 @@ def test_msign_of_an_empty_matrix_is_empty():
     from geo.compiler.ops import registry
     out = registry.get("msign").reference(torch.zeros(0, 3))
     assert out.shape == (0, 3)
+
+
+@pytest.mark.parametrize("update", ["where(t == 1, a, b * 0.9)", "a"])
+def test_a_state_taking_a_kept_state_s_value_gets_its_own_buffer(update):
+    """`b = where(t == 1, a, …)` selects a's buffer (no copy on the torch path) and `b = a` is a itself, with a
+    kept as it is: b must not share a's memory, or b's in-place update would change a as well. (The Triton
+    backend's twin: tests/triton/test_triton_agreement.py.)"""
+    text = ("optimizer o(lr = 0.1):\n    for tensor W:\n        state a = zeros_like(W) + 1\n"
+            f"        state b = zeros_like(W)\n        b = {update}\n        b = b * 0.9\n"
+            "        W = W - lr * (a + b)\n")
+    out = {}
+    for backend in ("torch", "reference"):
+        w = torch.nn.Parameter(torch.ones(3, 2))
+        opt = geo.compile(text, backend=backend)([w], nonfinite="propagate")
+        for _ in range(4):
+            w.grad = torch.ones(3, 2)
+            opt.step()
+        out[backend] = (w.detach().clone(), opt.state[w]["a"].clone(), opt.state[w]["b"].clone())
+        assert opt.state[w]["a"].data_ptr() != opt.state[w]["b"].data_ptr(), backend
+    assert torch.equal(out["torch"][1], torch.ones(3, 2))
+    for a, b in zip(out["torch"], out["reference"]):
+        assert torch.equal(a, b)
+
+
+def test_a_host_condition_selects_without_copying():
+    """SGD's `where(momentum == 0, g, direction)` picks one list of tensors (no `torch.where` per tensor)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    params, opt = run("sgd", None, "torch", steps=1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert not [e for e in prof.events() if e.name == "aten::where"]
+
+
+def test_a_program_with_per_tensor_ops_steps_one_tensor_at_a_time_on_the_cpu():
+    """Muon's Newton–Schulz runs per tensor: its multi-tensor calls then take one tensor at a time, so that the
+    Nesterov blend is never alive for the whole group at once (the peak of a step's temporaries is one
+    tensor's, as torch.optim.Muon's loop). Elementwise programs stay whole-group calls."""
+    from geo.compiler.backends.foreach import ForeachStep
+
+    for spec, per_tensor in (("muon", True), ("adamw", False), ("sgd", False), ("lion", False)):
+        _, opt = run(spec, None, "torch", steps=1)
+        runners = [r for r in type(opt)._geo._runners.values() if isinstance(r, ForeachStep)]
+        assert runners and all(r.per_tensor_on_cpu == per_tensor for r in runners), spec

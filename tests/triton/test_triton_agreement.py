@@ -104,3 +104,23 @@ def test_every_stdlib_spec_runs_some_kernels_on_the_triton_backend():
     runners = list(opt._geo._runners.values())
     assert runners and all(r.name == "triton" for r in runners)
     assert all(r.launches for r in runners)
+
+
+@pytest.mark.parametrize("update", ["where(t == 1, a, b * 0.9)", "a"])
+def test_a_state_taking_a_kept_state_s_value_gets_its_own_buffer(update):
+    """As tests/backends' test of the same name: b = (a selection of) a kept state a must not share a's memory."""
+    text = ("optimizer o(lr = 0.1):\n    for tensor W:\n        state a = zeros_like(W) + 1\n"
+            f"        state b = zeros_like(W)\n        b = {update}\n        b = b * 0.9\n"
+            "        W = W - lr * (a + b)\n")
+    out = {}
+    for backend in ("triton", "reference"):
+        w = torch.nn.Parameter(torch.ones(3, 2, device=DEVICE))
+        opt = geo.compile(text, backend=backend)([w], nonfinite="propagate")
+        for _ in range(4):
+            w.grad = torch.ones(3, 2, device=DEVICE)
+            opt.step()
+        assert opt.state[w]["a"].data_ptr() != opt.state[w]["b"].data_ptr(), backend
+        out[backend] = (w.detach(), opt.state[w]["a"], opt.state[w]["b"])
+    assert torch.equal(out["triton"][1], torch.ones(3, 2, device=DEVICE))
+    for a, b in zip(out["triton"], out["reference"]):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -34,7 +34,7 @@ def _outcome(lark_parser, text: str):
 def test_the_shipped_tables_are_current():
     assert parser._load_tables(parser.GRAMMAR.read_text()) is not None, (
         "dsl/grammar_tables.json was not built from this grammar.lark and lark version: "
-        "run `python -m geo.dsl.parser --write-tables`")
+        "run `python -m geo.dsl.write_tables`")
 
 
 def test_the_loaded_tables_parse_like_a_fresh_build():
