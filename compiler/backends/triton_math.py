@@ -88,8 +88,8 @@ def lerp(a, b, w):
 
 @triton.jit
 def axpy(x, y, s):
-    """x + s·y rounded once (torch.add(x, y, alpha=s))."""
-    return tl.fma(y, s, x)
+    """x + s·y rounded once (torch.add(x, y, alpha=s)); exactly x where s = 0, as the reference."""
+    return tl.where(s == 0, x, tl.fma(y, s, x))
 
 
 @triton.jit

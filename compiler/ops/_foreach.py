@@ -58,6 +58,8 @@ def binary(name: str, commutes: bool) -> Callable:
             a, b, inplace = b, a, False
         if _is_tensors(b):
             return _run(name, a, [b], inplace)
+        if name == "mul" and _single(b) and float(b) == 1.0:
+            return a  # x·1 = x exactly (−0, ±inf and NaN included): AdamW's and Muon's 1 − lr·wd when wd = 0
         if inplace and name == "mul" and not all(t.dtype in _FULL for t in a):
             inplace = False  # torch 2.13's _foreach_mul_ rounds the scalar to bf16/fp16 first; `t * s` does not
         return _run(name, a, [_scalar(b, a)], inplace)
@@ -115,12 +117,13 @@ def where(args, attrs, inplace):
 
 @_named("torch._foreach_add(alpha=s)")
 def axpy(args, attrs, inplace):
-    """x + s·y as torch.add(x, y, alpha=s): one foreach call per distinct s."""
+    """x + s·y as torch.add(x, y, alpha=s): one foreach call per distinct s; x itself where s = 0 (as the
+    reference)."""
     x, y, s = args
     if not (_is_tensors(x) and _is_tensors(y)):
         return None
-    return _per_value(s, len(x), lambda idx, v: _run("add", _pick(x, idx), [_pick(y, idx)], inplace,
-                                                       alpha=_scalar(v, _pick(x, idx))))
+    return _per_value(s, len(x), lambda idx, v: _pick(x, idx) if float(v) == 0.0 else
+                      _run("add", _pick(x, idx), [_pick(y, idx)], inplace, alpha=_scalar(v, _pick(x, idx))))
 
 
 @_named("torch._foreach_addcmul")

@@ -126,9 +126,13 @@ def _fused_rule(args, attrs, constraints):
 
 @op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy, triton=_triton.template("G.axpy({0}, {1}, {2})"))
 def axpy(x, y, s):
-    """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`).
+    """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`),
+    and exactly x where s = 0: torch.optim skips a zero weight decay (`grad + weight_decay * W`), while
+    x + 0·y would turn −0 into +0 and an infinite y into NaN.
 
     Produced by the `contract` pass from `x + s*y` and `x - s*y` (s a host scalar)."""
+    if float(s) == 0.0:
+        return x
     return torch.add(x, y, alpha=host_scalar(float(s), x))
 
 

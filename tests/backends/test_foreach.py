@@ -169,3 +169,18 @@ def test_a_program_with_per_tensor_ops_steps_one_tensor_at_a_time_on_the_cpu():
         _, opt = run(spec, None, "torch", steps=1)
         runners = [r for r in type(opt)._geo._runners.values() if isinstance(r, ForeachStep)]
         assert runners and all(r.per_tensor_on_cpu == per_tensor for r in runners), spec
+
+
+@pytest.mark.parametrize("weight_decay,passes", [(0.0, 0), (0.1, 1)])
+def test_a_multiplication_by_one_makes_no_pass(weight_decay, passes):
+    """Muon's W·(1 − lr·wd) is W itself at wd = 0 (x·1 = x exactly): no call reads and writes the parameters."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ws = [torch.nn.Parameter(torch.randn(6, 4)) for _ in range(2)]
+    opt = geo.compile("muon", backend="torch")(ws, weight_decay=weight_decay)
+    for _ in range(2):
+        for w in ws:
+            w.grad = torch.randn(6, 4)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            opt.step()
+    assert sum(e.name == "aten::_foreach_mul_" for e in prof.events()) == passes * len(ws)  # one tensor a call

@@ -59,6 +59,34 @@ def test_sgd_matches_torch(backend, kwargs):
     assert torch.equal(ours, ref)
 
 
+def sgd_on_signed_zeros_and_an_infinite_weight(backend: str, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """geo's SGD (no weight decay) and torch.optim.SGD, two steps on −0 gradients and an infinite weight."""
+    w0 = torch.tensor([[0.0, -0.0, 1.0], [float("inf"), 2.0, -3.0]])
+    grads = [torch.tensor([[-0.0, -0.0, 0.5], [1.0, -0.0, 0.25]]), torch.tensor([[-0.0, 0.0, -0.5], [0.0, -0.0, 1.0]])]
+    out = []
+    for make in (lambda p: geo.compile("sgd", backend=backend)(p, lr=0.1, momentum=0.9, nonfinite="propagate"),
+                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)):
+        w = torch.nn.Parameter(w0.clone().to(device))
+        opt = make([w])
+        for g in grads:
+            w.grad = g.clone().to(device)
+            opt.step()
+        out.append(w.detach().cpu())
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sgd_without_weight_decay_leaves_signed_zeros_and_infinite_weights_alone(backend):
+    """torch.optim.SGD skips a zero weight decay; `grad + 0·W` would turn a −0 gradient into +0 (and then a
+    zero weight's sign) and an infinite weight's gradient into NaN. axpy(x, y, 0) is x exactly on every
+    backend (the Triton backend's twin is in tests/triton), so geo's SGD matches torch.optim's to the sign
+    of zero."""
+    ours, ref = sgd_on_signed_zeros_and_an_infinite_weight(backend)
+    assert torch.equal(ours.nan_to_num(), ref.nan_to_num()) and torch.equal(ours.isnan(), ref.isnan())
+    assert torch.equal(ours.signbit(), ref.signbit())
+    assert not ours.isnan().any()
+
+
 def test_adamw_first_step_is_bit_exact():
     torch.manual_seed(0)
     w0, g = torch.randn(50, 30), torch.randn(50, 30)

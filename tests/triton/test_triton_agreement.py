@@ -124,3 +124,16 @@ def test_a_state_taking_a_kept_state_s_value_gets_its_own_buffer(update):
     assert torch.equal(out["triton"][1], torch.ones(3, 2, device=DEVICE))
     for a, b in zip(out["triton"], out["reference"]):
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_sgd_without_weight_decay_leaves_signed_zeros_and_infinite_weights_alone():
+    """The Triton twin of tests/differential's test of the same name: axpy(x, y, 0) is x in the kernels too."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "differential"))
+    from test_torch_optim import sgd_on_signed_zeros_and_an_infinite_weight
+
+    ours, ref = sgd_on_signed_zeros_and_an_infinite_weight("triton", str(DEVICE))
+    assert torch.equal(ours.nan_to_num(), ref.nan_to_num()) and torch.equal(ours.isnan(), ref.isnan())
+    assert torch.equal(ours.signbit(), ref.signbit())
