@@ -281,15 +281,29 @@ def test_a_static_outside_its_declared_choices_is_refused():
     assert opt.param_groups[0]["adjust_lr"] == "match_rms_adamw"
 
 
-def test_huge_finite_gradients_are_not_mistaken_for_non_finite_ones():
-    """The gradient check uses one 2-norm per tensor; 1e30² overflows fp32, so such a norm is checked exactly."""
+@pytest.mark.parametrize("huge", [[1e30, -1e30, 1.0], [3e38, 3e38, 3e38]])
+def test_huge_finite_gradients_are_not_mistaken_for_non_finite_ones(huge):
+    """The gradient check reduces each tensor once (a 2-norm on CUDA, a sum on the CPU): 1e30² overflows fp32,
+    and so does a sum of three 3e38, so a non-finite reduction is checked again exactly."""
     AdamW = geo.compile("adamw")
     w = torch.nn.Parameter(torch.ones(3))
     opt = AdamW([w])
-    w.grad = torch.tensor([1e30, -1e30, 1.0])
+    w.grad = torch.tensor(huge)
     opt.step()
     assert opt.nonfinite_skips == {} and not torch.equal(w.detach(), torch.ones(3))
     w.grad = torch.tensor([1e30, float("nan"), 1.0])
     before = w.detach().clone()
     opt.step()
     assert sum(opt.nonfinite_skips.values()) == 1 and torch.equal(w.detach(), before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("bad", [[float("inf"), -float("inf")], [float("nan"), 1.0], [-float("inf"), 1.0]])
+def test_every_non_finite_gradient_is_caught_in_every_dtype(dtype, bad):
+    """inf and −inf cancel to NaN in a sum, never to a finite number: the check still sees them."""
+    w = torch.nn.Parameter(torch.ones(4, dtype=dtype))
+    opt = geo.compile("sgd")([w], lr=0.1)
+    w.grad = torch.tensor(bad + [1.0, 2.0], dtype=dtype)
+    opt.step()
+    assert sum(opt.nonfinite_skips.values()) == 1
+    assert torch.equal(w.detach(), torch.ones(4, dtype=dtype))
