@@ -8,10 +8,11 @@ Host scalars are computed once per distinct (shape, step) of the group.
 In place, as torch.optim's foreach paths: a node overwrites its first argument when that value is dead
 afterwards, the buffer belongs to the step (an intermediate, or the old value of a state or of the parameter
 that the program rewrites), and the result has that buffer's shape and dtype. Which nodes qualify depends on
-the dtypes and shapes of the group's tensors, so the first step of a group layout runs out of place and
-records them (in place only where the out-of-place result was row-major, as an in-place one into a
-row-major buffer is); later steps, with the same shapes, dtypes and strides, reuse the decisions. The arithmetic is the reference's, call for call, so the
-results are bit-identical to the reference backend on CPU (the fuzzer's `agree` property checks it).
+the dtypes, shapes and strides of the group's tensors: a step on meta tensors decides them for each group
+layout (in place only where the out-of-place result is row-major, as an in-place one into a row-major
+buffer is), or, where that cannot be trusted, the layout's first real step runs out of place and records
+them; later steps reuse the decisions. The arithmetic is the reference's, call for call, so the results are
+bit-identical to the reference backend on CPU (the fuzzer's `agree` property checks it).
 """
 from __future__ import annotations
 
@@ -113,11 +114,38 @@ class ForeachStep:
     def _step_chunk(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
                     hypers: dict[str, Any], ts: list[float]) -> None:
         layout = tuple((p.shape, p.stride(), p.dtype, g.stride(), g.dtype) for p, g in zip(params, grads))
-        inplace = self._inplace.get(layout)
-        probe = inplace is None
-        if probe:
-            inplace = set()
         host = self._host_values(params, grads, states, hypers, ts)
+        inplace = self._inplace.get(layout)
+        if inplace is None:
+            inplace = self._inplace[layout] = self._meta_probe(params, grads, states, host)
+        if inplace is None:  # decided on the real tensors: this step runs out of place
+            values, self._inplace[layout] = self._evaluate(params, grads, states, host, set(), record=True)
+        else:
+            values, _ = self._evaluate(params, grads, states, host, inplace)
+        self._write(params, grads, states, values, host)
+
+    def _meta_probe(self, params, grads, states, host) -> set[int] | None:
+        """The in-place decisions for a layout, from a step on meta tensors (shapes, dtypes and strides, no data):
+        the first real step then runs in place already, without the out-of-place step's temporaries (GPT-2
+        medium's AdamW: 6.5 s and 10 GB more for its first step). None where an op needs data (a solver that
+        reads a value on the host), and where a candidate's result has a dim of size 1: the stride torch gives
+        such a dim differs between meta and CPU tensors ((5, 1): (1, 1) against (1, 5)), and a later matmul
+        rounds by it."""
+        def meta(t: Any) -> Any:
+            return torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t
+        try:
+            _, found = self._evaluate([meta(p) for p in params], [meta(g) for g in grads],
+                                      [{k: meta(v) for k, v in s.items()} for s in states], host, set(), record=True)
+        except Exception:  # noqa: BLE001 - an op without a meta form, or a size-1 dim: decide on the real tensors
+            return None
+        return found
+
+    def _evaluate(self, params, grads, states, host, inplace: set[int], record: bool = False
+                  ) -> tuple[dict[int, Any], set[int]]:
+        """Runs the plan's nodes; returns the values alive at the end, and with `record` (nothing in place) the
+        nodes that may write into their first argument: those whose result has its shape and dtype and is
+        row-major."""
+        found: set[int] = set()
         values: dict[int, Any] = {}
         owned: set[int] = set()       # values whose buffers this step may overwrite once they are dead
         for n in self.plan.sources:
@@ -142,19 +170,20 @@ class ForeachStep:
             if out is None:
                 out = self._op(opdef, args, attrs, n, len(params))
             values[n.id] = out
-            if probe and first is not None and first.id in values and _fits(out, values[first.id]) \
-                    and all(_row_major(r) for r in out):
-                inplace.add(n.id)
+            if record and first is not None and first.id in values and _fits(out, values[first.id]):
+                if any(r.is_meta and 1 in r.shape for r in out):
+                    raise ValueError("a size-1 dim: its stride on meta tensors is not the CPU's")
+                if all(_row_major(r) for r in out):
+                    found.add(n.id)
             # A result with buffers of its own may be overwritten later; one that shares an argument's (a view,
-            # a `where` that selects) may not.
-            if not _shares(out, [values[a.id] for a in (n.args[1:] if in_place else n.args) if a.id in values]):
+            # a `where` that selects) may not. (Recording, nothing is overwritten: meta tensors have no storage.)
+            if not record and not _shares(out, [values[a.id] for a in (n.args[1:] if in_place else n.args)
+                                                if a.id in values]):
                 owned.add(n.id)
             for a in n.args:  # a value no later node reads frees its buffers now, not at the end of the step
                 if self.last_use.get(a.id) == self.position[n.id] and a.id in values:
                     del values[a.id]
-        if probe:
-            self._inplace[layout] = inplace
-        self._write(params, grads, states, values, host)
+        return values, found
 
     def _host_values(self, params, grads, states, hypers, ts) -> dict[int, Any]:
         """Each host node's value: one float for the group, or a list (one per parameter) where shapes or steps

@@ -184,3 +184,26 @@ def test_a_multiplication_by_one_makes_no_pass(weight_decay, passes):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             opt.step()
     assert sum(e.name == "aten::_foreach_mul_" for e in prof.events()) == passes * len(ws)  # one tensor a call
+
+
+@pytest.mark.parametrize("spec,name", OPTIMIZERS)
+@pytest.mark.parametrize("mixed", [False, True], ids=["fp32", "fp32+bf16"])
+def test_the_meta_probe_decides_as_a_real_first_step(spec, name, mixed, monkeypatch):
+    """The in-place decisions taken on meta tensors equal those of an out-of-place first step on the real ones,
+    for every stdlib optimizer and group layout (or the meta probe declines)."""
+    from geo.compiler.backends.foreach import ForeachStep
+
+    _, opt = run(spec, name, "torch", steps=1, mixed=mixed)
+    runners = [r for r in type(opt)._geo._runners.values() if isinstance(r, ForeachStep)]
+    decided = [dict(r._inplace) for r in runners]
+    monkeypatch.setattr(ForeachStep, "_meta_probe", lambda self, *args: None)
+    for r in runners:
+        r._inplace.clear()
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    for r, meta in zip(runners, decided):
+        assert set(meta) == set(r._inplace)
+        for layout, found in meta.items():
+            assert found == r._inplace[layout], r.program.rule_text
