@@ -116,7 +116,7 @@ class ForeachStep:
         layout = tuple((p.shape, p.stride(), p.dtype, g.stride(), g.dtype) for p, g in zip(params, grads))
         host = self._host_values(params, grads, states, hypers, ts)
         inplace = self._inplace.get(layout)
-        if inplace is None:
+        if inplace is None and sum(p.numel() * p.element_size() for p in params) >= META_PROBE_BYTES:
             inplace = self._inplace[layout] = self._meta_probe(params, grads, states, host)
         if inplace is None:  # decided on the real tensors: this step runs out of place
             values, self._inplace[layout] = self._evaluate(params, grads, states, host, set(), record=True)
@@ -253,6 +253,11 @@ def _shares(out: list[Any], inputs: list[Any]) -> bool:
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
+
+
+# A step on meta tensors costs Python time (1–10 ms, more with matrix ops); an out-of-place first step costs
+# time and memory in proportion to the tensors. Below this many bytes of parameters the latter is cheaper.
+META_PROBE_BYTES = 64 << 20
 
 
 def _row_major_first(args: list[Any]) -> bool:
