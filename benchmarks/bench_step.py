@@ -634,10 +634,11 @@ def main(argv: list[str] | None = None, prog: str = "bench_step.py") -> int:
     ap = parser(prog)
     args = ap.parse_args(argv)
     if args.steady_malloc and os.environ.get("GLIBC_TUNABLES") != STEADY_MALLOC:
+        # glibc reads its tunables at process start: the benchmark runs again in a child that has them
         argv = sys.argv[1:] if argv is None else argv
-        sys.stdout.flush()
-        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv],
-                  {**os.environ, "GLIBC_TUNABLES": STEADY_MALLOC})
+        child = subprocess.run([sys.executable, os.path.abspath(__file__), *argv],
+                               env={**os.environ, "GLIBC_TUNABLES": STEADY_MALLOC})
+        return child.returncode
     if args.cold_compile:  # the fresh interpreter of cold_compile: nothing imported yet
         print(json.dumps(_cold(args.cold_compile, args.backend, args.device, args.threads)))
         return 0

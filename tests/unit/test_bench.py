@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 
 import pytest
 
@@ -37,32 +39,20 @@ def test_bench_tiny_through_the_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "geo adamw [auto]" in text and "baseline/geo" in text
     assert result["env"]["preset"] == "tiny" and result["env"]["torch"]
+    assert result["env"]["malloc"] in ("default",) or result["env"]["malloc"].startswith("GLIBC_TUNABLES=")
+    assert all(isinstance(r["faults_per_step"], (int, float)) and r["faults_per_step"] >= 0
+               for r in result["measurements"])
 
 
-def test_bench_markdown_and_cold_compile(tmp_path, capsys):
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="GLIBC_TUNABLES is glibc's")
+def test_steady_malloc_runs_the_benchmark_again_with_glibc_s_thresholds_fixed(tmp_path):
+    """`--steady-malloc` reruns the benchmark in a child process with GLIBC_TUNABLES set (glibc reads it at
+    start), and the result says so; this process's environment stays as it was."""
     out = tmp_path / "bench.json"
-    rc = cli.main(["bench", "--preset", "tiny", "--steps", "1", "--warmup", "1", "--specs", "muon", "--markdown",
-                   "--json", str(out)])
+    before = os.environ.get("GLIBC_TUNABLES")
+    rc = cli.main(["bench", "--preset", "tiny", "--steps", "2", "--warmup", "1", "--specs", "sgd",
+                   "--no-compile-time", "--steady-malloc", "--json", str(out)])
     assert rc == 0
-    result = json.loads(out.read_text())
-    assert {r["label"] for r in result["measurements"]} == {"geo muon [auto]", "torch.optim.Muon"}
-    assert all(r["subset"] == "hidden" for r in result["measurements"])  # the 2-D hidden matrices only
-    (row,) = result["compile"]
-    assert row["spec"] == "muon" and "error" not in row, row
-    assert all(_finite_positive(row[k]) for k in ("compile_ms", "build_ms", "first_step_ms", "ready_ms", "again_ms"))
-    text = capsys.readouterr().out
-    assert "| geo muon [auto] | torch.optim.Muon (hidden) |" in text
-    assert "| muon |" in text
-    assert sum(line.startswith("|---") for line in text.splitlines()) == 3  # three tables
-
-
-@pytest.mark.parametrize("argv", [["--preset", "huge"], ["--steps", "-1"], ["--specs", "nope"],
-                                  ["--backend", "reference"]])
-def test_bench_usage_errors_exit_2(argv, capsys):
-    assert cli.main(["bench", *argv]) == 2
-
-
-def test_bench_without_the_source_tree(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "cli.py"))
-    assert cli.main(["bench", "--preset", "tiny"]) == 2
-    assert "benchmarks" in capsys.readouterr().err
+    env = json.loads(out.read_text())["env"]
+    assert env["malloc"].startswith("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=")
+    assert os.environ.get("GLIBC_TUNABLES") == before
