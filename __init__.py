@@ -6,7 +6,9 @@
 """
 __version__ = "0.1.0"
 
-from .dsl.diagnostics import GeoError, InternalError  # noqa: E402
-from .runtime.api import compile, CheckpointError  # noqa: E402,A004
+# Absolute imports: pytest's set-up of the checkout's root package imports this file by its path, under the
+# checkout folder's name (or, where that is not an identifier, as a lone module); it must still find geo.
+from geo.dsl.diagnostics import GeoError, InternalError  # noqa: E402
+from geo.runtime.api import compile, CheckpointError  # noqa: E402,A004
 
 __all__ = ["compile", "GeoError", "InternalError", "CheckpointError", "__version__"]
