@@ -77,9 +77,12 @@ def _load_tables(grammar: str) -> Lark | None:
         tables = json.loads(TABLES.read_text(), object_hook=_int_keys)
     except (OSError, ValueError):
         return None
-    if tables.get("key") != _tables_key(grammar):
+    if not isinstance(tables, dict) or tables.get("key") != _tables_key(grammar):
         return None
-    return Lark._load_from_dict(tables["data"], tables["memo"], postlex=_GeoIndenter())
+    try:
+        return Lark._load_from_dict(tables["data"], tables["memo"], postlex=_GeoIndenter())
+    except Exception:  # noqa: BLE001 - damaged tables with the right key: build them from the grammar instead
+        return None
 
 
 @lru_cache(maxsize=1)

@@ -51,7 +51,7 @@ def test_the_loaded_tables_parse_like_a_fresh_build():
     assert outcomes > 200
 
 
-@pytest.mark.parametrize("damage", ["stale key", "not json", "missing"])
+@pytest.mark.parametrize("damage", ["stale key", "not json", "missing", "damaged data", "a list"])
 def test_stale_or_damaged_tables_are_not_used(tmp_path, monkeypatch, damage):
     grammar = parser.GRAMMAR.read_text()
     tables = tmp_path / "grammar_tables.json"
@@ -61,6 +61,12 @@ def test_stale_or_damaged_tables_are_not_used(tmp_path, monkeypatch, damage):
         tables.write_text(json.dumps(data))
     elif damage == "not json":
         tables.write_text(parser.TABLES.read_text()[:1000])
+    elif damage == "damaged data":  # the right key, but tables lark cannot read
+        data = json.loads(parser.TABLES.read_text())
+        data["data"]["parser"] = {"no": "tables"}
+        tables.write_text(json.dumps(data))
+    elif damage == "a list":
+        tables.write_text("[1, 2, 3]")
     monkeypatch.setattr(parser, "TABLES", tables)
     assert parser._load_tables(grammar) is None
     # and the parser is then built from the grammar, not refused
