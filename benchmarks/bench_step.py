@@ -43,9 +43,10 @@ torch imports torch._dynamo on the first Optimizer construction, ~1 s that every
 so it is kept out of geo's numbers and shown on its own); then `geo.compile`, building the optimizer (which
 specializes the programs: by rank, role and statics, not by size, so the "tiny" preset's parameters used here
 need the same programs GPT-2's do) and its first step(). "ready" = compile + build + first step. "again" is a
-second `geo.compile` + build + first step in the same process. The interpreter runs with Python's bytecode cache
-(as an installed package has it; a first run fills it) and a `gc.collect()` before the clock: the imports leave
-a full collection due (~40 ms over torch's objects) that whatever allocates next would pay. Included: everything between the two clock
+second `geo.compile` + build + first step in the same process. The interpreter runs with Python's bytecode
+cache (as an installed package has it; a first run fills it) and a `gc.collect()` before the clock: the
+imports leave a full collection due (~50 ms over torch's objects) that whatever allocates next would pay.
+Included: everything between the two clock
 reads (Python, allocating the state, the tiny step's arithmetic, and on CUDA any kernel compilation); the
 steady-state step of the same tiny optimizer is given alongside ("tiny step"), so the compile part can be
 read off.
@@ -623,8 +624,8 @@ def _progress(msg: str) -> None:
 
 
 # glibc's malloc maps blocks above a threshold afresh and gives freed memory back to the OS above another; both
-# thresholds move with the history of allocations. On the CPU a step's temporaries of 1-40 MB then cost 0 to
-# 160 k page faults from one run to the next, for torch.optim.Muon and geo alike (up to ~10 % of a Muon step).
+# thresholds move with the history of allocations. On the CPU a step's temporaries then cost 0 to 800 k page
+# faults from one run to the next, for torch.optim and geo alike (up to half of a step, RESULTS.md).
 # Fixed thresholds (which also stop their movement) keep all of it in the heap: the comparison is then of the
 # arithmetic, not of the allocator's state. The tables say which malloc a run had.
 STEADY_MALLOC = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
