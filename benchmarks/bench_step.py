@@ -46,10 +46,9 @@ need the same programs GPT-2's do) and its first step(). "ready" = compile + bui
 second `geo.compile` + build + first step in the same process. The interpreter runs with Python's bytecode
 cache (as an installed package has it; a first run fills it) and a `gc.collect()` before the clock: the
 imports leave a full collection due (~50 ms over torch's objects) that whatever allocates next would pay.
-Included: everything between the two clock
-reads (Python, allocating the state, the tiny step's arithmetic, and on CUDA any kernel compilation); the
-steady-state step of the same tiny optimizer is given alongside ("tiny step"), so the compile part can be
-read off.
+Included: everything between the two clock reads (Python, allocating the state, the tiny step's arithmetic,
+and on CUDA any kernel compilation); the steady-state step of the same tiny optimizer is given alongside
+("tiny step"), so the compile part can be read off.
 """
 from __future__ import annotations
 
