@@ -21,7 +21,7 @@ import torch
 
 from ..compiler import check as checker
 from ..compiler import params as P
-from ..compiler.backends.reference import ReferenceStep
+from ..compiler.backends.reference import ReferenceStep, storage_id
 from ..compiler.backends.foreach import ForeachStep
 from ..compiler.backends.triton_step import TritonStep
 from ..compiler.pipeline import specialize
@@ -253,7 +253,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             for runner, ps_, param_views, grad_views, states, ts in batches.values():
                 runner.step_group(param_views, grad_views, states, hypers, ts)
                 for p, v in zip(ps_, param_views):
-                    if v is not p and _storage(v) != _storage(p):  # a view that had to copy (a strided param)
+                    if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
                         p.copy_(v.reshape(p.shape))
         return loss
 
@@ -471,9 +471,6 @@ def misfit(program, rule, shape: tuple[int, ...], pname: str) -> Diagnostic | No
     return None
 
 
-def _storage(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
-
 
 def _resolve_backend(backend: str, p: torch.Tensor) -> str:
     """`auto`: Triton kernels for CUDA tensors (when triton is installed), the multi-tensor torch path elsewhere."""
@@ -492,13 +489,13 @@ def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[
     """Initial states as separate buffers: two slots initialized from one value (`zeros_like(W)`), or a slot
     initialized to the parameter itself, would otherwise share memory, and a backend that updates state in place
     would change both."""
-    taken = {_storage(t) for t in inputs if t is not None}
+    taken = {storage_id(t) for t in inputs if t is not None}
     out = {}
     for name, value in state.items():
         if isinstance(value, torch.Tensor):
-            if _storage(value) in taken:
+            if storage_id(value) in taken:
                 value = value.clone()
-            taken.add(_storage(value))
+            taken.add(storage_id(value))
         out[name] = value
     return out
 

@@ -24,7 +24,7 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..ops._foreach import Scalars
 from ..plan import Kernel, concrete_shapes, is_host, plan
-from .reference import ReferenceStep, bind_state, held, evaluate, write_param
+from .reference import ReferenceStep, end_step, evaluate, storage_id
 
 
 class ForeachStep:
@@ -227,16 +227,9 @@ class ForeachStep:
 
     def _write(self, params, grads, states, values, host) -> None:
         """Binds each state to its new value (cast to its storage dtype) and writes the parameter."""
-        outputs = self.program.outputs
         for i, (p, g, state) in enumerate(zip(params, grads, states)):
-            taken = held(p, g, state, outputs)
-            for name, node in outputs.items():
-                if name == "param":
-                    continue
-                v = values[node.id][i] if node.id in values else _at(host[node.id], i)
-                bind_state(state, name, v, self.slots[name].dtype, taken)
-            node = outputs["param"]
-            write_param(p, values[node.id][i] if node.id in values else _at(host[node.id], i))
+            end_step(p, g, state, self.program.outputs, self.slots,
+                     lambda _, node: values[node.id][i] if node.id in values else _at(host[node.id], i))
 
 
 def _column(args: list[Any], i: int) -> list[Any]:
@@ -249,12 +242,9 @@ def _at(a: Any, i: int) -> Any:
 
 def _shares(out: list[Any], inputs: list[Any]) -> bool:
     """Some result shares memory with a tensor argument (a view, or the argument itself)."""
-    taken = {_storage(t) for a in inputs if isinstance(a, list) for t in a if isinstance(t, torch.Tensor)}
-    return any(isinstance(r, torch.Tensor) and _storage(r) in taken for r in out)
+    taken = {storage_id(t) for a in inputs if isinstance(a, list) for t in a if isinstance(t, torch.Tensor)}
+    return any(isinstance(r, torch.Tensor) and storage_id(r) in taken for r in out)
 
-
-def _storage(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
 
 
 CPU_CHUNK_BYTES = 4 << 20

@@ -4,7 +4,7 @@ Readable and dtype-faithful (float32 and float64 alike); every faster backend is
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -81,15 +81,16 @@ class ReferenceStep:
             new_param, new_state = self.step(p, g, state, hypers, t)
             # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
             # them). The copy would then overlap, and a state would change with the parameter or grad.
-            inputs = (_storage(p), _storage(g))
+            inputs = (storage_id(p), storage_id(g))
             # copies of what aliases the inputs are taken before the parameter changes (`prev = W` keeps the old W)
-            new_state = {k: v.clone() if isinstance(v, torch.Tensor) and _storage(v) in inputs else v
+            new_state = {k: v.clone() if isinstance(v, torch.Tensor) and storage_id(v) in inputs else v
                          for k, v in new_state.items()}
-            p.copy_(new_param.clone() if _storage(new_param) in inputs else new_param)
+            p.copy_(new_param.clone() if storage_id(new_param) in inputs else new_param)
             state.update(new_state)
 
 
-def _storage(t: torch.Tensor) -> int:
+def storage_id(t: torch.Tensor) -> int:
+    """Which memory a tensor lives in: equal for a tensor and its views."""
     return t.untyped_storage().data_ptr()
 
 
@@ -99,7 +100,7 @@ def write_param(p: torch.Tensor, value: Any) -> None:
     if value is p:
         return
     v = store(value, p, None)
-    if isinstance(v, torch.Tensor) and _storage(v) == _storage(p):
+    if isinstance(v, torch.Tensor) and storage_id(v) == storage_id(p):
         v = v.clone()
     p.copy_(v.reshape(p.shape) if v.shape != p.shape else v)
 
@@ -107,8 +108,29 @@ def write_param(p: torch.Tensor, value: Any) -> None:
 def held(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], outputs) -> set[int]:
     """The buffers a step's new states must not share: the parameter's, the gradient's, and those of the states
     the step keeps as they are (a `where` may select one of them; in-place steps would then change both)."""
-    kept = {_storage(v) for k, v in state.items() if k not in outputs and isinstance(v, torch.Tensor)}
-    return {_storage(param), _storage(grad)} | kept
+    kept = {storage_id(v) for k, v in state.items() if k not in outputs and isinstance(v, torch.Tensor)}
+    return {storage_id(param), storage_id(grad)} | kept
+
+
+KEPT = object()  # end_step: a value a kernel already wrote into its buffer
+
+
+def end_step(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], outputs, slots,
+             value_of: Callable[[str, Any], Any]) -> None:
+    """One tensor's end of a multi-tensor step: binds each state slot to its new value (`value_of(name, node)`,
+    or KEPT where it was written in place already), then writes the parameter (unless KEPT)."""
+    taken = held(param, grad, state, outputs)
+    for name, node in outputs.items():
+        if name == "param":
+            continue
+        value = value_of(name, node)
+        if value is KEPT:
+            taken.add(storage_id(state[name]))
+        else:
+            bind_state(state, name, value, slots[name].dtype, taken)
+    value = value_of("param", outputs["param"])
+    if value is not KEPT:
+        write_param(param, value)
 
 
 def bind_state(state: dict[str, Any], name: str, value: Any, dtype: str | None, taken: set[int]) -> None:
@@ -116,7 +138,7 @@ def bind_state(state: dict[str, Any], name: str, value: Any, dtype: str | None, 
     memory with something in `taken` (the parameter, the gradient, a slot bound before), which then takes it."""
     v = store(value, state[name], dtype)
     if isinstance(v, torch.Tensor):
-        if _storage(v) in taken:
+        if storage_id(v) in taken:
             v = v.clone()
-        taken.add(_storage(v))
+        taken.add(storage_id(v))
     state[name] = v

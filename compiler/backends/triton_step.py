@@ -27,7 +27,7 @@ from ..ops import registry
 from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from . import triton_cache
-from .reference import ReferenceStep, bind_state, held, write_param
+from .reference import KEPT, ReferenceStep, end_step, storage_id
 from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
@@ -109,7 +109,7 @@ class TritonStep:
         for p, g, s in zip(params, grads, states):
             count: dict[int, int] = {}
             for t in (p, g, *[v for v in s.values() if isinstance(v, torch.Tensor)]):
-                count[_storage(t)] = count.get(_storage(t), 0) + 1
+                count[storage_id(t)] = count.get(storage_id(t), 0) + 1
             shared.append(count)
         sources = [set(c) for c in shared]
         for ph in self.plan.phases:
@@ -196,7 +196,7 @@ class TritonStep:
                         buf = torch.empty(dom, dtype=DTYPES[dtype], device=p.device)
                     else:
                         target = p if slot == "param" else states[i][slot]
-                        if target.is_contiguous() and tuple(target.shape) == dom and shared[i][_storage(target)] == 1:
+                        if target.is_contiguous() and tuple(target.shape) == dom and shared[i][storage_id(target)] == 1:
                             buf = target
                             done[(i, slot)] = None
                         else:  # a strided or differently shaped slot: written at the end of the step
@@ -304,41 +304,24 @@ class TritonStep:
         for i in range(count):
             if out[i] is None:
                 out[i] = opdef.apply(columns[i], attrs, n.type)
-            if isinstance(out[i], torch.Tensor) and _storage(out[i]) in sources[i]:
+            if isinstance(out[i], torch.Tensor) and storage_id(out[i]) in sources[i]:
                 out[i] = out[i].clone()  # a view of the parameter or a state, which a later kernel may overwrite
         env[n.id] = out
 
     # ---- the end of the step
     def _finish(self, params, grads, states, env, host, done) -> None:
-        outputs = self.program.outputs
         for i, (p, g, state) in enumerate(zip(params, grads, states)):
-            taken = held(p, g, state, outputs)
-            for name, node in outputs.items():
-                if name == "param":
-                    continue
-                if (i, name) in done and done[(i, name)] is None:
-                    taken.add(_storage(state[name]))
-                    continue
-                value = done.get((i, name))
-                if value is None:
-                    value = env[node.id][i] if node.id in env else host[i][node.id]
-                bind_state(state, name, value, self.slots[name].dtype, taken)
-            if (i, "param") in done and done[(i, "param")] is None:
-                continue
-            node = outputs["param"]
-            value = done.get((i, "param"))
-            if value is None:
-                value = env[node.id][i] if node.id in env else host[i][node.id]
-            write_param(p, value)
+            def value_of(name, node, i=i):
+                if (i, name) in done:  # None: a kernel wrote it in place already
+                    return KEPT if done[(i, name)] is None else done[(i, name)]
+                return env[node.id][i] if node.id in env else host[i][node.id]
+            end_step(p, g, state, self.program.outputs, self.slots, value_of)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
 def _slot_of(n: Node) -> str:
     return "param" if n.op == "param" else n.attr("name")
 
-
-def _storage(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
 
 
 def _numel(shape: tuple[int, ...]) -> int:

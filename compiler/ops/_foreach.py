@@ -126,20 +126,19 @@ def axpy(args, attrs, inplace):
                       _run("add", _pick(x, idx), [_pick(y, idx)], inplace, alpha=_scalar(v, _pick(x, idx))))
 
 
-@_named("torch._foreach_addcmul")
-def addcmul(args, attrs, inplace):
-    x, a, b, s = args
-    if not (_is_tensors(x) and _is_tensors(a) and _is_tensors(b)):
-        return None
-    return _run("addcmul", x, [a, b, _scalar(s, x)], inplace)
+def _scaled_pair(name: str) -> Callable:
+    """x + s·(a ∘ b) as torch's addcmul/addcdiv(x, a, b, value=s), for three lists of tensors."""
+    @_named(f"torch._foreach_{name}")
+    def lower(args, attrs, inplace):
+        x, a, b, s = args
+        if not (_is_tensors(x) and _is_tensors(a) and _is_tensors(b)):
+            return None
+        return _run(name, x, [a, b, _scalar(s, x)], inplace)
+    return lower
 
 
-@_named("torch._foreach_addcdiv")
-def addcdiv(args, attrs, inplace):
-    x, a, b, s = args
-    if not (_is_tensors(x) and _is_tensors(a) and _is_tensors(b)):
-        return None
-    return _run("addcdiv", x, [a, b, _scalar(s, x)], inplace)
+addcmul = _scaled_pair("addcmul")
+addcdiv = _scaled_pair("addcdiv")
 
 
 def _pick(items: list[Any], idx: list[int]) -> list[Any]:
