@@ -20,7 +20,7 @@ from typing import Any
 from ..dsl import ast
 from ..dsl.diagnostics import Diagnostic, DiagnosticBag, GeoError, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded
-from ..dsl.parser import code_end
+from ..dsl.build_ast import code_end
 from ..dsl.source import Span
 from . import params as P
 from .ir import Constraint, Graph, Node, Program, StateSlot

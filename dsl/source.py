@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(eq=False)
@@ -21,12 +20,6 @@ class SourceFile:
 
     def __post_init__(self) -> None:
         self.line_starts = [0] + [i + 1 for i, ch in enumerate(self.text) if ch == "\n"]
-
-    @classmethod
-    def read(cls, path: str | Path) -> "SourceFile":
-        """Reads a file as UTF-8; raises OSError/UnicodeDecodeError for the caller to turn into GEO0601."""
-        p = Path(path)
-        return cls(str(path), p.read_bytes().decode("utf-8"))
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset (clamped into the file)."""
