@@ -36,34 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", choices=("fp32", "bf16", "fp16", "fp64"), default="fp32", help="the parameters' dtype")
     d = sub.add_parser("doc", help="the operator catalog, or one operator's documentation")
     d.add_argument("op", nargs="?", help="an operator name")
-    _fuzz_parser(sub)
+    from .fuzz.cli import add_parser as add_fuzz_parser
+    add_fuzz_parser(sub)
     sub.add_parser("bench", add_help=False, help="step time against torch.optim on GPT-2 shapes (geo bench --help)")
     return ap
-
-
-def _fuzz_parser(sub) -> None:
-    f = sub.add_parser("fuzz", help="fuzz specs (properties, operator laws, step orders); explore compositions",
-                       description="Fuzz each spec's optimizers with hypothesis; a failure prints the shrunk "
-                                   "counterexample with a .geo and a Python reproduction (docs/fuzzing.md).")
-    f.add_argument("files", nargs="*", metavar="FILE", help="a .geo file or a stdlib name")
-    f.add_argument("--examples", type=int, default=None, metavar="N",
-                   help="hypothesis examples per property (default: 50; --compose: 40 samples; --operators: 300)")
-    f.add_argument("--seed", type=int, default=0, metavar="S", help="the hypothesis seed (default 0: reproducible)")
-    f.add_argument("--backend", choices=("auto", "torch", "reference"), default="auto",
-                   help="the backend checked against the reference (default: auto)")
-    f.add_argument("--name", action="append", default=[], help="fuzz only this optimizer of the spec (repeatable)")
-    f.add_argument("--property", action="append", default=[], metavar="P",
-                   help="check only this property (repeatable): agree, finite, nonfinite, checkpoint, groups, "
-                        "deterministic, laws")
-    f.add_argument("--no-orders", action="store_true", help="skip random orders of the spec's steps")
-    f.add_argument("--compose", nargs="+", metavar="STEP",
-                   help="do these steps or operators commute? (steps of FILE or the stdlib, operators, or "
-                        "expressions over W)")
-    f.add_argument("--operators", action="store_true", help="fuzz random well-typed operator expressions")
-    f.add_argument("--robustness", type=int, metavar="N",
-                   help="run N generated and mutated spec texts through the whole front end")
-    f.add_argument("--workers", type=int, default=None, help="processes for --robustness (default: up to 2)")
-    f.add_argument("-v", "--verbose", action="store_true", help="a line per property as it finishes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compile":
             return _compile(args)
         if args.command == "fuzz":
-            from .runtime.fuzz import run_cli
+            from .fuzz.cli import run_cli
             return run_cli(args, _source)
         if args.command == "explain":
             return _explain(args)

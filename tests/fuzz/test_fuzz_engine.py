@@ -10,7 +10,12 @@ import torch
 
 from geo import cli
 from geo.compiler.ops import registry
-from geo.runtime import fuzz
+from geo.fuzz.cases import load_subjects, targets
+from geo.fuzz.explorer import explore
+from geo.fuzz.expressions import fuzz_operators
+from geo.fuzz.orders import composable, fuzz_step_orders
+from geo.fuzz.spec import fuzz_laws, fuzz_spec
+from geo.fuzz.tensors import GRAD_KINDS, difference, make_tensor, same, summarize
 from geo.runtime.optimizer import GeoOptimizer
 
 NORMSGD = '''"""Normalized SGD without an epsilon: a zero gradient makes NaN."""
@@ -28,7 +33,7 @@ def normsgd(tmp_path):
 
 
 def test_a_nan_from_finite_inputs_is_found_shrunk_and_reproduced(normsgd):
-    out = fuzz.fuzz_spec(str(normsgd), examples=40, properties=("finite",), compositions=False)
+    out = fuzz_spec(str(normsgd), examples=40, properties=("finite",), compositions=False)
     assert len(out.failures) == 1
     failure = out.failures[0]
     text = failure.render()
@@ -52,7 +57,7 @@ def test_a_backend_that_disagrees_is_found(monkeypatch):
             p.add_((g == 0).to(p.dtype) * 1e-3)  # wrong only where the gradient is exactly 0
 
     monkeypatch.setattr(ForeachStep, "step_group", off_by_a_bit)
-    out = fuzz.fuzz_spec("sgd", examples=40, properties=("agree",), compositions=False)
+    out = fuzz_spec("sgd", examples=40, properties=("agree",), compositions=False)
     assert out.failures and "disagrees with the reference" in out.failures[0].title
     assert "reference:" in out.failures[0].expected and "entries differ" in out.failures[0].detail
 
@@ -67,7 +72,7 @@ def test_a_checkpoint_that_loses_state_is_found(monkeypatch):
                 s["exp_avg"] = torch.zeros_like(s["exp_avg"])
 
     monkeypatch.setattr(GeoOptimizer, "load_state_dict", lossy)
-    out = fuzz.fuzz_spec("adamw", examples=30, properties=("checkpoint",), compositions=False)
+    out = fuzz_spec("adamw", examples=30, properties=("checkpoint",), compositions=False)
     assert out.failures and out.failures[0].prop == "checkpoint"
     assert "exp_avg" in out.failures[0].detail + out.failures[0].title
 
@@ -86,7 +91,7 @@ def test_a_group_hyperparameter_that_is_ignored_is_found(monkeypatch):
                 g["lr"] = lr
 
     monkeypatch.setattr(GeoOptimizer, "step", first_group_wins)
-    out = fuzz.fuzz_spec("sgd", examples=20, properties=("groups",), compositions=False)
+    out = fuzz_spec("sgd", examples=20, properties=("groups",), compositions=False)
     assert out.failures and "group 1's own `lr` is not respected" in out.failures[0].title
 
 
@@ -101,14 +106,14 @@ def test_hidden_state_between_runs_is_found(monkeypatch):
         return out * (1 + 1e-3 * (calls[0] % 7 == 3)) if isinstance(out, torch.Tensor) else out
 
     monkeypatch.setattr(reference, "store", drifting)  # every backend stores new values through it
-    out = fuzz.fuzz_spec("lion", examples=20, properties=("deterministic",), compositions=False)
+    out = fuzz_spec("lion", examples=20, properties=("deterministic",), compositions=False)
     assert out.failures and "two seeded runs differ" in out.failures[0].title
 
 
 def test_a_nonfinite_policy_that_does_not_skip_is_found(monkeypatch):
     monkeypatch.setattr(GeoOptimizer, "nonfinite", property(lambda self: "propagate", lambda self, value: None),
                         raising=False)
-    out = fuzz.fuzz_spec("signum", examples=20, properties=("nonfinite",), compositions=False)
+    out = fuzz_spec("signum", examples=20, properties=("nonfinite",), compositions=False)
     assert out.failures and 'nonfinite="skip"' in out.failures[0].title
 
 
@@ -118,7 +123,7 @@ def test_a_broken_law_is_found(monkeypatch):
     bad = registry.OpDef("geo_test_double", "doubles", registry.ELEMENTWISE, (registry.Param("x", False),),
                          registry.elementwise_rule, lambda x: 2 * x, laws=(law,))
     monkeypatch.setitem(registry._REGISTRY, "geo_test_double", bad)
-    n, failures = fuzz.fuzz_laws(["geo_test_double"], examples=20, seed=0)
+    n, failures = fuzz_laws(["geo_test_double"], examples=20, seed=0)
     assert failures and "twice is identity" in failures[0].title
     assert "example = " in failures[0].python
 
@@ -133,31 +138,31 @@ def _assert_close(a, b):
 
 
 def test_operator_compositions_hold():
-    out = fuzz.fuzz_operators(examples=150, seed=0)
+    out = fuzz_operators(examples=150, seed=0)
     assert out.ok, "\n".join(f.render() for f in out.failures)
     assert out.examples >= 100
 
 
 def test_step_orders_of_horst():
-    subject = fuzz.load_subjects("horst")[0]
-    n, failures, _ = fuzz.fuzz_step_orders(subject, examples=4, seed=0)
+    subject = load_subjects("horst")[0]
+    n, failures, _ = fuzz_step_orders(subject, examples=4, seed=0)
     assert n > 0 and not failures, "\n".join(f.render() for f in failures)
-    assert set(fuzz.composable(subject)) >= {"hyperbolic", "ham_step", "adam_in_hypentropy"}
+    assert set(composable(subject)) >= {"hyperbolic", "ham_step", "adam_in_hypentropy"}
 
 
 def test_every_rule_of_a_routed_spec_gets_parameters():
-    reach = fuzz.targets(fuzz.load_subjects("scion")[0].cls)
+    reach = targets(load_subjects("scion")[0].cls)
     assert all(reach[i] for i in range(4))
     roles = {t.role for t in reach[0]} | {t.role for t in reach[1]}
     assert roles == {"embedding", "head"}
 
 
-@pytest.mark.parametrize("kind", fuzz.GRAD_KINDS)
+@pytest.mark.parametrize("kind", GRAD_KINDS)
 @pytest.mark.parametrize("shape", [(), (5,), (1, 4), (4, 1), (3, 5), (2, 3, 4)])
 def test_adversarial_tensors(kind, shape):
-    x = fuzz.make_tensor(kind, shape, "fp64", seed=3, scale=1.0)
+    x = make_tensor(kind, shape, "fp64", seed=3, scale=1.0)
     assert x.shape == shape and x.dtype == torch.float64
-    assert torch.equal(x.nan_to_num(), fuzz.make_tensor(kind, shape, "fp64", seed=3, scale=1.0).nan_to_num())
+    assert torch.equal(x.nan_to_num(), make_tensor(kind, shape, "fp64", seed=3, scale=1.0).nan_to_num())
     assert bool(x.isfinite().all()) == (kind not in ("nan", "inf") or x.numel() == 0)
     if kind == "rank1" and len(shape) >= 2:
         assert int(torch.linalg.matrix_rank(x.reshape(-1, *shape[-2:])[0])) == 1
@@ -171,10 +176,10 @@ def test_adversarial_tensors(kind, shape):
 
 
 def test_explorer_says_whether_steps_commute():
-    e = fuzz.explore(["hyperbolic", "adamw_step"], examples=10)
+    e = explore(["hyperbolic", "adamw_step"], examples=10)
     assert not e.pairs[0].commute and e.pairs[0].max_rel > 1e-3
     assert "adamw_step ∘ hyperbolic" in e.render()
-    e = fuzz.explore(["sign", "transpose"], examples=20)  # transpose applies to square matrices only
+    e = explore(["sign", "transpose"], examples=20)  # transpose applies to square matrices only
     assert e.pairs[0].commute and e.pairs[0].samples > 0
 
 
@@ -213,7 +218,7 @@ def test_cli_operators_and_robustness():
 
 
 def test_summaries_and_equality():
-    assert fuzz.same(torch.tensor([math.nan, 1.0]), torch.tensor([math.nan, 1.0]))
-    assert not fuzz.same(torch.tensor([1.0]), torch.tensor([1.0], dtype=torch.float64))
-    assert "1 NaN" in fuzz.summarize(torch.tensor([math.nan, 1.0]))
-    assert "first at (1,)" in fuzz.difference(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]))
+    assert same(torch.tensor([math.nan, 1.0]), torch.tensor([math.nan, 1.0]))
+    assert not same(torch.tensor([1.0]), torch.tensor([1.0], dtype=torch.float64))
+    assert "1 NaN" in summarize(torch.tensor([math.nan, 1.0]))
+    assert "first at (1,)" in difference(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]))

@@ -8,14 +8,14 @@ import torch
 import geo
 from geo.compiler.ops import registry
 from geo.dsl.loader import stdlib_names
-from geo.runtime import fuzz
+from geo.fuzz import cases
 
 SHAPES = {0: (), 1: (5,), 2: (4, 3), 3: (2, 4, 3), 4: (4, 2, 3, 3)}
 
 
 def _one_param_per_rule(spec):
-    for subject in fuzz.load_subjects(spec):
-        for rule, targets in fuzz.targets(subject.cls).items():
+    for subject in cases.load_subjects(spec):
+        for rule, targets in cases.targets(subject.cls).items():
             if targets:
                 t = targets[0]
                 shape = SHAPES[t.rank] if t.rows_multiple == 1 else (2 * t.rows_multiple, 3)

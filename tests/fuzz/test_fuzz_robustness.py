@@ -20,7 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.runtime import fuzz
+from geo.fuzz.draw import HypothesisDraw
+from geo.fuzz.robustness import check_diagnostics, check_input, robustness_campaign, robustness_input
+from geo.fuzz.specgen import SpecGenerator, mutate_bytes, stdlib_texts
 
 INPUTS = int(os.environ.get("GEO_FUZZ_INPUTS", "10000"))
 SEED = int(os.environ.get("GEO_FUZZ_SEED", "0"))
@@ -28,7 +30,7 @@ SEED = int(os.environ.get("GEO_FUZZ_SEED", "0"))
 
 def test_front_end_campaign():
     start = time.perf_counter()
-    campaign = fuzz.robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1))
+    campaign = robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1))
     print(f"\n{campaign.render()}\n({time.perf_counter() - start:.0f}s)")
     assert campaign.count == INPUTS >= 10000 or "GEO_FUZZ_INPUTS" in os.environ
     assert not campaign.failures, campaign.render()
@@ -42,20 +44,20 @@ def test_front_end_campaign():
 @given(st.data())
 def test_grammar_generated_specs_with_hypothesis(tmp_path_factory, data):
     """The same generator driven by hypothesis: a failure shrinks to a small spec."""
-    text = fuzz.SpecGenerator(fuzz.HypothesisDraw(data)).spec()
+    text = SpecGenerator(HypothesisDraw(data)).spec()
     path = tmp_path_factory.mktemp("gen") / "spec.geo"
-    fuzz.check_input(text.encode("utf-8", "surrogatepass"), path, "generated")
+    check_input(text.encode("utf-8", "surrogatepass"), path, "generated")
 
 
 @settings(max_examples=150, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_byte_mutations_of_the_stdlib_with_hypothesis(tmp_path_factory, data):
-    texts = fuzz._stdlib_texts()
-    draw = fuzz.HypothesisDraw(data)
+    texts = stdlib_texts()
+    draw = HypothesisDraw(data)
     stem = draw.choice(sorted(texts))
-    mutated = fuzz.mutate_bytes(draw, texts[stem], list(texts.values()))
-    fuzz.check_input(mutated, tmp_path_factory.mktemp("mut") / f"{stem}.geo", f"mutated {stem}")
+    mutated = mutate_bytes(draw, texts[stem], list(texts.values()))
+    check_input(mutated, tmp_path_factory.mktemp("mut") / f"{stem}.geo", f"mutated {stem}")
 
 
 # Inputs that made geo fail before the fixes these tests came with, each with the outcome it has now.
@@ -117,13 +119,13 @@ REGRESSIONS = {
 def test_regressions(tmp_path, name):
     text, outcome = REGRESSIONS[name]
     start = time.perf_counter()
-    assert fuzz.check_input(text.encode(), tmp_path / "spec.geo", name) == outcome
+    assert check_input(text.encode(), tmp_path / "spec.geo", name) == outcome
     assert time.perf_counter() - start < 20
 
 
 def test_campaign_inputs_are_deterministic():
-    assert [fuzz.robustness_input(i, 3) for i in range(20)] == [fuzz.robustness_input(i, 3) for i in range(20)]
-    assert fuzz.robustness_input(5, 3) != fuzz.robustness_input(5, 4)
+    assert [robustness_input(i, 3) for i in range(20)] == [robustness_input(i, 3) for i in range(20)]
+    assert robustness_input(5, 3) != robustness_input(5, 4)
 
 
 def test_a_bad_span_is_caught(tmp_path):
@@ -134,5 +136,5 @@ def test_a_bad_span_is_caught(tmp_path):
     path.write_text("optimizer o = sgd\n")
     other = SourceFile(str(path), "something else entirely\n")
     with pytest.raises(AssertionError, match="other than the file's"):
-        fuzz.check_diagnostics([Diagnostic("GEO0101", "m", Label(Span(other, 0, 3)))], path, "optimizer o = sgd\n")
+        check_diagnostics([Diagnostic("GEO0101", "m", Label(Span(other, 0, 3)))], path, "optimizer o = sgd\n")
     assert Path(path).exists()

@@ -6,14 +6,14 @@ import os
 import pytest
 
 from geo.dsl.loader import stdlib_names
-from geo.runtime import fuzz
+from geo.fuzz.spec import fuzz_spec
 
 EXAMPLES = int(os.environ.get("GEO_FUZZ_EXAMPLES", "8"))
 
 
 @pytest.mark.parametrize("spec", stdlib_names())
 def test_stdlib_spec_passes_every_property(spec):
-    out = fuzz.fuzz_spec(spec, examples=EXAMPLES, seed=0)
+    out = fuzz_spec(spec, examples=EXAMPLES, seed=0)
     assert out.ok, "\n\n".join(f.render() for f in out.failures)
     assert {c[1] for c in out.checks} >= {"agree", "finite", "nonfinite", "checkpoint", "groups", "deterministic"}
     assert all(n > 0 for _, prop, n, _ in out.checks if prop not in ("laws", "groups", "compose")), out.checks
