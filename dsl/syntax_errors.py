@@ -154,9 +154,11 @@ def _token_pos(source: SourceFile, token: Token | None) -> int:
     return pos
 
 
-# The language's keywords (grammar.lark); a misspelt one gets a "did you mean".
-KEYWORDS = ("use", "def", "step", "optimizer", "for", "state", "let", "if", "elif", "else", "repeat", "return",
-             "pass", "static")
+# The words that open a declaration or statement: a misspelt one at the start of a line gets a "did you mean".
+LEADING_KEYWORDS = ("use", "def", "step", "optimizer", "for", "state", "let", "if", "elif", "else", "repeat",
+                    "return", "pass", "static")
+# Every reserved word of grammar.lark (a test derives the set from the grammar).
+KEYWORDS = LEADING_KEYWORDS + ("as", "not", "and", "or", "true", "false")
 
 
 def _keyword_help(source: SourceFile, token: Token | None) -> str | None:
@@ -165,12 +167,12 @@ def _keyword_help(source: SourceFile, token: Token | None) -> str | None:
         return None
     line, _ = source.line_col(token.start_pos)
     words = re.match(r"[ \t]*([A-Za-z_]\w*)(?:[ \t]+([A-Za-z_]\w*))?", source.line_text(line))
-    if words is None or words.group(1) in KEYWORDS:
+    if words is None or words.group(1) in LEADING_KEYWORDS:
         return None
     start = source.line_starts[line - 1]
     if token.start_pos - start not in (words.start(1), words.start(2)):
         return None
-    close = difflib.get_close_matches(words.group(1), KEYWORDS, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(words.group(1), LEADING_KEYWORDS, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
 

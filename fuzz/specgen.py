@@ -14,6 +14,7 @@ from typing import Sequence
 from ..compiler import params as P
 from ..compiler.ops import registry
 from ..dsl.loader import STDLIB
+from ..dsl.syntax_errors import KEYWORDS
 from .draw import Draw
 from .expressions import PARAM_FORMS, ExpressionGenerator
 
@@ -25,9 +26,6 @@ HOSTILE_NAMES = ("__import__", "__builtins__", "__class__", "__init__", "__dict_
 HOSTILE_STRINGS = ('"); import os; os.system("echo pwned") #', "\\n__import__('os')", "{0.__class__}", "%s%s%n",
                    "../../../../etc/passwd", "/dev/zero", "\\x00", "\\u202e", "a" * 500, "keller\\\"", "'''", "\\\\")
 _NORMAL_NAMES = ("W", "p", "m", "v", "x", "y", "buf", "lr", "beta", "eps", "momentum", "wd", "u", "g", "d", "h")
-# MOVING-DAY: dedupe (the dsl's exported KEYWORDS)
-_KEYWORDS = ("use", "def", "step", "optimizer", "for", "state", "let", "if", "elif", "else", "repeat", "return",
-             "pass", "static", "as", "not", "and", "or", "true", "false")
 _NUMBERS = ("0", "1", "2", "0.5", "1e-8", "1e308", "1e999", "9" * 40, ".5", "5.", "0e0", "1e-320", "3", "1000", "1001",
             "0.999", "100000")
 _TOKENS = ("(", ")", "[", "]", ":", ",", "=", "==", "+", "-", "*", "/", "@", "^", "**", ".", ".T", "∘", ">>", ";",
@@ -55,7 +53,7 @@ class SpecGenerator:
         if r < 70:
             return d.choice(HOSTILE_NAMES)
         if r < 80:
-            return d.choice(_KEYWORDS)
+            return d.choice(KEYWORDS)
         if r < 92:
             return d.choice(registry.names())
         return "n" + str(d.int(0, 999))
@@ -176,7 +174,7 @@ class SpecGenerator:
     def legal_name(self) -> str:
         """A name the grammar accepts, often one that means something to Python or to the generated code."""
         d = self.d
-        pool = [n for n in HOSTILE_NAMES if n not in _KEYWORDS] + ["m2", "acc", "z"]
+        pool = [n for n in HOSTILE_NAMES if n not in KEYWORDS] + ["m2", "acc", "z"]
         return d.choice(pool) if d.bool(0.5) else d.choice(("u", "g", "d", "h", "y", "acc"))
 
     def valid_spec(self) -> str:
@@ -283,7 +281,7 @@ def mutate_text(d: Draw, text: str) -> str:
             k = d.int(0, len(lines[i]) - 1)
             lines[i] = lines[i][:k] + lines[i][k + d.int(1, 6):]
         else:
-            lines[i] = lines[i] + " " + d.choice(_TOKENS + _KEYWORDS)
+            lines[i] = lines[i] + " " + d.choice(_TOKENS + KEYWORDS)
     return "\n".join(lines)
 
 
@@ -301,7 +299,7 @@ def mutate_bytes(d: Draw, data: bytes, others: Sequence[bytes] = ()) -> bytes:
         elif r == 1 and n:
             b[min(i, n - 1)] = d.int(0, 255)
         elif r == 2:
-            b[i:i] = d.choice(_TOKENS + _KEYWORDS + _NUMBERS + HOSTILE_NAMES).encode("utf-8")
+            b[i:i] = d.choice(_TOKENS + KEYWORDS + _NUMBERS + HOSTILE_NAMES).encode("utf-8")
         elif r == 3 and n:
             del b[i:i + d.int(1, 24)]
         elif r == 4 and n:
@@ -324,7 +322,7 @@ def mutate_bytes(d: Draw, data: bytes, others: Sequence[bytes] = ()) -> bytes:
             names = list(re.finditer(rb"[A-Za-z_]\w*", bytes(b)))
             if names:
                 m = d.choice(names)
-                b[m.start():m.end()] = d.choice(HOSTILE_NAMES + _KEYWORDS + tuple(registry.names())).encode()
+                b[m.start():m.end()] = d.choice(HOSTILE_NAMES + KEYWORDS + tuple(registry.names())).encode()
         elif r == 9:
             b[i:i] = d.choice((b"\xff", b"\xc3", b"\xe2\x88", b"\x00", b"\r", b"\xef\xbb\xbf", b"\x80\x80"))
         else:

@@ -80,3 +80,12 @@ def test_stale_or_damaged_tables_are_not_used(tmp_path, monkeypatch, damage):
 def test_a_grammar_change_makes_the_tables_stale():
     grammar = parser.GRAMMAR.read_text()
     assert parser._load_tables(grammar + "\n// a comment\n") is None
+
+
+def test_the_keyword_list_is_the_grammars():
+    """syntax_errors.KEYWORDS (typo help, the fuzzer's token pool) names exactly the grammar's reserved words."""
+    import re
+    from geo.dsl.syntax_errors import KEYWORDS
+    words = set(re.findall(r'"([A-Za-z_]\w*)"', parser.GRAMMAR.read_text()))  # quoted in rules and terminals
+    assert set(KEYWORDS) == words
+    assert len(KEYWORDS) == len(set(KEYWORDS))
