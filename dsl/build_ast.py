@@ -72,6 +72,14 @@ class Builder(Transformer):
     def _tok(self, token: Token) -> Span:
         return Span(self.source, token.start_pos, token.end_pos)
 
+    def _string(self, token: Token) -> str:
+        value = string_value(token)
+        if any("\ud800" <= ch <= "\udfff" for ch in value):  # an escape `\ud800`: not text, nothing can print it
+            raise GeoError([Diagnostic("GEO0002", "a string cannot hold a lone surrogate",
+                                       Label(self._tok(token), "an escape in here makes half a UTF-16 pair"),
+                                       help="write the character itself, or both halves as one `\\U0001xxxx`")])
+        return value
+
     # -- module and declarations
     def module(self, meta, children):
         doc, *items = children
@@ -136,7 +144,7 @@ class Builder(Transformer):
 
     def sel_pattern(self, meta, children):
         word, pattern = children
-        return ast.SelectorTerm(self._span(meta), str(word), string_value(pattern))
+        return ast.SelectorTerm(self._span(meta), str(word), self._string(pattern))
 
     def sel_not(self, meta, children):
         return ast.SelectorTerm(self._span(meta), str(children[0]), None, True)
@@ -273,7 +281,7 @@ class Builder(Transformer):
         return ast.Number(self._span(meta), int(text) if is_int else float(text))
 
     def string(self, meta, children):
-        return ast.String(self._span(meta), string_value(children[0]))
+        return ast.String(self._span(meta), self._string(children[0]))
 
     def name(self, meta, children):
         return ast.Name(self._span(meta), str(children[0]))

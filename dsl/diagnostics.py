@@ -19,7 +19,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .source import Span
+from .source import Span, escaped, shown
 
 MAX_ERRORS = 50
 
@@ -133,20 +133,20 @@ def render(d: Diagnostic) -> str:
     out = [f"{d.severity}[{d.code}]: {d.message}"]
     labels = [(d.primary, "^")] + [(lab, "-") for lab in d.secondary if lab.span.source is src]
     if not src.text:  # a builtin or generated span: nothing to show
-        out.append(f"  --> {src.name}")
+        out.append(f"  --> {escaped(src.name)}")
         gutter = 2
     else:
         line, col = src.line_col(span.start)
         lines = sorted({src.line_col(lab.span.start)[0] for lab, _ in labels})
         gutter = len(str(max(lines)))
         pad = " " * gutter
-        out.append(f"{pad}--> {src.name}:{line}:{col}")
+        out.append(f"{pad}--> {escaped(src.name)}:{line}:{col}")
         out.append(f"{pad} |")
         previous = None
         for ln in lines:
             if previous is not None and ln > previous + 1:
                 out.append("...")
-            text = src.line_text(ln)
+            text = shown(src.line_text(ln))
             out.append(f"{ln:>{gutter}} | {text}".rstrip())
             for lab, mark in sorted(labels, key=lambda lm: lm[0].span.start):  # left to right on a line
                 if src.line_col(lab.span.start)[0] != ln:

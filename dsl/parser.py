@@ -21,7 +21,7 @@ from . import ast
 from .build_ast import Builder
 from .diagnostics import Diagnostic, GeoError, Label
 from .source import SourceFile, Span
-from .syntax_errors import TAB_LEN, dedent_diagnostic, syntax_diagnostic
+from .syntax_errors import TAB_LEN, dedent_diagnostic, forbidden_character_diagnostic, syntax_diagnostic
 
 
 class _GeoIndenter(Indenter):
@@ -91,6 +91,9 @@ def _lark() -> Lark:
 
 def parse(source: SourceFile) -> ast.Module:
     """Parses one file; raises GeoError with a diagnostic on a syntax error."""
+    forbidden = forbidden_character_diagnostic(source)
+    if forbidden is not None:
+        raise GeoError([forbidden])
     text = source.text if source.text.endswith("\n") else source.text + "\n"
     try:
         tree = _lark().parse(text)

@@ -7,6 +7,7 @@ Line and column are computed on demand from a line-start index.
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 
 
@@ -28,10 +29,10 @@ class SourceFile:
         return line + 1, offset - self.line_starts[line] + 1
 
     def line_text(self, line: int) -> str:
-        """The 1-based line exactly as written, without its newline."""
+        """The 1-based line exactly as written, without its line break (`\n` or `\r\n`)."""
         start = self.line_starts[line - 1]
         end = self.text.find("\n", start)
-        return self.text[start:] if end < 0 else self.text[start:end]
+        return self.text[start:] if end < 0 else self.text[start:end - (self.text[end - 1:end] == "\r")]
 
     @property
     def line_count(self) -> int:
@@ -70,3 +71,30 @@ class Span:
 def builtin_span(what: str = "<builtin>") -> Span:
     """A span for things with no user-written text (builtins, generated nodes)."""
     return Span(SourceFile(what, ""), 0, 0)
+
+
+# Characters a spec may not hold raw anywhere, in strings, docstrings and comments too: the C0 and C1 controls and
+# DEL but tab and line breaks, a CR not followed by LF (Python reads a lone CR as a line break, so one inside a
+# `name "…"` glob would end a comment of generated source and start code), the line and paragraph separators,
+# the bidirectional controls that make text display in another order than it runs (Trojan Source), and lone
+# surrogates (not text: they cannot even be printed). A string spells any of them as an escape: "\r", "\u2028".
+FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                       "\u2066-\u2069\ud800-\udfff]|\r(?!\n)")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                          "\ud800-\udfff]")
+
+
+def shown(line: str) -> str:
+    """A source line as a diagnostic shows it: every unprintable character but tab becomes one visible stand-in
+    (a control picture such as ␍, else U+FFFD), so the terminal neither obeys it nor moves the carets' columns."""
+    return _UNPRINTABLE.sub(lambda m: m.group() if m.group() == "\t" else
+                            chr(0x2400 + ord(m.group())) if ord(m.group()) < 0x20 else
+                            "\u2421" if m.group() == "\x7f" else "\ufffd", line)
+
+
+def escaped(text: str) -> str:
+    """Spec-derived text as generated text may hold it: every unprintable character (tab and newline included)
+    written as its Python escape, so that no spec text can start a line, end a comment or hide itself in
+    what `geo compile --emit` prints or a backend generates."""
+    return "".join(ch if ch.isprintable() and not _UNPRINTABLE.match(ch) else
+                   repr(ch)[1:-1] if not "\ud800" <= ch <= "\udfff" else f"\\u{ord(ch):04x}" for ch in text)

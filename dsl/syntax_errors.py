@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .diagnostics import Diagnostic, Label
-from .source import SourceFile, Span
+from .source import FORBIDDEN, SourceFile, Span
 
 # Columns a tab advances the indentation by (the parser's indenter counts with it).
 TAB_LEN = 8
@@ -57,6 +58,27 @@ def _describe_found(token: Token | None) -> str:
     if token.type == "_DEDENT":
         return "the end of the block"
     return f"`{str(token).strip() or token.type}`"
+
+
+_ESCAPES = {"\r": "\\r", "\x0c": "\\f", "\x0b": "\\v", "\x00": "\\0"}
+
+
+def forbidden_character_diagnostic(source: SourceFile) -> Diagnostic | None:
+    """GEO0002 for the first character of FORBIDDEN in the text, wherever it stands."""
+    found = FORBIDDEN.search(source.text)
+    if found is None:
+        return None
+    pos, ch = found.start(), found.group()
+    escape = _ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    try:
+        name = unicodedata.name(ch).lower()
+    except ValueError:
+        name = "lone surrogate" if unicodedata.category(ch) == "Cs" else {
+            "\r": "carriage return", "\x0c": "form feed"}.get(ch, "control character")
+    return Diagnostic("GEO0002", f"unexpected character U+{ord(ch):04X} ({name})",
+                      Label(Span(source, pos, pos + 1), "not valid here, not even in a string or comment"),
+                      help=f"an invisible or control character cannot appear raw in a spec; inside a string write it "
+                           f"as the escape `{escape}`, elsewhere delete it")
 
 
 def syntax_diagnostic(source: SourceFile, err: UnexpectedInput) -> Diagnostic:
