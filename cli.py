@@ -135,7 +135,7 @@ def _compile(args) -> int:
     from .compiler.plan import plan
     from .dsl import ast
     from .runtime.api import select_optimizer
-    from .runtime.optimizer import check_hyper
+    from .runtime.hypers import check_hyper
     source = _source(args.file)
     if args.emit == "ast":
         from .dsl.parser import parse

@@ -18,15 +18,14 @@ import geo
 from geo.compiler.pipeline import front
 from geo.dsl.diagnostics import Diagnostic
 from geo.dsl.loader import source_for, stdlib_names
-from geo.compiler import params as P
-from geo.runtime.optimizer import bind_rule
+from geo.compiler.binding import ParamInfo, bind_rule, infer_role
 
 
 def _params(Opt):
     out = []
     for name, shape in (("hidden.weight", (64, 32)), ("hidden.bias", (32,))):
-        info = P.ParamInfo(name, shape, P.infer_role(name, shape))
-        if not isinstance(bind_rule(Opt._geo, info), Diagnostic):
+        info = ParamInfo(name, shape, infer_role(name, shape))
+        if not isinstance(bind_rule(Opt._geo.info, info), Diagnostic):
             out.append((name, torch.nn.Parameter(torch.randn(shape))))
     return out
 
@@ -41,7 +40,7 @@ def measure(spec: str, name: str) -> tuple[float, float]:
         t2 = time.perf_counter()
         for group in opt.param_groups:
             rule = Opt._geo.rules[group["geo_rule"]]
-            statics = {k: group[k] for k, h in rule.hypers.items() if h.static}
+            statics = rule.statics(group)
             for p in group["params"]:
                 _, rank, active = opt._geo_binding[p]
                 Opt._geo.runner(rule, statics, rank, active, "torch")

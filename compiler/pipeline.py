@@ -8,10 +8,12 @@ from typing import Any, Callable
 
 from ..dsl.loader import Loaded, load
 from ..dsl.source import SourceFile
-from . import check as checker
+from .elaborate import elaborate
 from .ir import Program
 from .passes.canonicalize import canonicalize, contract
 from .passes.cse import cse_dce
+from .resolve import check
+from .spec import Checked, RuleInfo
 from .verify import verify
 
 # The optimization passes, in order; each maps a valid Program to a valid Program.
@@ -22,14 +24,14 @@ PASSES: list[tuple[str, Callable[[Program], Program]]] = [
 ]
 
 
-def front(source: SourceFile) -> tuple[Loaded, checker.Checked]:
+def front(source: SourceFile) -> tuple[Loaded, Checked]:
     loaded = load(source)
-    return loaded, checker.check(loaded)
+    return loaded, check(loaded)
 
 
-def specialize(checked: checker.Checked, rule: checker.RuleInfo, statics: dict[str, Any], rank: int | None,
+def specialize(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
                active: tuple[int, ...] | None = None, *, optimize: bool = True, check_ir: bool = True) -> Program:
-    program = checker.elaborate(checked, rule, statics, rank, active)
+    program = elaborate(checked, rule, statics, rank, active)
     if check_ir:
         verify(program, "elaborate")
     if optimize:

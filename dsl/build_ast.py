@@ -12,33 +12,7 @@ from lark import Token, Transformer, v_args
 
 from . import ast
 from .diagnostics import Diagnostic, GeoError, Label
-from .source import SourceFile, Span
-
-
-def code_end(text: str, start: int, end: int) -> int:
-    """The end of the last code character in text[start:end]: no trailing newline, indentation or comment."""
-    last = start
-    i = start
-    while i < end:
-        ch = text[i]
-        if text.startswith('"""', i):
-            close = text.find('"""', i + 3, end)
-            i = end if close < 0 else close + 3
-            last = i
-            continue
-        if ch == '"':
-            i += 1
-            while i < end and text[i] not in '"\n':
-                i += 2 if text[i] == "\\" else 1
-            last = min(i + 1, end)
-        elif ch == "#":
-            while i < end and text[i] != "\n":
-                i += 1
-            continue
-        elif not ch.isspace():
-            last = i + 1
-        i += 1
-    return last
+from .source import SourceFile, Span, code_end
 
 
 def string_value(token: Token) -> str:

@@ -60,12 +60,46 @@ class Span:
         """The span covering both self and `other` (same file)."""
         return Span(self.source, min(self.start, other.start), max(self.end, other.end))
 
+    def head(self) -> "Span":
+        """The first line of a declaration without its trailing comment: what a label on a whole `optimizer`,
+        `step` or `def` points at, rather than its entire body."""
+        text = self.text
+        end = text.find("\n")
+        end = self.start + (end if end >= 0 else len(text))
+        return Span(self.source, self.start, code_end(self.source.text, self.start, end))
+
     def location(self) -> str:
         line, col = self.source.line_col(self.start)
         return f"{self.source.name}:{line}:{col}"
 
     def __repr__(self) -> str:
         return f"Span({self.location()})"
+
+
+def code_end(text: str, start: int, end: int) -> int:
+    """The end of the last code character in text[start:end]: no trailing newline, indentation or comment."""
+    last = start
+    i = start
+    while i < end:
+        ch = text[i]
+        if text.startswith('"""', i):
+            close = text.find('"""', i + 3, end)
+            i = end if close < 0 else close + 3
+            last = i
+            continue
+        if ch == '"':
+            i += 1
+            while i < end and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            last = min(i + 1, end)
+        elif ch == "#":
+            while i < end and text[i] != "\n":
+                i += 1
+            continue
+        elif not ch.isspace():
+            last = i + 1
+        i += 1
+    return last
 
 
 def builtin_span(what: str = "<builtin>") -> Span:

@@ -18,14 +18,16 @@ from typing import Any, Sequence
 
 import torch
 
-from ..compiler import check as checker
-from ..compiler import params as P
+from ..compiler import spec as checker
+from ..compiler import binding as P
 from ..compiler.ir import geo_literal
 from ..compiler.pipeline import front
 from ..dsl.diagnostics import Diagnostic, GeoError
 from ..dsl.loader import read_file, source_for
 from ..dsl.source import SourceFile
-from ..runtime.optimizer import CompiledSpec, GeoOptimizer, bind_rule
+from ..compiler.binding import bind_rule
+from ..runtime.compiled import CompiledSpec
+from ..runtime.optimizer import GeoOptimizer
 from .draw import Draw, Skip
 from .tensors import GRAD_KINDS, SCALES, Recipe, difference, same, summarize
 
@@ -104,13 +106,6 @@ def _builtin_label(name: str):
     return Label(builtin_span(name))
 
 
-# MOVING-DAY: dedupe (ROLE_NAMES and RANK_ROLES: the inverse of params.infer_role, from compiler/binding.py)
-ROLE_NAMES = {"hidden": "layer.weight", "embedding": "embed.weight", "head": "lm_head.weight",
-              "bias": "layer.bias", "norm": "norm.weight"}
-RANK_ROLES = {0: ("norm", "bias"), 1: ("norm", "bias"), 2: ("hidden", "embedding", "head"),
-              3: ("hidden", "embedding", "head"), 4: ("hidden", "embedding", "head")}
-
-
 @dataclass(frozen=True)
 class Target:
     """A kind of parameter that binds to one rule: its name, role and rank (and the rows its view needs)."""
@@ -135,7 +130,7 @@ def _view_multiple(rule: checker.RuleInfo) -> int:
 def targets(cls: type[GeoOptimizer]) -> dict[int, list[Target]]:
     """For every rule, the (name, role, rank) parameters that bind to it (an empty list: unreachable)."""
     spec = cls._geo
-    names = dict(ROLE_NAMES)
+    names = dict(P.ROLE_EXAMPLES)
     patterns = [t.pattern for r in spec.rules for t in r.binder.selector if t.pattern is not None]
     for r in spec.rules:
         for u in r.chain:
@@ -143,10 +138,10 @@ def targets(cls: type[GeoOptimizer]) -> dict[int, list[Target]]:
     out: dict[int, list[Target]] = {r.index: [] for r in spec.rules}
     multiples = sorted({_view_multiple(r) for r in spec.rules})
     for rank in range(5):
-        for role in RANK_ROLES[rank]:
+        for role in P.RANK_ROLES[rank]:
             for name in [names[role]] + [_glob_example(p) for p in patterns]:
                 for k in multiples:
-                    found = bind_rule(spec, P.ParamInfo(name, probe_shape(rank, k), role))
+                    found = bind_rule(spec.info, P.ParamInfo(name, probe_shape(rank, k), role))
                     if isinstance(found, Diagnostic):
                         continue
                     t = Target(found[0], name, role, rank, k)
@@ -162,7 +157,7 @@ def probe_shape(rank: int, rows_multiple: int = 1) -> tuple[int, ...]:
 
 
 def binds_to(cls: type[GeoOptimizer], target: Target, shape: tuple[int, ...]) -> bool:
-    found = bind_rule(cls._geo, P.ParamInfo(target.name, shape, target.role))
+    found = bind_rule(cls._geo.info, P.ParamInfo(target.name, shape, target.role))
     return not isinstance(found, Diagnostic) and found[0] == target.rule
 
 

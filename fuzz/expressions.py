@@ -16,14 +16,14 @@ from typing import Any
 
 import torch
 
-from ..compiler import params as P
+from ..compiler import binding as P
 from ..compiler.ir import geo_literal
 from ..compiler.ops import registry
 from ..compiler.pipeline import front, specialize
 from ..compiler.types import SCALAR, Scalar, Tensor
 from ..dsl.diagnostics import GeoError
 from ..dsl.source import SourceFile
-from ..runtime.optimizer import bind_rule
+from ..compiler.binding import bind_rule
 from .cases import Case, Mismatch, Subject, Target, draw_case, optimizer_class, run_case
 from .draw import Draw, Skip, hypothesis_run
 from .properties import PROPERTIES
@@ -185,8 +185,8 @@ FORM_TARGETS = {"matrix": Target(0, "layer.weight", "hidden", 2), "vector": Targ
 def _reference_programs(subject: Subject, case: Case, optimize: bool):
     from ..compiler.backends.reference import ReferenceStep
     rule = subject.info.rules[0]
-    statics = {k: h.default for k, h in rule.hypers.items() if h.static}
-    binding = bind_rule(subject.cls._geo, P.ParamInfo(case.target.name, case.shape, case.target.role))
+    statics = rule.statics()
+    binding = bind_rule(subject.cls._geo.info, P.ParamInfo(case.target.name, case.shape, case.target.role))
     return ReferenceStep(specialize(subject.checked, rule, statics, binding[1], binding[2], optimize=optimize))
 
 

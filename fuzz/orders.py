@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from ..compiler import check as checker
+from ..compiler import spec as checker
 from ..compiler.ir import geo_literal
 from ..compiler.pipeline import front
 from ..dsl.diagnostics import GeoError

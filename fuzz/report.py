@@ -142,7 +142,7 @@ def spec_failure(subject: Subject, prop: str, case: Case | None, err: BaseExcept
     rule = subject.info.rules[case.target.rule] if case is not None else None
     where = f"optimizer `{subject.name}`" + (f", rule {rule.index} `{rule.text}`" if rule is not None else "")
     if case is not None and rule is not None:
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        statics = rule.statics()
         statics.update(case.statics)
         if statics:
             where += " (static: " + ", ".join(f"{k}={geo_literal(v)}" for k, v in statics.items()) + ")"

@@ -21,12 +21,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..compiler import check as checker
-from ..compiler import params as P
+from ..compiler import spec as checker
+from ..compiler import binding as P
 from ..compiler.pipeline import front, specialize
 from ..dsl.diagnostics import Diagnostic, GeoError
 from ..dsl.loader import STDLIB, read_file
-from ..runtime.optimizer import bind_rule
+from ..compiler.binding import bind_rule
 from .cases import optimizer_class, probe_shape, targets
 from .draw import RandomDraw
 from .specgen import SpecGenerator, mutate_bytes, stdlib_texts
@@ -91,10 +91,10 @@ def _deep_check(checked: checker.Checked, pick: int = 0) -> str:
     cls = optimizer_class(checked, names[pick % len(names)])
     reach = targets(cls)
     for rule in cls._geo.rules:
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        statics = rule.statics()
         for t in reach.get(rule.index, [])[:1]:
             shape = probe_shape(t.rank, t.rows_multiple)
-            binding = bind_rule(cls._geo, P.ParamInfo(t.name, shape, t.role))
+            binding = bind_rule(cls._geo.info, P.ParamInfo(t.name, shape, t.role))
             ReferenceStep(specialize(checked, rule, statics, binding[1], binding[2]))
             hypers = {k: 0.01 for k, h in rule.hypers.items() if h.default is checker.REQUIRED}
             p = torch.nn.Parameter(make_tensor("gaussian", shape, "fp32", 1))

@@ -14,12 +14,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..compiler import params as P
+from ..compiler import binding as P
 from ..compiler.ops import registry
 from ..compiler.pipeline import specialize
 from ..dsl.diagnostics import Diagnostic
 from ..dsl.source import SourceFile
-from ..runtime.optimizer import bind_rule
+from ..compiler.binding import bind_rule
 from .cases import Subject, Target, load_subjects, probe_shape, targets
 from .orders import fuzz_step_orders
 from .properties import ALL_PROPERTIES, LAWS, PROPERTIES, fuzz_property
@@ -35,9 +35,9 @@ def operators_used(subject: Subject, reach: dict[int, list[Target]] | None = Non
     reach = reach if reach is not None else targets(subject.cls)
     used: set[str] = set()
     for rule in subject.info.rules:
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        statics = rule.statics()
         for t in reach.get(rule.index, []):
-            binding = bind_rule(subject.cls._geo, P.ParamInfo(t.name, probe_shape(t.rank, t.rows_multiple), t.role))
+            binding = bind_rule(subject.cls._geo.info, P.ParamInfo(t.name, probe_shape(t.rank, t.rows_multiple), t.role))
             if isinstance(binding, Diagnostic):
                 continue
             for optimize in (False, True):

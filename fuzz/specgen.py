@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from ..compiler import params as P
+from ..compiler import binding as P
 from ..compiler.ops import registry
 from ..dsl.loader import STDLIB
 from ..dsl.syntax_errors import KEYWORDS

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..compiler.check import Checked
+from ..compiler.spec import Checked
 from ..compiler.pipeline import front
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 from ..dsl.loader import source_for
 from ..dsl.source import builtin_span
-from .optimizer import BACKENDS, CheckpointError, CompiledSpec, GeoOptimizer
+from .checkpoint import CheckpointError
+from .compiled import BACKENDS, CompiledSpec
+from .optimizer import GeoOptimizer
 
 __all__ = ["compile", "CheckpointError", "select_optimizer"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from ..compiler import params as P
+from ..compiler.binding import ParamInfo, bind_rule, infer_role, viewed_shape
+from ..compiler.ops.matrix import DTYPES
 from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
 from ..dsl.diagnostics import Diagnostic, GeoError
-from .optimizer import bind_rule
 
 GPT2_SMALL_LAYER = {
     "wte.weight": (50257, 768), "h.0.ln_1.weight": (768,), "h.0.attn.c_attn.weight": (2304, 768),
@@ -62,26 +62,25 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
     totals = [0.0, 0.0, 0.0, 0, 0, 0.0]  # read, written, flops, kernels, ops, state bytes
     diagnostics: list[Diagnostic] = []
     for name, shape in params.items():
-        info = P.ParamInfo(name, shape, P.infer_role(name, shape))
-        binding = bind_rule(spec, info)
+        info = ParamInfo(name, shape, infer_role(name, shape))
+        binding = bind_rule(spec.info, info)
         if isinstance(binding, Diagnostic):
             diagnostics.append(binding)
             continue
         index, rank, active = binding
         rule = spec.rules[index]
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
-        program = spec.program(rule, statics, rank, active)
-        seen = rule.view.forward(torch.empty(shape, device="meta"), rule.view_args).shape if rule.view else shape
-        shapes = concrete_shapes(program, tuple(seen))
+        program = spec.program(rule, rule.statics(), rank, active)
+        seen = viewed_shape(rule, shape)
+        shapes = concrete_shapes(program, seen)
         the_plan = plan(program)
         lines.append("")
         lines.append(f"{name} {list(shape)} (role {info.role}) -> rule {index} `{rule.text}`"
-                     + (f", seen as {list(seen)}" if tuple(seen) != tuple(shape) else ""))
+                     + (f", seen as {list(seen)}" if seen != tuple(shape) else ""))
         state_bytes = 0.0
         parts = []
-        init_shapes = concrete_shapes_for_init(program, tuple(seen))
+        init_shapes = concrete_shapes_for_init(program, seen)
         for s in program.states:
-            size = math.prod(init_shapes.get(s.name, ())) * (BYTES.get(_dtype(s.dtype), itemsize) if s.dtype else itemsize)
+            size = math.prod(init_shapes.get(s.name, ())) * (BYTES.get(DTYPES[s.dtype], itemsize) if s.dtype else itemsize)
             state_bytes += size
             parts.append(f"{s.name} {_mb(size)}" + (f" ({s.dtype})" if s.dtype else ""))
         lines.append(f"  state: {', '.join(parts) or 'none'}  = {_mb(state_bytes)}")
@@ -115,8 +114,3 @@ def concrete_shapes_for_init(program, shape: tuple[int, ...]) -> dict[str, tuple
     """Each state slot's shape for a bound parameter shape."""
     shapes = concrete_shapes(program, shape)
     return {s.name: shapes.get(s.init.id, ()) for s in program.states}
-
-
-def _dtype(name: str) -> torch.dtype:
-    from ..compiler.ops.matrix import DTYPES
-    return DTYPES[name]

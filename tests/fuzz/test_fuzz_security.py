@@ -19,7 +19,7 @@ import torch
 
 import geo
 from geo.compiler.backends.foreach import ForeachStep
-from geo.compiler.check import RESERVED_HYPERS, RESERVED_STATES
+from geo.compiler.spec import RESERVED_HYPERS, RESERVED_STATES
 from geo.compiler.pipeline import front, specialize
 from geo.dsl.source import SourceFile
 

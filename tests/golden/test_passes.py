@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from geo.compiler import check as checker
+from geo.compiler.elaborate import elaborate
 from geo.compiler.ir import print_program
 from geo.compiler.pipeline import PASSES, front
 from geo.compiler.verify import verify
@@ -19,7 +19,7 @@ def stages():
     source = SourceFile("showcase.geo", (HERE / "showcase.geo").read_text())
     _, checked = front(source)
     rule = checked.optimizers["showcase"].rules[0]
-    program = checker.elaborate(checked, rule, {"beta": 0.9}, 2, None)
+    program = elaborate(checked, rule, {"beta": 0.9}, 2, None)
     out = []
     for name, run in PASSES:
         after = verify(run(program), name)

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 import geo
-from geo.compiler import params as P
+from geo.compiler.binding import ParamInfo, bind_rule, infer_role
 from geo.compiler.pipeline import front
 from geo.dsl.diagnostics import Diagnostic
-from geo.runtime.optimizer import bind_rule
 from geo.dsl.loader import source_for, stdlib_names
 
 # Learning rates for a 30-step smoke run; defaults elsewhere (lion's and signum's are tuned for long runs).
@@ -45,8 +44,8 @@ def test_trains(spec, name):
     model = _model()
     selected = []
     for pname, p in model.named_parameters():
-        info = P.ParamInfo(pname, tuple(p.shape), P.infer_role(pname, tuple(p.shape)))
-        if not isinstance(bind_rule(Opt._geo, info), Diagnostic):
+        info = ParamInfo(pname, tuple(p.shape), infer_role(pname, tuple(p.shape)))
+        if not isinstance(bind_rule(Opt._geo.info, info), Diagnostic):
             selected.append((pname, p))
     assert selected, f"{name} selects no parameter of the test model"
     kwargs = {"lr": LR[name]} if name in LR else {}

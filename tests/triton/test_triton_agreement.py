@@ -14,11 +14,10 @@ import pytest
 import torch
 
 import geo
-from geo.compiler import params as P
+from geo.compiler.binding import ParamInfo, bind_rule, infer_role
 from geo.compiler.pipeline import front
 from geo.dsl.diagnostics import Diagnostic
 from geo.dsl.loader import source_for, stdlib_names
-from geo.runtime.optimizer import bind_rule
 
 DEVICE = torch.device(os.environ.get("GEO_TEST_DEVICE", "cpu"))  # cuda: compiled kernels (gpu_check.sh)
 OPTIMIZERS = [(spec, name) for spec in stdlib_names() for name in front(source_for(spec))[1].root_optimizers]
@@ -33,8 +32,8 @@ def model_params(Opt, mixed: bool) -> list[tuple[str, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     out = []
     for i, (name, shape) in enumerate(SHAPES.items()):
-        info = P.ParamInfo(name, shape, P.infer_role(name, shape))
-        if isinstance(bind_rule(Opt._geo, info), Diagnostic):
+        info = ParamInfo(name, shape, infer_role(name, shape))
+        if isinstance(bind_rule(Opt._geo.info, info), Diagnostic):
             continue
         dtype = torch.bfloat16 if mixed and i % 3 == 1 else torch.float32
         out.append((name, torch.randn(shape, generator=g, dtype=torch.float64).mul(0.5).to(DEVICE, dtype)

@@ -17,7 +17,7 @@ import torch
 import geo
 from geo.compiler.backends import triton_cache
 from geo.compiler.backends.triton_codegen import emit_program
-from geo.compiler.check import RESERVED_HYPERS, RESERVED_STATES
+from geo.compiler.spec import RESERVED_HYPERS, RESERVED_STATES
 from geo.compiler.pipeline import front, specialize
 from geo.compiler.plan import plan
 from geo.dsl.source import SourceFile

@@ -1,9 +1,7 @@
-"""The checker: AST → typed IR.
+"""Elaboration: one rule of the spec model → a typed IR `Program`.
 
-`check(loaded)` resolves every name (definitions, `use`d specs, the operator registry), assembles each
-optimizer's rules and hyperparameters, and elaborates every rule once with its default static values,
-collecting *all* errors of the file. `elaborate(rule, statics, rank)` later builds the `Program` of one rule
-for the static values and parameter rank the runtime meets; it reports errors the same way.
+`elaborate(checked, rule, statics, rank)` builds the program of one rule for the static values and parameter
+rank the runtime meets; it reports errors as `check` does, collecting all of them.
 
 Elaboration is symbolic evaluation: runtime values become IR nodes, static values are folded to constants,
 `if` on a static condition picks its branch (the other branches are still checked), `repeat` unrolls, and
@@ -12,39 +10,27 @@ state namespace.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..dsl import ast
-from ..dsl.diagnostics import Diagnostic, DiagnosticBag, GeoError, InternalError, Label, did_you_mean
-from ..dsl.loader import Loaded
-from ..dsl.build_ast import code_end
+from ..dsl.diagnostics import DiagnosticBag, Label, did_you_mean
 from ..dsl.source import Span
-from . import params as P
+from .binding import rule_type
 from .ir import Constraint, Graph, Node, Program, StateSlot
 from .ops import registry
 from .ops.registry import OpDef
-from .types import SCALAR, ShapeError, Static, Tensor, TupleT, Type, broadcast, static_kind
+from .spec import BUILTINS, RESERVED_STATES, STATE_DTYPES, Checked, RuleInfo
+from .types import SCALAR, ShapeError, Static, Tensor, TupleT, Type, broadcast
 
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow", "==": "eq",
               "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "and": "and", "or": "or"}
-STATE_DTYPES = ("bf16", "fp16", "fp32", "fp64")
-BUILTINS = ("grad", "t")
-# Names the compiled optimizer already gives a meaning: its constructor's keywords, the param-group keys geo and
-# torch.optim write or read (a hyperparameter lives in the param group under its own name).
-# State names the compiled program and optimizer keep for themselves (a state is saved under its own name).
-RESERVED_STATES = {"param": "the compiled step returns the parameter's new value under that name",
-                   "step": "the optimizer keeps the step count under that name, as torch.optim does"}
-RESERVED_HYPERS = ("params", "param_names", "geo_rule", "initial_lr", "roles", "backend", "nonfinite", "foreach",
-                   "fused", "capturable", "differentiable", "maximize")
 MAX_UNROLL = 1000
 TYPE_CODES = {"GEO0202", "GEO0203", "GEO0204", "GEO0205", "GEO0206", "GEO0207"}
 MAX_UNROLL_TOTAL = 10_000
 MAX_INLINE_DEPTH = 32
 MAX_INLINE_TOTAL = 10_000  # calls inlined in one rule: `def f(x): return g(x) + g(x)` chains grow exponentially
-REQUIRED = registry.REQUIRED
 
 
 class Poison(Type):
@@ -57,516 +43,16 @@ class Poison(Type):
 POISON_T = Poison()
 
 
-# ---- what the checker knows about a spec ---------------------------------------------------------------
-@dataclass
-class HyperInfo:
-    name: str
-    static: bool
-    default: Any            # a Python value, or REQUIRED
-    span: Span
-    choices: tuple[Any, ...] = ()  # a static's declared values (`one_of(...)`); empty: any value of its kind
-
-    @property
-    def type(self) -> Type:
-        if self.static:
-            return Static(static_kind(self.default))
-        if isinstance(self.default, tuple):
-            return TupleT(tuple(SCALAR for _ in self.default))
-        return SCALAR
-
-
-@dataclass
-class StepUse:
-    """One step of a rule's chain, in execution order."""
-
-    name: str                           # the step's name ("" for a rule's inline body)
-    binder: ast.Binder
-    body: ast.Block
-    hypers: dict[str, HyperInfo]        # the hyperparameters this step declares (inline body: the header's)
-    bindings: dict[str, ast.Expr]       # hyperparameters bound to expressions over the rule's hypers
-    prefix: str = ""                    # state namespace
-
-
-@dataclass
-class RuleInfo:
-    optimizer: str
-    index: int
-    binder: ast.Binder
-    chain: list[StepUse]
-    hypers: dict[str, HyperInfo]        # the rule's exposed hyperparameters, declaration order
-    route: str
-    span: Span
-    view: P.ViewDef | None = None
-    view_args: tuple[Any, ...] = ()
-
-    @property
-    def terms(self) -> list[tuple[str, str | None, bool]]:
-        return [(t.word, t.pattern, t.negated) for t in self.binder.selector]
-
-    @property
-    def text(self) -> str:
-        written = self.binder.span.text.strip()
-        implicit = not self.binder.selector and written != self.binder.name and self.binder.view is None
-        return ("= " if implicit else "for ") + written
-
-    def rank(self) -> int | None:
-        ranks = {P.SELECTORS[t.word].rank for t in self.binder.selector
-                 if t.pattern is None and not t.negated and t.word in P.SELECTORS} - {None}
-        return ranks.pop() if len(ranks) == 1 else None
-
-    def step_rank(self, i: int) -> int | None:
-        ranks = {P.SELECTORS[t.word].rank for t in self.chain[i].binder.selector
-                 if t.pattern is None and not t.negated and t.word in P.SELECTORS} - {None}
-        return ranks.pop() if len(ranks) == 1 else None
-
-    def active_steps(self, info: P.ParamInfo) -> tuple[int, ...]:
-        """The steps of the chain whose own selectors match this parameter (the others are skipped)."""
-        return tuple(i for i, s in enumerate(self.chain)
-                     if P.selector_matches([(t.word, t.pattern, t.negated) for t in s.binder.selector], info))
-
-
-@dataclass
-class OptimizerInfo:
-    name: str
-    doc: str | None
-    span: Span
-    rules: list[RuleInfo]
-    fingerprint: str                    # hash of the spec text of every module it came from
-
-    @property
-    def hypers(self) -> dict[str, HyperInfo]:
-        out: dict[str, HyperInfo] = {}
-        for r in self.rules:
-            for k, h in r.hypers.items():
-                out.setdefault(k, h)
-        return out
-
-
-@dataclass
-class Checked:
-    optimizers: dict[str, OptimizerInfo]
-    root_optimizers: list[str]
-    functions: dict[str, ast.FunctionDef]
-    steps: dict[str, ast.StepDef]
-    doc: str | None = None
-    standalone: list[RuleInfo] = field(default_factory=list)  # steps no optimizer uses, checked on their own
-
-
-# ---- entry points --------------------------------------------------------------------------------------
-def check(loaded: Loaded) -> Checked:
-    """Resolves and checks a loaded spec; raises GeoError with every diagnostic found."""
-    bag = DiagnosticBag()
-    checker = _Assembler(loaded, bag)
-    checked = checker.run()
-    bag.raise_if_errors()
-    for rule in [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
-        # A rule of unknown rank is checked once for each rank its steps ask for (a `matrix` step in a
-        # chain that also serves vectors), and once generically for the steps that ask for none.
-        step_ranks = [rule.step_rank(i) for i in range(len(rule.chain))]
-        ranks = [rule.rank()] if rule.rank() is not None else list(dict.fromkeys([None] + step_ranks))
-        for rank in ranks:
-            active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank or rule.rank() is not None)
-            if active:
-                Elaborator(checked, rule, statics, rank, bag, active).run()
-    bag.raise_if_errors()
-    return checked
-
-
 def elaborate(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
               active: tuple[int, ...] | None = None) -> Program:
+    """The program of `rule` for these static values and parameter rank, with only the `active` steps of its
+    chain (None: all); raises GeoError with every diagnostic found."""
     bag = DiagnosticBag()
     program = Elaborator(checked, rule, statics, rank, bag, active).run()
     bag.raise_if_errors()
     return program
 
 
-# ---- assembling optimizers from declarations -----------------------------------------------------------
-class _Assembler:
-    def __init__(self, loaded: Loaded, bag: DiagnosticBag):
-        self.loaded, self.bag = loaded, bag
-        self.functions: dict[str, ast.FunctionDef] = {}
-        self.steps: dict[str, ast.StepDef] = {}
-        self.optimizer_defs: dict[str, ast.OptimizerDef] = {}
-        self.defined_at: dict[str, Span] = {}
-        self.module_of: dict[str, str] = {}
-        self.optimizers: dict[str, OptimizerInfo] = {}
-        self._building: list[str] = []
-        self.used_steps: set[str] = set()
-
-    def run(self) -> Checked:
-        for mod_name in self.loaded.order:
-            module = self.loaded.modules[mod_name]
-            for item in module.items:
-                if isinstance(item, ast.Use):
-                    continue
-                if item.name in self.defined_at:
-                    first = self.defined_at[item.name]
-                    if first.source is item.span.source or mod_name == self.loaded.order[-1]:
-                        self.bag.error("GEO0104", f"`{item.name}` is defined twice", _head(item), "defined again here",
-                                       secondary=[Label(_head_of(first), "first defined here")],
-                                       help="rename one of them")
-                    continue
-                if registry.get(item.name) is not None and isinstance(item, ast.FunctionDef):
-                    self.bag.error("GEO0104", f"`{item.name}` is an operator; a function cannot take its name",
-                                   _head(item), help=f"rename the function, e.g. `my_{item.name}`")
-                    continue
-                self.defined_at[item.name] = item.span
-                self.module_of[item.name] = mod_name
-                if isinstance(item, ast.FunctionDef):
-                    self.functions[item.name] = item
-                elif isinstance(item, ast.StepDef):
-                    self.steps[item.name] = item
-                    self._binder(item.binder)  # a step's selector words, like a rule's, must be known
-                else:
-                    self.optimizer_defs[item.name] = item
-        for name in self.optimizer_defs:
-            self._optimizer(name)
-        roots = [i.name for i in self.loaded.root.items if isinstance(i, ast.OptimizerDef) and i.name in self.optimizers]
-        checked = Checked(self.optimizers, roots, self.functions, self.steps, self.loaded.root.doc)
-        root_steps = [i for i in self.loaded.root.items if isinstance(i, ast.StepDef)]
-        for d in root_steps:
-            if d.name not in self.used_steps:
-                # A step no optimizer uses yet is still checked, as a rule of its own.
-                use = StepUse(d.name, d.binder, d.body, self.hypers(d.hypers), {})
-                checked.standalone.append(RuleInfo(f"step {d.name}", 0, d.binder, [use], use.hypers, d.name, d.span))
-        return checked
-
-    # -- hyperparameters
-    def hypers(self, decls: tuple[ast.Hyper, ...]) -> dict[str, HyperInfo]:
-        out: dict[str, HyperInfo] = {}
-        for h in decls:
-            if h.name in out:
-                self.bag.error("GEO0104", f"hyperparameter `{h.name}` is declared twice", h.span,
-                               secondary=[Label(out[h.name].span, "first declared here")])
-                continue
-            if h.name in BUILTINS:
-                self.bag.error("GEO0104", f"`{h.name}` is a builtin and cannot be a hyperparameter", h.span,
-                               help=f"rename it, e.g. `{h.name}_`")
-                continue
-            if h.name in RESERVED_HYPERS:
-                self.bag.error("GEO0104", f"`{h.name}` is reserved by the compiled optimizer and cannot be a "
-                               "hyperparameter", h.span, notes=["hyperparameters live in the param groups, where "
-                                                                f"`{h.name}` already has a meaning"],
-                               help=f"rename it, e.g. `{h.name}_`")
-                continue
-            default, choices = REQUIRED, ()
-            if _is_one_of(h.default):
-                choices = self._choices(h)
-                if not choices:
-                    continue
-                default = choices[0]
-            elif h.default is not None:
-                default = self.constant(h.default, f"the default of `{h.name}`")
-                if default is None:
-                    continue
-            if h.static and default is REQUIRED:
-                self.bag.error("GEO0303", f"static hyperparameter `{h.name}` needs a default value", h.span,
-                               help=f"write `static {h.name} = ...`")
-                continue
-            if not h.static and default is not REQUIRED:
-                bad = isinstance(default, (bool, str)) or (isinstance(default, tuple) and not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in default))
-                if bad:
-                    self.bag.error("GEO0302", f"hyperparameter `{h.name}` has a {static_kind(default)} default but is not "
-                                   "static", h.span, "runtime hyperparameters are numbers",
-                                   help=f"write `static {h.name} = ...`: it then selects the compiled code")
-                    continue
-                if isinstance(default, (int, float)):
-                    default = float(default) if not isinstance(default, bool) else default
-                else:
-                    default = tuple(float(v) for v in default)
-                if not _finite(default):
-                    self.bag.error("GEO0302", f"the default of `{h.name}` is not a finite number: {_show(default)}",
-                                   h.span, help="a runtime hyperparameter takes finite numbers (`1e999` is inf)")
-                    continue
-            out[h.name] = HyperInfo(h.name, h.static, default, h.span, choices)
-        return out
-
-    def _choices(self, h: ast.Hyper) -> tuple[Any, ...]:
-        """`static name = one_of(a, b, ...)`: the values a static may take, the first its default."""
-        call = h.default
-        if not h.static:
-            self.bag.error("GEO0304", f"`one_of` lists the values of a static hyperparameter; `{h.name}` is not "
-                           "static", call.span, help=f"write `static {h.name} = one_of(...)`")
-            return ()
-        if call.kwargs:
-            self.bag.error("GEO0304", "`one_of` takes the values only, no keywords", call.kwargs[0].span)
-            return ()
-        values = []
-        for arg in call.args:
-            v = self.constant(arg, f"a value of `{h.name}`")
-            if v is None:
-                return ()
-            if isinstance(v, tuple):
-                self.bag.error("GEO0304", "`one_of` lists single values (strings, numbers, booleans)", arg.span)
-                return ()
-            values.append((v, arg.span))
-        if len(values) < 2:
-            self.bag.error("GEO0304", f"`one_of` needs at least two values, found {len(values)}", call.span,
-                           help=f"a single value is a plain default: `static {h.name} = ...`")
-            return ()
-        kinds = {"number" if static_kind(v) in ("int", "float") else static_kind(v) for v, _ in values}
-        if len(kinds) > 1:
-            self.bag.error("GEO0304", f"the values of `{h.name}` are of different kinds", call.span,
-                           notes=[", ".join(f"{_show(v)}: {static_kind(v)}" for v, _ in values)])
-            return ()
-        seen: dict[Any, Span] = {}
-        for v, span in values:
-            key = repr(v)
-            if key in seen:
-                self.bag.error("GEO0304", f"`{_show(v)}` is listed twice", span,
-                               secondary=[Label(seen[key], "first listed here")])
-                return ()
-            seen[key] = span
-        return tuple(v for v, _ in values)
-
-    def constant(self, expr: ast.Expr, what: str) -> Any:
-        """Evaluates a constant expression (literals, tuples, arithmetic on them); None after an error.
-
-        With no runtime value in scope every expression folds to a constant or reports its own error
-        (an unknown name is GEO0101), so anything else is a bug in geo."""
-        el = Elaborator.constant_evaluator(self.bag)
-        node = el.expr(expr, el.root)
-        if isinstance(node.type, Poison):
-            return None
-        if not node.is_const:
-            raise InternalError("check", f"{what} did not fold to a constant", expr.span)
-        return node.value
-
-    # -- optimizers and their rules
-    def _optimizer(self, name: str) -> OptimizerInfo | None:
-        if name in self.optimizers:
-            return self.optimizers[name]
-        if name in self._building:
-            d = self.optimizer_defs[name]
-            self.bag.error("GEO0109", f"optimizer `{name}` refers to itself", _head(d))
-            return None
-        d = self.optimizer_defs[name]
-        self._building.append(name)
-        header = self.hypers(d.hypers)
-        rules: list[RuleInfo] = []
-        if d.step is not None:
-            implicit = ast.Binder(d.step.span, (), "W", d.step.span, None)
-            rules.append(self._rule(name, 0, implicit, None, d.step, header, d.span))
-        for i, r in enumerate(d.rules):
-            rules.append(self._rule(name, i, r.binder, r.body, r.step, header, r.span))
-        self._building.pop()
-        texts = sorted({self.loaded.modules[m].span.source.text for m in self.loaded.modules})
-        fingerprint = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
-        info = OptimizerInfo(name, d.doc, d.span, [r for r in rules if r is not None], fingerprint)
-        self.optimizers[name] = info
-        return info
-
-    def _rule(self, opt: str, index: int, binder: ast.Binder, body: ast.Block | None, step: ast.StepExpr | None,
-              header: dict[str, HyperInfo], span: Span) -> RuleInfo | None:
-        self._binder(binder)
-        view, view_args = self._view(binder)
-        if body is not None:
-            # The rule's own selector already chose the parameter; its body applies to whatever it chose.
-            inline = ast.Binder(binder.span, (), binder.name, binder.name_span, None)
-            chain = [StepUse("", inline, body, dict(header), {})]
-            route = f"rule{index}"
-        else:
-            chain = self._chain(step)
-            if chain is None:
-                return None
-            route = step.name if isinstance(step, ast.StepRef) else f"rule{index}"
-            names = [u.name for u in chain]
-            for u in chain:
-                u.prefix = f"{u.name}." if len(chain) > 1 else ""
-                if names.count(u.name) > 1:
-                    u.prefix = f"{u.name}{chain.index(u)}."
-        hypers = self._rule_hypers(chain, header, body is None)
-        return RuleInfo(opt, index, binder, chain, hypers, route, span, view, view_args)
-
-    def _binder(self, binder: ast.Binder) -> None:
-        for term in binder.selector:
-            if term.pattern is not None:
-                if term.word != "name":
-                    self.bag.error("GEO0112", f"only `name` takes a pattern, found `{term.word}`", term.span,
-                                   help='write `name "*.weight"`')
-                continue
-            if term.word not in P.SELECTORS:
-                self.bag.error("GEO0112", f"unknown parameter selector `{term.word}`", term.span,
-                               help=did_you_mean(term.word, P.SELECTORS) or "selectors: " + ", ".join(P.SELECTORS),
-                               notes=["a rule reads `for [selector words] NAME:`, e.g. `for hidden matrix W:`"])
-        ranks = {P.SELECTORS[t.word].rank for t in binder.selector
-                 if t.pattern is None and not t.negated and t.word in P.SELECTORS} - {None}
-        if len(ranks) > 1:
-            self.bag.error("GEO0112", "this selector asks for two different ranks at once", binder.span,
-                           help="a parameter has one rank: keep one of " + ", ".join(
-                               t.word for t in binder.selector if t.word in P.SELECTORS and P.SELECTORS[t.word].rank is not None))
-
-    def _view(self, binder: ast.Binder) -> tuple[P.ViewDef | None, tuple]:
-        v = binder.view
-        if v is None:
-            return None, ()
-        view = P.VIEWS.get(v.name)
-        if view is None:
-            self.bag.error("GEO0113", f"unknown view `{v.name}`", v.span,
-                           help=did_you_mean(v.name, P.VIEWS) or "views: " + ", ".join(P.VIEWS))
-            return None, ()
-        if v.kwargs or len(v.args) != view.arity:
-            self.bag.error("GEO0201", f"view `{v.name}` takes {view.arity} argument{'s' if view.arity != 1 else ''}",
-                           v.span)
-            return None, ()
-        args = tuple(self.constant(a, f"the argument of `{v.name}`") for a in v.args)
-        if any(a is None for a in args):
-            return None, ()
-        rank = {P.SELECTORS[t.word].rank for t in binder.selector if t.word in P.SELECTORS and not t.negated} - {None}
-        try:
-            view.type(P.rule_type(rank.pop() if len(rank) == 1 else None), args)
-        except ValueError as err:
-            self.bag.error("GEO0113", str(err), v.span)
-            return None, ()
-        return view, args
-
-    def _chain(self, expr: ast.StepExpr) -> list[StepUse] | None:
-        if isinstance(expr, ast.Compose):
-            inner, outer = self._chain(expr.inner), self._chain(expr.outer)
-            return None if inner is None or outer is None else inner + outer
-        ref = expr
-        if ref.name in self.steps:
-            self.used_steps.add(ref.name)
-            d = self.steps[ref.name]
-            hypers = self.hypers(d.hypers)
-            uses = [StepUse(d.name, d.binder, d.body, hypers, {})]
-        elif ref.name in self.optimizer_defs:
-            info = self._optimizer(ref.name)
-            if info is None:
-                return None
-            if len(info.rules) != 1 or info.rules[0].view is not None:
-                self.bag.error("GEO0110", f"`{ref.name}` routes parameters with several rules; it cannot be used as a step",
-                               ref.span, help="compose steps, or route to an optimizer with a single rule")
-                return None
-            src = info.rules[0]
-            uses = [StepUse(u.name or ref.name, _merge_binders(src.binder, u.binder), u.body,
-                            {k: src.hypers.get(k, h) for k, h in u.hypers.items()}, dict(u.bindings)) for u in src.chain]
-        else:
-            hint = did_you_mean(ref.name, list(self.steps) + list(self.optimizer_defs))
-            what = "an operator, not a step" if registry.get(ref.name) else None
-            self.bag.error("GEO0101", f"unknown step `{ref.name}`" if what is None else f"`{ref.name}` is {what}",
-                           ref.span, help=hint or "define it with `step NAME(W; hypers):` or `use` the spec that does")
-            return None
-        declared = {k for u in uses for k in u.hypers}
-        order = list(dict.fromkeys(k for u in uses for k in u.hypers))
-        if len(ref.args) > len(order):
-            self.bag.error("GEO0201", f"`{ref.name}` has {len(order)} hyperparameters, found {len(ref.args)} arguments",
-                           ref.span)
-            return None
-        given = dict(zip(order, ref.args))
-        for kw in ref.kwargs:
-            if kw.name not in declared:
-                self.bag.error("GEO0103", f"`{ref.name}` has no hyperparameter `{kw.name}`", kw.span,
-                               help=did_you_mean(kw.name, declared) or "hyperparameters: " + ", ".join(order))
-                continue
-            if kw.name in given:
-                self.bag.error("GEO0103", f"hyperparameter `{kw.name}` is given twice", kw.span)
-                continue
-            given[kw.name] = kw.value
-        for name, value in given.items():
-            for u in uses:
-                if name not in u.hypers or name in u.bindings:
-                    continue
-                literal = _literal(value)
-                if literal is not None:
-                    # A literal sets a new default: the hyperparameter stays tunable (schedulers, kwargs).
-                    old = u.hypers[name]
-                    u.hypers[name] = HyperInfo(name, old.static, self._coerce(old, literal, value), value.span,
-                                               old.choices)
-                else:
-                    u.bindings[name] = value
-        return uses
-
-    def _coerce(self, old: HyperInfo, value: Any, expr: ast.Expr) -> Any:
-        if old.choices and repr(value) not in {repr(c) for c in old.choices}:
-            shown = [_show(c) for c in old.choices]
-            self.bag.error("GEO0304", f"`{old.name}` is one of {', '.join(shown)}; found {_show(value)}", expr.span,
-                           secondary=[Label(old.span, "declared here")],
-                           help=did_you_mean(_show(value), shown) if isinstance(value, str) else None)
-            return old.default
-        if not old.static and isinstance(value, (int, float, tuple)) and not isinstance(value, bool) \
-                and not _finite(value):
-            self.bag.error("GEO0302", f"`{old.name}` takes finite numbers, found {_show(value)}", expr.span,
-                           secondary=[Label(old.span, "declared here")])
-            return old.default
-        if not old.static and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if not old.static and isinstance(value, tuple):
-            return tuple(float(v) for v in value)
-        if not old.static:
-            self.bag.error("GEO0302", f"`{old.name}` is a runtime hyperparameter; it takes a number, found "
-                           f"{static_kind(value)}", expr.span, secondary=[Label(old.span, "declared here")])
-        return value
-
-    def _rule_hypers(self, chain: list[StepUse], header: dict[str, HyperInfo], from_steps: bool) -> dict[str, HyperInfo]:
-        out: dict[str, HyperInfo] = {}
-        for u in chain:
-            for name, h in u.hypers.items():
-                if name in u.bindings:
-                    continue
-                if name in header and from_steps:
-                    h = header[name]
-                if name in out and out[name] is not h:
-                    prev = out[name]
-                    if prev.static != h.static:
-                        self.bag.error("GEO0111", f"hyperparameter `{name}` is static in one step and runtime in another",
-                                       h.span, secondary=[Label(prev.span, "declared here too")])
-                    elif prev.default != h.default and name not in header:
-                        self.bag.error("GEO0111", f"composed steps give `{name}` different defaults "
-                                       f"({_show(prev.default)} and {_show(h.default)})", h.span,
-                                       secondary=[Label(prev.span, "the other default")],
-                                       help=f"declare `{name}` in the optimizer's header to choose one")
-                    continue
-                out[name] = h
-        for name, h in header.items():
-            out.setdefault(name, h)
-        return out
-
-
-def _merge_binders(outer: ast.Binder, inner: ast.Binder) -> ast.Binder:
-    return ast.Binder(inner.span, outer.selector + inner.selector, inner.name, inner.name_span, inner.view)
-
-
-def _literal(expr: ast.Expr) -> Any:
-    if isinstance(expr, (ast.Number, ast.String, ast.Bool)):
-        return expr.value
-    if isinstance(expr, ast.Unary) and expr.op == "-" and isinstance(expr.operand, ast.Number):
-        return -expr.operand.value
-    if isinstance(expr, ast.TupleExpr):
-        items = [_literal(i) for i in expr.items]
-        return None if any(i is None for i in items) else tuple(items)
-    return None
-
-
-def _is_one_of(expr: ast.Expr | None) -> bool:
-    return isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "one_of"
-
-
-def _finite(v: Any) -> bool:
-    if isinstance(v, tuple):
-        return all(_finite(x) for x in v)
-    return not isinstance(v, float) or math.isfinite(v)
-
-
-def _show(v: Any) -> str:
-    return "none" if v is REQUIRED else repr(v)
-
-
-def _head(item) -> Span:
-    return _head_of(item.span)
-
-
-def _head_of(span: Span) -> Span:
-    """The first line of a declaration, for labels."""
-    text = span.text
-    end = text.find("\n")
-    end = span.start + (end if end >= 0 else len(text))
-    return Span(span.source, span.start, code_end(span.source.text, span.start, end))  # without a comment
-
-
-# ---- elaboration ---------------------------------------------------------------------------------------
 @dataclass
 class Var:
     kind: str        # param | grad | t | hyper | static | state | let | loop | binding
@@ -635,7 +121,7 @@ class Elaborator:
     # -- the rule
     def param_type(self) -> Tensor:
         rule = self.rule
-        base = P.rule_type(self.rank)
+        base = rule_type(self.rank)
         if rule.view is not None:
             try:
                 return rule.view.type(base, rule.view_args)
@@ -1209,7 +695,7 @@ class Elaborator:
         saved_init, self.in_init = self.in_init, False
         try:
             self.block(fn.body, Scope(parent=scope))
-            self.bag.error("GEO0108", f"function `{fn.name}` ends without `return`", _head(fn),
+            self.bag.error("GEO0108", f"function `{fn.name}` ends without `return`", fn.span.head(),
                            help="end the function with `return EXPR`")
             result = self.poison(call.span)
         except _Return as ret:
@@ -1266,6 +752,3 @@ def _names_in(expr: ast.Expr) -> list[str]:
                 elif isinstance(v, tuple):
                     stack.extend(x for x in v if isinstance(x, ast.Node))
     return out
-
-
-__all__ = ["check", "elaborate", "Checked", "OptimizerInfo", "RuleInfo", "HyperInfo", "GeoError", "Diagnostic"]

@@ -1,0 +1,134 @@
+"""The spec model: what the checker knows about a spec once its names are resolved.
+
+A spec is a set of optimizers; an optimizer is an ordered list of rules (the first rule whose selector holds
+takes a parameter); a rule is a chain of steps run in order on the same gradient (`adamw ∘ cautious`), each
+with its own state namespace, and exposes the union of its steps' hyperparameters. A hyperparameter is
+either static (it selects the compiled code: one program per value) or runtime (a number in the param group,
+read at every step: schedulers change it without recompiling).
+
+`compiler/resolve.py` builds this model from the AST (`check`), `compiler/elaborate.py` lowers one rule of it
+to IR, and the runtime binds real parameters to its rules (`compiler/binding.py`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..dsl import ast
+from ..dsl.source import Span
+from .binding import ParamInfo, ViewDef, selector_matches, selector_rank
+from .ops.registry import REQUIRED
+from .types import SCALAR, Static, TupleT, Type, static_kind
+
+# The storage dtypes a state may declare (`state m: bf16 = ...`).
+STATE_DTYPES = ("bf16", "fp16", "fp32", "fp64")
+# Names every step body has without declaring them: the gradient and the step count.
+BUILTINS = ("grad", "t")
+# State names the compiled program and optimizer keep for themselves (a state is saved under its own name).
+RESERVED_STATES = {"param": "the compiled step returns the parameter's new value under that name",
+                   "step": "the optimizer keeps the step count under that name, as torch.optim does"}
+# Names the compiled optimizer already gives a meaning: its constructor's keywords, the param-group keys geo and
+# torch.optim write or read (a hyperparameter lives in the param group under its own name).
+RESERVED_HYPERS = ("params", "param_names", "geo_rule", "initial_lr", "roles", "backend", "nonfinite", "foreach",
+                   "fused", "capturable", "differentiable", "maximize")
+
+__all__ = ["STATE_DTYPES", "BUILTINS", "RESERVED_STATES", "RESERVED_HYPERS", "REQUIRED", "HyperInfo", "StepUse",
+           "RuleInfo", "OptimizerInfo", "Checked"]
+
+
+@dataclass
+class HyperInfo:
+    name: str
+    static: bool
+    default: Any            # a Python value, or REQUIRED
+    span: Span
+    choices: tuple[Any, ...] = ()  # a static's declared values (`one_of(...)`); empty: any value of its kind
+
+    @property
+    def type(self) -> Type:
+        if self.static:
+            return Static(static_kind(self.default))
+        if isinstance(self.default, tuple):
+            return TupleT(tuple(SCALAR for _ in self.default))
+        return SCALAR
+
+
+@dataclass
+class StepUse:
+    """One step of a rule's chain, in execution order."""
+
+    name: str                           # the step's name ("" for a rule's inline body)
+    binder: ast.Binder
+    body: ast.Block
+    hypers: dict[str, HyperInfo]        # the hyperparameters this step declares (inline body: the header's)
+    bindings: dict[str, ast.Expr]       # hyperparameters bound to expressions over the rule's hypers
+    prefix: str = ""                    # state namespace
+
+
+@dataclass
+class RuleInfo:
+    optimizer: str
+    index: int
+    binder: ast.Binder
+    chain: list[StepUse]
+    hypers: dict[str, HyperInfo]        # the rule's exposed hyperparameters, declaration order
+    route: str
+    span: Span
+    view: ViewDef | None = None
+    view_args: tuple[Any, ...] = ()
+
+    @property
+    def terms(self) -> list[tuple[str, str | None, bool]]:
+        return [(t.word, t.pattern, t.negated) for t in self.binder.selector]
+
+    @property
+    def text(self) -> str:
+        written = self.binder.span.text.strip()
+        implicit = not self.binder.selector and written != self.binder.name and self.binder.view is None
+        return ("= " if implicit else "for ") + written
+
+    def rank(self) -> int | None:
+        """The rank the rule's own selector fixes (None: the rule is compiled per rank it meets)."""
+        return selector_rank(self.binder.selector)
+
+    def step_rank(self, i: int) -> int | None:
+        """The rank step `i`'s own selector fixes (a `matrix` step in a chain that also serves vectors)."""
+        return selector_rank(self.chain[i].binder.selector)
+
+    def active_steps(self, info: ParamInfo) -> tuple[int, ...]:
+        """The steps of the chain whose own selectors match this parameter (the others are skipped)."""
+        return tuple(i for i, s in enumerate(self.chain)
+                     if selector_matches([(t.word, t.pattern, t.negated) for t in s.binder.selector], info))
+
+    def statics(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The rule's static hyperparameter values, by name: from `values` (a param group, overrides) where it
+        has them, else the declared defaults. They choose the program the rule compiles to."""
+        given = values if values is not None else {}
+        return {k: given.get(k, h.default) for k, h in self.hypers.items() if h.static}
+
+
+@dataclass
+class OptimizerInfo:
+    name: str
+    doc: str | None
+    span: Span
+    rules: list[RuleInfo]
+    fingerprint: str                    # hash of the spec text of every module it came from
+
+    @property
+    def hypers(self) -> dict[str, HyperInfo]:
+        out: dict[str, HyperInfo] = {}
+        for r in self.rules:
+            for k, h in r.hypers.items():
+                out.setdefault(k, h)
+        return out
+
+
+@dataclass
+class Checked:
+    optimizers: dict[str, OptimizerInfo]
+    root_optimizers: list[str]
+    functions: dict[str, ast.FunctionDef]
+    steps: dict[str, ast.StepDef]
+    doc: str | None = None
+    standalone: list[RuleInfo] = field(default_factory=list)  # steps no optimizer uses, checked on their own
