@@ -10,7 +10,7 @@ import torch
 
 from ..ir import Node, Program, reachable
 from ..ops import registry
-from ..ops.matrix import DTYPES
+from ..types import torch_dtype
 
 
 def evaluate(nodes: list[Node], env: dict[str, Any], known: dict[int, Any] | None = None) -> dict[int, Any]:
@@ -43,7 +43,7 @@ def store(value: Any, like: Any, dtype: str | None) -> Any:
     shape; a scalar slot holds a Python float."""
     if not isinstance(like, torch.Tensor):
         return float(value)
-    target = DTYPES[dtype] if dtype else like.dtype
+    target = torch_dtype(dtype) if dtype else like.dtype
     if not isinstance(value, torch.Tensor):
         return torch.full_like(like, float(value), dtype=target)
     if value.shape != like.shape:

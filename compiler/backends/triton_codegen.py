@@ -33,10 +33,9 @@ from typing import Any
 from ..ir import Node, Program
 from ..ops import registry
 from ..plan import Kernel, OpCall, Plan, is_host
-from ..types import Tensor
+from ..types import DTYPES, Tensor
 
 CODEGEN_VERSION = "1"
-TL_DTYPES = {"fp32": "tl.float32", "fp64": "tl.float64", "bf16": "tl.bfloat16", "fp16": "tl.float16"}
 ACCESSES = ("full", "scalar", "bcast")
 
 
@@ -109,7 +108,7 @@ def kernel_source(program: Program, kernel: Kernel, launch: Launch, num: dict[in
     """The `@triton.jit` function of one kernel for one launch, named `k<phase index>`."""
     num = num if num is not None else numbering(program)
     lay = layout(kernel, launch)
-    ct = TL_DTYPES[launch.compute]
+    ct = DTYPES[launch.compute].triton
     bcast = sorted(lay.strides)
     rank = launch.rank if bcast else 0
     out: list[str] = []
@@ -133,7 +132,7 @@ def kernel_source(program: Program, kernel: Kernel, launch: Launch, num: dict[in
     for j, (a, (dtype, access)) in enumerate(zip(kernel.inputs, launch.inputs)):
         v = f"v{num[a.id]}"
         names[a.id] = v
-        emit(f"    p{j} = tl.load(row + {lay.inputs + j}).to(tl.pointer_type({TL_DTYPES[dtype]}))")
+        emit(f"    p{j} = tl.load(row + {lay.inputs + j}).to(tl.pointer_type({DTYPES[dtype].triton}))")
         upcast = "" if dtype == launch.compute else f".to({ct})"
         if access == "full":
             emit(f"    {v} = tl.load(p{j} + offs, mask=mask, other=0){upcast}{_where(a, program)}")
@@ -172,7 +171,7 @@ def kernel_source(program: Program, kernel: Kernel, launch: Launch, num: dict[in
     for o, dests in zip(kernel.outputs, launch.outputs):
         value = names[o.id] if block[o.id] else f"({names[o.id]} + tl.zeros((BLOCK,), {ct}))"
         for dtype in dests:
-            emit(f"    q{ptr} = tl.load(row + {ptr}).to(tl.pointer_type({TL_DTYPES[dtype]}))")
+            emit(f"    q{ptr} = tl.load(row + {ptr}).to(tl.pointer_type({DTYPES[dtype].triton}))")
             emit(f"    tl.store(q{ptr} + offs, {_cast(value, launch.compute, dtype)}, mask=mask)")
             ptr += 1
     return "\n".join(out) + "\n"
@@ -186,7 +185,7 @@ def node_dtype(n: Node, param: str) -> str:
 
 def _round(expr: str, compute: str, dtype: str) -> str:
     """`expr` rounded to `dtype` and held in the compute dtype again."""
-    return f"{_cast(expr, compute, dtype)}.to({TL_DTYPES[compute]})"
+    return f"{_cast(expr, compute, dtype)}.to({DTYPES[compute].triton})"
 
 
 def _cast(value: str, compute: str, dtype: str) -> str:
@@ -194,7 +193,7 @@ def _cast(value: str, compute: str, dtype: str) -> str:
         return value
     if dtype == "bf16":
         return f"G.to_bf16({value})"
-    return f"{value}.to({TL_DTYPES[dtype]})"
+    return f"{value}.to({DTYPES[dtype].triton})"
 
 
 MODULE_HEADER = ("import triton\n"

@@ -24,15 +24,15 @@ from torch.autograd.graph import increment_version
 
 from ..ir import Node, Program, print_program
 from ..ops import registry
-from ..ops.matrix import DTYPES
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
+from ..types import DTYPES, torch_dtype
 from . import triton_cache
 from .reference import KEPT, ReferenceStep, end_step, storage_id
 from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
 BLOCK = 1024
-NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
+NAMES = {torch_dtype(name): name for name in DTYPES}  # per tensor of every launch: a dict lookup by torch dtype
 
 
 def _triton_math():
@@ -193,7 +193,7 @@ class TritonStep:
                 value = None
                 for slot, dtype in dests:
                     if slot is None:
-                        buf = torch.empty(dom, dtype=DTYPES[dtype], device=p.device)
+                        buf = torch.empty(dom, dtype=torch_dtype(dtype), device=p.device)
                     else:
                         target = p if slot == "param" else states[i][slot]
                         if target.is_contiguous() and tuple(target.shape) == dom and shared[i][storage_id(target)] == 1:

@@ -31,9 +31,9 @@ import math
 
 import torch
 
-from ..types import Scalar, ShapeError, Static, Tensor
+from ..types import DTYPES, Scalar, ShapeError, Static, Tensor
 from . import _linalg, sampling
-from .matrix import DTYPES, SCHEDULES, msign, msign_svd
+from .matrix import SCHEDULES, msign, msign_svd
 from .registry import INIT, MATRIX, SHAPE, Domain, Law, StaticArg, op
 
 
