@@ -1,4 +1,4 @@
-"""Triton lowerings for the elementwise operators' `triton` facets (compiler/backends/triton_codegen.py).
+"""Triton lowerings for the elementwise operators' `triton` facets (compiler/backends/triton/codegen.py).
 
 A facet is `fn(args, attrs) -> str`: the Triton expression of the operator applied to argument expressions
 (`args`, strings naming Triton tensors — blocks or 0-d values — all in the kernel's compute dtype, fp32 or

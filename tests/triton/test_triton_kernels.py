@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import geo
-from geo.compiler.backends.triton_step import TritonStep, _access, _strides
+from geo.compiler.backends.triton.step import TritonStep, _access, _strides
 from geo.compiler.ops import matrix, registry
 
 ADAM16 = '''

@@ -1,7 +1,7 @@
 """The Triton backend: a program's plan run over every parameter of a group, one launch per fused kernel.
 
     host     every host scalar, once per distinct (shape, step) of the group, in double precision
-    Kernel   ONE launch of the kernel triton_codegen generates for it, over all the group's tensors (a group
+    Kernel   ONE launch of the kernel codegen.py generates for it, over all the group's tensors (a group
              whose tensors differ in dtype or access pattern gets one launch per kind)
     OpCall   the operator's torch reference; for operators that batch over leading dims (`OpDef.batches`), same-shape
              same-dtype matrices are stacked into one call, so one Newton–Schulz serves all of them
@@ -22,13 +22,14 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from ..ir import Node, Program, print_program
-from ..ops import registry
-from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
-from ..types import DTYPES, torch_dtype
-from . import triton_cache
-from .reference import KEPT, ReferenceStep, end_step, storage_id
-from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
+from ...ir import Node, Program, print_program
+from ...ops import registry
+from ...plan import Kernel, OpCall, concrete_shapes, is_host, plan
+from ...types import DTYPES, torch_dtype
+from ..epilogue import KEPT, end_step, storage_id
+from ..reference import ReferenceStep
+from . import cache
+from .codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
 BLOCK = 1024
@@ -37,7 +38,7 @@ NAMES = {torch_dtype(name): name for name in DTYPES}  # per tensor of every laun
 
 def _triton_math():
     try:
-        from . import triton_math
+        from .. import triton_math
     except ImportError as err:  # triton is an optional dependency
         raise RuntimeError("the triton backend needs the `triton` package: pip install 'geo[triton]'") from err
     return triton_math
@@ -267,9 +268,9 @@ class TritonStep:
         fn = self._fns.get(key)
         if fn is None:
             where = _device_name(device, self._math.INTERPRETED)
-            versions = triton_cache.versions()
+            versions = cache.versions()
             context = {"BLOCK": BLOCK, "device": where, "versions": versions}
-            module = triton_cache.load(
+            module = cache.load(
                 (self.text, k.index, repr(launch), context),
                 lambda: module_source([kernel_source(self.program, k, launch, self.num)]),
                 context)
