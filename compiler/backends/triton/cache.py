@@ -40,9 +40,8 @@ def versions() -> dict[str, str]:
     import triton
 
     from .... import __version__
-    from .. import triton_math
-    from . import codegen
-    library = hashlib.sha256(Path(triton_math.__file__).read_bytes()).hexdigest()[:16]
+    from . import codegen, device
+    library = hashlib.sha256(Path(device.__file__).read_bytes()).hexdigest()[:16]
     return {"geo": __version__, "codegen": codegen.CODEGEN_VERSION, "library": library,
             "triton": triton.__version__, "torch": torch.__version__}
 

@@ -22,7 +22,7 @@ destination buffers' dtypes: the parameter or a state in place, or a fresh buffe
 The source never contains text of the spec: values are named `v0, v1, …` (numbered as `--emit opt` numbers
 nodes), operators lower through their registry facet (`OpDef.triton`, a function of argument expressions),
 and the only comments are `# op @line:col`. Device functions (IEEE division and square root, NaN-propagating
-max, bf16 rounding, the transcendental functions) live in `triton_math`, imported as `G`.
+max, bf16 rounding, the transcendental functions) live in device.py, imported as `G`.
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def _cast(value: str, compute: str, dtype: str) -> str:
 
 MODULE_HEADER = ("import triton\n"
                  "import triton.language as tl\n"
-                 "from geo.compiler.backends import triton_math as G\n")
+                 "from geo.compiler.backends.triton import device as G\n")
 
 
 def module_source(functions: list[str]) -> str:

@@ -36,19 +36,19 @@ BLOCK = 1024
 NAMES = {torch_dtype(name): name for name in DTYPES}  # per tensor of every launch: a dict lookup by torch dtype
 
 
-def _triton_math():
+def _device():
     try:
-        from .. import triton_math
+        from . import device
     except ImportError as err:  # triton is an optional dependency
         raise RuntimeError("the triton backend needs the `triton` package: pip install 'geo[triton]'") from err
-    return triton_math
+    return device
 
 
 class TritonStep:
     name = "triton"
 
     def __init__(self, program: Program):
-        self._math = _triton_math()
+        self._math = _device()
         self.program = program
         self.plan = plan(program)
         self._reference = ReferenceStep(program)
