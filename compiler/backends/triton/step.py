@@ -7,8 +7,8 @@
              same-dtype matrices are stacked into one call, so one Newton–Schulz serves all of them
 
 Kernels write the parameter and the states in place where the plan allows it (`plan.in_place`) and the buffer
-is contiguous with the kernel's shape; everything else is written at the end of the step, as the reference
-backend's `store` does, never leaving a state sharing memory with the parameter, the gradient or another state.
+is contiguous with the kernel's shape; everything else is written at the end of the step by every backend's
+epilogue (../epilogue.py), never leaving a state sharing memory with the parameter, the gradient or another state.
 
 Triton runs on CUDA tensors, or on CPU tensors under Triton's interpreter (`TRITON_INTERPRET=1`, set before
 triton is imported), which is how the tests run it.
