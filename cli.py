@@ -130,7 +130,7 @@ def _literal(text: str):
 
 def _compile(args) -> int:
     from .compiler import pipeline
-    from .compiler.backends.foreach import ForeachStep
+    from .compiler.backends.torch_path import TorchPathStep
     from .compiler.ir import print_program
     from .compiler.plan import plan
     from .dsl import ast
@@ -168,11 +168,11 @@ def _compile(args) -> int:
         rank = rule.rank() if rule.rank() is not None else args.rank
         program = pipeline.specialize(checked, rule, statics, rank, optimize=args.emit != "ir")
         if args.emit == "torch":
-            out.append(ForeachStep(program).show())
+            out.append(TorchPathStep(program).show())
         elif args.emit == "plan":
             out.append(plan(program).show())
         elif args.emit == "triton":
-            from .compiler.backends.triton_codegen import emit_program
+            from .compiler.backends.triton.codegen import emit_program
             out.append(f"# {info.name}[{rule.index}] {program.rule_text}\n" + emit_program(program, plan(program)))
         else:
             out.append(print_program(program))
@@ -181,7 +181,7 @@ def _compile(args) -> int:
 
 
 def _explain(args) -> int:
-    from .compiler.ops.matrix import DTYPES
+    from .compiler.types import torch_dtype
     from .runtime import explain as ex
     from .runtime.api import compile as compile_spec
     try:
@@ -189,7 +189,7 @@ def _explain(args) -> int:
     except ValueError as err:
         print(f"geo: {err}", file=sys.stderr)
         return 2
-    print(ex.explain(compile_spec(_source(args.file), name=args.name), params, DTYPES[args.dtype]))
+    print(ex.explain(compile_spec(_source(args.file), name=args.name), params, torch_dtype(args.dtype)))
     return 0
 
 

@@ -27,9 +27,7 @@ from typing import Any
 from ..dsl.diagnostics import InternalError
 from .ir import SOURCE_OPS, Node, Program
 from .ops import registry
-from .types import Scalar, Static, Tensor
-
-BYTES = {"param": 4, "bf16": 2, "fp16": 2, "fp32": 4, "fp64": 8}
+from .types import DTYPES, Scalar, Static, Tensor
 
 
 def is_host(n: Node) -> bool:
@@ -242,7 +240,7 @@ def concrete_shapes(program: Program, shape: tuple[int, ...]) -> dict[int, tuple
 
 def _itemsize(n: Node, param_bytes: int) -> int:
     dtype = n.type.dtype if isinstance(n.type, Tensor) else "param"
-    return param_bytes if dtype == "param" else BYTES.get(dtype, param_bytes)
+    return DTYPES[dtype].itemsize if dtype in DTYPES else param_bytes
 
 
 def phase_cost(phase: Kernel | OpCall, shapes: dict[int, tuple[int, ...]], param_bytes: int = 4) -> Cost:

@@ -18,10 +18,10 @@ from ..dsl import ast
 from ..dsl.source import Span
 from .binding import ParamInfo, ViewDef, selector_matches, selector_rank
 from .ops.registry import REQUIRED
-from .types import SCALAR, Static, TupleT, Type, static_kind
+from .types import DTYPES, SCALAR, Static, TupleT, Type, static_kind
 
 # The storage dtypes a state may declare (`state m: bf16 = ...`).
-STATE_DTYPES = ("bf16", "fp16", "fp32", "fp64")
+STATE_DTYPES = tuple(DTYPES)
 # Names every step body has without declaring them: the gradient and the step count.
 BUILTINS = ("grad", "t")
 # State names the compiled program and optimizer keep for themselves (a state is saved under its own name).

@@ -9,12 +9,54 @@
 
 Dims are symbols (`m`, `n`: the rows and cols a rule binds) or ints. Symbolic equalities that cannot be
 decided at compile time become bind-time constraints, checked against the real parameter's shape.
+
+A tensor's dtype is "param" (whatever the parameter holds) or one of geo's storage dtypes, `DTYPES`: the one
+table of their item sizes, torch dtypes and Triton types, which the checker, the operators, the plan's cost
+model and every backend read. This module stays free of torch at import time (the checker and `geo check`
+need no torch): `torch_dtype(name)` imports it on first use.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 Dim = int | str
+
+
+@dataclass(frozen=True)
+class DType:
+    """One storage dtype: geo's name for it, its item size, and what torch and Triton call it."""
+
+    name: str      # as a spec writes it: `state m: bf16 = ...`, `msign(x, dtype = "fp32")`
+    itemsize: int  # bytes per element
+    torch: str     # the attribute of the torch module (`torch.bfloat16`)
+    triton: str    # the Triton type expression in generated kernels
+
+
+# Ordered from narrow to wide: type promotion takes the later of two, and messages list them in this order.
+DTYPES: dict[str, DType] = {d.name: d for d in (
+    DType("bf16", 2, "bfloat16", "tl.bfloat16"),
+    DType("fp16", 2, "float16", "tl.float16"),
+    DType("fp32", 4, "float32", "tl.float32"),
+    DType("fp64", 8, "float64", "tl.float64"),
+)}
+
+_TORCH: dict[str, Any] = {}  # name -> torch.dtype, filled on first use
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype of a storage dtype name (KeyError for any other name)."""
+    found = _TORCH.get(name)
+    if found is None:
+        import torch
+        found = _TORCH[name] = getattr(torch, DTYPES[name].torch)
+    return found
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """geo's name for a torch dtype (`torch.bfloat16` -> "bf16"), None for a dtype geo does not store."""
+    attr = str(dtype).removeprefix("torch.")
+    return next((d.name for d in DTYPES.values() if d.torch == attr), None)
 
 
 @dataclass(frozen=True)
@@ -135,7 +177,7 @@ def broadcast(a: Type, b: Type, constraints: list[tuple[Dim, Dim]]) -> Type:
     return Tensor(tuple(reversed(out)), a.batched or b.batched, dtype)
 
 
-_ORDER = ["bf16", "fp16", "fp32", "fp64"]
+_ORDER = list(DTYPES)
 
 
 def _promote(x: str, y: str) -> str:

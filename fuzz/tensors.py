@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
-# MOVING-DAY: dedupe (the dtype table of compiler/types.py)
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp64": torch.float64}
+from ..compiler.types import torch_dtype
+
 FINITE_KINDS = ("gaussian", "zeros", "tiny", "huge", "rank1", "illcond")
 NONFINITE_KINDS = ("nan", "inf")
 GRAD_KINDS = FINITE_KINDS + NONFINITE_KINDS
@@ -67,7 +67,7 @@ def make_tensor(kind: str, shape: Sequence[int], dtype: str = "fp32", seed: int 
         x = x.reshape(shape)
     else:
         raise ValueError(f"unknown tensor kind {kind!r}; one of {', '.join(GRAD_KINDS)}")
-    return x.to(DTYPES[dtype])
+    return x.to(torch_dtype(dtype))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ import torch
 
 from ..compiler.binding import show_shape, slot_shape
 from ..compiler.ir import StateSlot
-from ..compiler.ops.matrix import DTYPES
 from ..compiler.spec import OptimizerInfo, RuleInfo
+from ..compiler.types import torch_dtype
+from ..version import __version__
 from .hypers import check_hyper
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ class CheckpointError(ValueError):
 
 def identity(info: OptimizerInfo) -> dict[str, Any]:
     """The `geo` entry of a state_dict: which optimizer, and which version of its spec, wrote it."""
-    from .. import __version__  # here, not at the top: the package root imports the runtime
     return {"optimizer": info.name, "fingerprint": info.fingerprint, "geo_version": __version__}
 
 
@@ -56,7 +56,7 @@ def restore_dtypes(opt: GeoOptimizer) -> None:
                 continue
             for slot in _slots(opt, rule, group, p):
                 if slot.dtype and isinstance(state.get(slot.name), torch.Tensor):
-                    state[slot.name] = state[slot.name].to(DTYPES[slot.dtype])
+                    state[slot.name] = state[slot.name].to(torch_dtype(slot.dtype))
 
 
 def _slots(opt: GeoOptimizer, rule: RuleInfo, group: dict[str, Any], p: torch.Tensor) -> list[StateSlot]:

@@ -8,18 +8,13 @@ the cache makes that cost per distinct key rather than per parameter.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import torch
-
-from ..compiler.backends.foreach import ForeachStep
-from ..compiler.backends.reference import ReferenceStep
-from ..compiler.backends.triton_step import TritonStep
+from ..compiler import backends
 from ..compiler.pipeline import specialize
 from ..compiler.spec import Checked, OptimizerInfo, RuleInfo
 
-BACKENDS = ("auto", "torch", "triton", "reference")
+BACKENDS = (backends.AUTO, *backends.BACKENDS)
 
 
 class CompiledSpec:
@@ -49,7 +44,7 @@ class CompiledSpec:
         found = self._runners.get(key)
         if found is None:
             program = self.program(rule, statics, rank, active)
-            found = {"reference": ReferenceStep, "triton": TritonStep}.get(backend, ForeachStep)(program)
+            found = backends.backend(backend)(program)
             self._runners[key] = found
         return found
 
@@ -58,15 +53,3 @@ def _statics_key(statics: dict[str, Any]) -> tuple:
     # repr, as the IR's interning does: 1, 1.0 and True are equal (and hash alike) in Python, but not as static values.
     return tuple(sorted((k, repr(v)) for k, v in statics.items()))
 
-
-def resolve_backend(backend: str, p: torch.Tensor) -> str:
-    """`auto`: Triton kernels for CUDA tensors (when triton is installed), the multi-tensor torch path elsewhere."""
-    if backend != "auto":
-        return backend
-    return "triton" if p.is_cuda and _has_triton() else "torch"
-
-
-@functools.cache
-def _has_triton() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("triton") is not None

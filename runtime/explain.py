@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..compiler.binding import ParamInfo, bind_rule, infer_role, viewed_shape
-from ..compiler.ops.matrix import DTYPES
+from ..compiler.types import DTYPES, dtype_name
 from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
 from ..dsl.diagnostics import Diagnostic, GeoError
 
@@ -21,7 +21,6 @@ GPT2_SMALL_LAYER = {
     "h.0.attn.c_attn.bias": (2304,), "h.0.attn.c_proj.weight": (768, 768), "h.0.mlp.c_fc.weight": (3072, 768),
     "h.0.mlp.c_proj.weight": (768, 3072),
 }
-BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2, torch.float64: 8}
 
 
 def parse_param(text: str) -> tuple[str, tuple[int, ...]]:
@@ -56,7 +55,7 @@ def _flops(n: float) -> str:
 
 def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32) -> str:
     spec = optimizer_cls._geo
-    itemsize = BYTES[dtype]
+    itemsize = DTYPES[dtype_name(dtype)].itemsize
     lines = [f"explain {spec.info.name}  ({len(spec.rules)} rule{'s' if len(spec.rules) != 1 else ''}, "
              f"parameters in {str(dtype).removeprefix('torch.')})"]
     totals = [0.0, 0.0, 0.0, 0, 0, 0.0]  # read, written, flops, kernels, ops, state bytes
@@ -80,7 +79,7 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
         parts = []
         init_shapes = concrete_shapes_for_init(program, seen)
         for s in program.states:
-            size = math.prod(init_shapes.get(s.name, ())) * (BYTES.get(DTYPES[s.dtype], itemsize) if s.dtype else itemsize)
+            size = math.prod(init_shapes.get(s.name, ())) * (DTYPES[s.dtype].itemsize if s.dtype else itemsize)
             state_bytes += size
             parts.append(f"{s.name} {_mb(size)}" + (f" ({s.dtype})" if s.dtype else ""))
         lines.append(f"  state: {', '.join(parts) or 'none'}  = {_mb(state_bytes)}")

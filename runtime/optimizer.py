@@ -1,6 +1,6 @@
 """`GeoOptimizer`: a compiled spec as a real `torch.optim.Optimizer`.
 
-Pure init/update inside (the backends' `init` and `step`), the torch API outside: param groups with
+Pure init/update inside (the backends' `init` and `step_group`), the torch API outside: param groups with
 per-group hyperparameters, `step(closure)`, `zero_grad`, step hooks, `state_dict`/`load_state_dict`, LR
 schedulers (they change `group["lr"]`, a runtime hyperparameter: nothing recompiles).
 
@@ -19,12 +19,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..compiler.backends.reference import storage_id
+from ..compiler import backends
+from ..compiler.backends.epilogue import storage_id
 from ..compiler.binding import ROLES, ParamInfo, bind_rule, infer_role, misfit
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 from . import checkpoint
 from .checkpoint import STEP_KEY, param_name
-from .compiled import BACKENDS, CompiledSpec, resolve_backend
+from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, validate_kwargs
 
 NONFINITE = ("skip", "raise", "propagate")
@@ -167,7 +168,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
             for p in ps:
                 _, rank, active = self._geo_binding[p]
-                runner = spec.runner(rule, statics, rank, active, resolve_backend(self._geo_backend, p))
+                runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
                 view = rule.view
                 param_view = view.forward(p, rule.view_args) if view is not None else p
                 grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..types import ShapeError, Tensor
+from ..types import DTYPES, ShapeError, Tensor, torch_dtype
 from . import _linalg, sampling
 from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, host_scalar, matrix_rule, op
 
@@ -56,9 +56,6 @@ SCHEDULES: dict[str, Schedule] = {s.name: s for s in [
         (1.8564, -1.2132, 0.3568), (1.8750, -1.2500, 0.3750),
     ), 1.0, (0.9999, 1.0001), 8, "Spectral Sphere Optimizer's 8-step Polar Express list (Xie et al., arXiv 2601.08393)"),
 ]}
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "fp64": torch.float64}
-
 
 def resolve_schedule(coeffs) -> Schedule:
     if isinstance(coeffs, str):
@@ -233,7 +230,7 @@ def msign(x, eps=1e-7, steps: StaticArg = 5, coeffs: StaticArg = "keller", dtype
     if method == "svd":
         return msign_svd(x).to(x.dtype)
     schedule = resolve_schedule(coeffs)
-    compute = x.dtype if dtype == "param" else DTYPES[dtype]
+    compute = x.dtype if dtype == "param" else torch_dtype(dtype)
     eps_value = float(eps) if not isinstance(eps, torch.Tensor) else float(eps.item())
     out = newton_schulz(x, schedule, steps, compute, eps_value, schedule.safety if safety is None else float(safety))
     return out.to(x.dtype)

@@ -31,9 +31,10 @@ import math
 
 import torch
 
-from ..types import Scalar, ShapeError, Static, Tensor
+from ..types import ShapeError, Tensor
 from . import _linalg, sampling
-from .matrix import DTYPES, SCHEDULES, msign, msign_svd
+from ._rules import check_msign_attrs, check_steps, number
+from .matrix import msign, msign_svd
 from .registry import INIT, MATRIX, SHAPE, Domain, Law, StaticArg, op
 
 
@@ -60,11 +61,6 @@ def _wide(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return (x.mT if tall else x), tall
 
 
-def _number_like(v, like: torch.Tensor) -> torch.Tensor:
-    """A runtime number (a Python float or a 0-d / (…, 1, 1) tensor) as a tensor in like's dtype and device."""
-    return torch.as_tensor(v, dtype=like.dtype, device=like.device)
-
-
 # ---- type rules ----------------------------------------------------------------------------------------
 def _matrix(t, i: int, what: str = "") -> Tensor:
     if not (isinstance(t, Tensor) and t.is_matrix):
@@ -72,14 +68,6 @@ def _matrix(t, i: int, what: str = "") -> Tensor:
                          help="restrict this rule to matrix parameters (`for matrix W`) or view them as matrices "
                               "(`as matrix`)")
     return t
-
-
-def _number(t, i: int, what: str) -> None:
-    """A runtime or static number, or a 0-d tensor (a norm, a state like `prev_lambda`)."""
-    ok = isinstance(t, Scalar) or (isinstance(t, Static) and t.kind in ("int", "float")) or \
-        (isinstance(t, Tensor) and t.shape is not None and all(d == 1 for d in t.shape))
-    if not ok:
-        raise ShapeError(f"needs a number for `{what}`, found `{t.show()}`", arg=i, code="GEO0202")
 
 
 def _rows_type(w: Tensor, k, dtype: str | None = None) -> Tensor:
@@ -105,30 +93,6 @@ def _right_vector(args, i: int, constraints) -> Tensor:
     return v
 
 
-def _check_steps(value, what: str, high: int = 1000) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
-        raise ShapeError(f"`{what}` must be a static integer in [0, {high}], found {value!r}", code="GEO0206")
-
-
-def _check_msign_attrs(attrs, methods=("ns", "svd")) -> None:
-    """The msign settings shared by the ops that call msign: method, steps, coeffs, dtype."""
-    method = attrs.get("method")
-    if method not in methods:
-        raise ShapeError(f"`method` must be one of {', '.join(repr(m) for m in methods)}, found {method!r}".replace(
-            "'", '"'), code="GEO0206")
-    _check_steps(attrs.get("steps"), "steps", 99)
-    coeffs = attrs.get("coeffs")
-    if isinstance(coeffs, str):
-        if coeffs not in SCHEDULES:
-            raise ShapeError(f"unknown coefficient schedule {coeffs!r}", code="GEO0206",
-                             help="one of " + ", ".join(f'"{k}"' for k in SCHEDULES))
-    elif not (isinstance(coeffs, tuple) and coeffs and all(isinstance(t, tuple) and len(t) == 3 for t in coeffs)):
-        raise ShapeError("`coeffs` must name a schedule or be a tuple of (a, b, c) tuples", code="GEO0206")
-    dtype = attrs.get("dtype")
-    if dtype not in DTYPES and dtype != "param":
-        raise ShapeError(f"unknown dtype {dtype!r}", code="GEO0206", help="one of " + ", ".join(f'"{k}"' for k in DTYPES))
-
-
 def _right_init_rule(args, attrs, constraints):
     w = _matrix(args[0], 0)
     rank = attrs.get("rank")
@@ -143,7 +107,7 @@ def _right_init_rule(args, attrs, constraints):
 def _power_iter_rule(args, attrs, constraints):
     w = _matrix(args[0], 0)
     v = _right_vector(args, 1, constraints)
-    _check_steps(attrs.get("steps"), "steps")
+    check_steps(attrs.get("steps"), "steps")
     return _rows_type(w, v.shape[-2], v.dtype)
 
 
@@ -170,8 +134,8 @@ def _top_left_rule(args, attrs, constraints):
 def _clip_rule(args, attrs, constraints):
     w = _matrix(args[0], 0)
     for i, name in ((1, "lo"), (2, "hi")) if len(args) == 3 else ((1, "beta"),):
-        _number(args[i], i, name)
-    _check_msign_attrs(attrs, ("ns", "polar", "svd"))
+        number(args[i], i, name)
+    check_msign_attrs(attrs, ("ns", "polar", "svd"))
     return w
 
 
@@ -423,24 +387,11 @@ def _abs_part(c: torch.Tensor, method, steps, coeffs, dtype) -> torch.Tensor:
     return c @ _polar(c, method, steps, coeffs, dtype).mT
 
 
-def _svd_apply(w: torch.Tensor, fn) -> torch.Tensor:
-    """U fn(Σ) Vᵀ by float64 SVD (all min(m, n) singular values, zeros included), in w's dtype."""
-    X = w.to(torch.float64)
-    U, S, Vh = _linalg.svd(X, full_matrices=False)
-    return ((U * fn(S).unsqueeze(-2)) @ Vh).to(w.dtype)
-
-
-def _sv_bound(v, X: torch.Tensor) -> torch.Tensor:
-    """A bound on singular values (a number, 0-d, or (…, 1, 1) per matrix) shaped to broadcast against Σ (…, k)."""
-    t = _number_like(v, X)
-    return t.reshape(t.shape[:-1]) if t.dim() >= 2 else t
-
-
 def spectral_clip_svd(w: torch.Tensor, lo, hi) -> torch.Tensor:
     """U clip(Σ, lo, hi) Vᵀ by float64 SVD: the exact map (every singular value, zeros included)."""
     X = w.to(torch.float64)
-    a, b = _sv_bound(lo, X), _sv_bound(hi, X)
-    return _svd_apply(w, lambda s: torch.minimum(torch.maximum(s, a), b))
+    a, b = _linalg.sv_bound(lo, X), _linalg.sv_bound(hi, X)
+    return _linalg.map_sv(w, lambda s: torch.minimum(torch.maximum(s, a), b))
 
 
 def _clip_laws(hardcap: bool) -> list[Law]:
@@ -523,10 +474,10 @@ def _conditioned():
 def _clip_identity(W, lo, hi, method, steps, coeffs, dtype, lower: bool) -> torch.Tensor:
     X, tall = _wide(_work(W))
     O = _polar(X, method, steps, coeffs, dtype)
-    b = _number_like(hi, X)
+    b = _linalg.number_like(hi, X)
     upper = _abs_part(b * O - X, method, steps, coeffs, dtype) @ O
     if lower:
-        a = _number_like(lo, X)
+        a = _linalg.number_like(lo, X)
         out = 0.5 * ((a + b) * O + _abs_part(a * O - X, method, steps, coeffs, dtype) @ O - upper)
     else:
         out = 0.5 * (b * O + X - upper)
@@ -583,13 +534,13 @@ def _sso_rule(args, attrs, constraints):
                 constraints.append((a, b))
     for i, name in ((2, "lam0"), (3, "tol"), (4, "eps")):
         if i < len(args):
-            _number(args[i], i, name)
-    _check_steps(attrs.get("max_iter"), "max_iter")
-    _check_steps(attrs.get("max_expand"), "max_expand", 60)
+            number(args[i], i, name)
+    check_steps(attrs.get("max_iter"), "max_iter")
+    check_steps(attrs.get("max_expand"), "max_expand", 60)
     step0 = attrs.get("step0")
     if isinstance(step0, bool) or not isinstance(step0, (int, float)) or not step0 > 0:
         raise ShapeError(f"`step0` must be a static number > 0, found {step0!r}", code="GEO0206")
-    _check_msign_attrs(attrs)
+    check_msign_attrs(attrs)
     return _per_matrix(m)
 
 

@@ -48,15 +48,15 @@ def test_a_nan_from_finite_inputs_is_found_shrunk_and_reproduced(normsgd):
 
 
 def test_a_backend_that_disagrees_is_found(monkeypatch):
-    from geo.compiler.backends.foreach import ForeachStep
-    original = ForeachStep.step_group
+    from geo.compiler.backends.torch_path import TorchPathStep
+    original = TorchPathStep.step_group
 
     def off_by_a_bit(self, params, grads, states, hypers, ts):
         original(self, params, grads, states, hypers, ts)
         for p, g in zip(params, grads):
             p.add_((g == 0).to(p.dtype) * 1e-3)  # wrong only where the gradient is exactly 0
 
-    monkeypatch.setattr(ForeachStep, "step_group", off_by_a_bit)
+    monkeypatch.setattr(TorchPathStep, "step_group", off_by_a_bit)
     out = fuzz_spec("sgd", examples=40, properties=("agree",), compositions=False)
     assert out.failures and "disagrees with the reference" in out.failures[0].title
     assert "reference:" in out.failures[0].expected and "entries differ" in out.failures[0].detail
@@ -96,16 +96,16 @@ def test_a_group_hyperparameter_that_is_ignored_is_found(monkeypatch):
 
 
 def test_hidden_state_between_runs_is_found(monkeypatch):
-    from geo.compiler.backends import reference
+    from geo.compiler.backends import epilogue
     calls = [0]
-    original = reference.store
+    original = epilogue.store
 
     def drifting(value, like, dtype):
         calls[0] += 1
         out = original(value, like, dtype)
         return out * (1 + 1e-3 * (calls[0] % 7 == 3)) if isinstance(out, torch.Tensor) else out
 
-    monkeypatch.setattr(reference, "store", drifting)  # every backend stores new values through it
+    monkeypatch.setattr(epilogue, "store", drifting)  # every backend stores new values through it
     out = fuzz_spec("lion", examples=20, properties=("deterministic",), compositions=False)
     assert out.failures and "two seeded runs differ" in out.failures[0].title
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import geo
-from geo.compiler.backends.foreach import ForeachStep
+from geo.compiler.backends.torch_path import TorchPathStep
 from geo.compiler.spec import RESERVED_HYPERS, RESERVED_STATES
 from geo.compiler.pipeline import front, specialize
 from geo.dsl.source import SourceFile
@@ -75,7 +75,7 @@ def test_hostile_names_and_strings_are_inert(i):
         _COMPILED.clear()
         _RECORD[0] = True
         try:
-            ForeachStep(program)  # the torch path lowers the plan to torch calls: no Python source is compiled
+            TorchPathStep(program)  # the torch path lowers the plan to torch calls: no Python source is compiled
         finally:
             _RECORD[0] = False
         assert not _COMPILED, _COMPILED

@@ -7,7 +7,8 @@ import os
 import torch
 
 import geo
-from geo.compiler.backends import triton_cache, triton_step
+from geo.compiler.backends.triton import cache as triton_cache
+from geo.compiler.backends.triton import step as triton_step
 
 
 def _fresh(folder, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import geo
-from geo.compiler.backends.triton_step import TritonStep, _access, _strides
+from geo.compiler.backends.triton.step import TritonStep, _access, _strides
 from geo.compiler.ops import matrix, registry
 
 ADAM16 = '''
@@ -210,8 +210,8 @@ def test_access_patterns_and_broadcast_strides():
 
 
 def test_cpu_tensors_need_the_interpreter(monkeypatch):
-    from geo.compiler.backends import triton_math
-    monkeypatch.setattr(triton_math, "INTERPRETED", False)
+    from geo.compiler.backends.triton import device
+    monkeypatch.setattr(device, "INTERPRETED", False)
     p = torch.zeros(3, requires_grad=True)
     opt = geo.compile("sgd", backend="triton")([p])
     p.grad = torch.ones(3)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from geo.compiler.backends.reference import ReferenceStep
-from geo.compiler.backends.triton_step import TritonStep
+from geo.compiler.backends.triton.step import TritonStep
 from geo.compiler.ops import registry
 from geo.compiler.pipeline import front, specialize
 from geo.dsl.source import SourceFile
@@ -81,7 +81,7 @@ COMPILE = textwrap.dedent('''
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from geo.compiler.backends.triton_codegen import default_launch, kernel_source, module_source
+    from geo.compiler.backends.triton.codegen import default_launch, kernel_source, module_source
     from geo.compiler.pipeline import front, specialize
     from geo.compiler.plan import plan
     from geo.dsl.loader import source_for, stdlib_names

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import geo
-from geo.compiler.ops.manifold import (SETS, _dual_ascent, _dual_cones, constrained_direction, project, retract,
-                                       stiefel_direction, tangent)
+from geo.compiler.ops.dual_ascent import _dual_ascent, _dual_cones, constrained_direction, stiefel_direction
+from geo.compiler.ops.manifold import SETS, project, retract, tangent
 from geo.compiler.ops.matrix import msign_svd
 from geo.compiler.ops.spectral import (power_iter, right_init, spectral_clip, spectral_hardcap, sso_lambda, top_left,
                                        top_right, top_sv)

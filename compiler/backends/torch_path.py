@@ -1,4 +1,5 @@
-"""The torch path: a program's plan executed over every parameter of a group at once.
+"""The torch path (the "torch" backend, `TorchPathStep`): a program's plan executed over every parameter of a
+group at once.
 
 Each elementwise node is ONE multi-tensor call (`torch._foreach_*`, the operator's `foreach` facet) over the
 whole group; a node whose operator has no facet, and every matrix/reduction op, runs its torch reference per
@@ -24,10 +25,11 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..ops._foreach import Scalars
 from ..plan import Kernel, concrete_shapes, is_host, plan
-from .reference import ReferenceStep, end_step, evaluate, storage_id
+from .epilogue import end_step, storage_id
+from .reference import ReferenceStep, evaluate
 
 
-class ForeachStep:
+class TorchPathStep:
     name = "torch"
 
     def __init__(self, program: Program):

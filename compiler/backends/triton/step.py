@@ -1,14 +1,14 @@
 """The Triton backend: a program's plan run over every parameter of a group, one launch per fused kernel.
 
     host     every host scalar, once per distinct (shape, step) of the group, in double precision
-    Kernel   ONE launch of the kernel triton_codegen generates for it, over all the group's tensors (a group
+    Kernel   ONE launch of the kernel codegen.py generates for it, over all the group's tensors (a group
              whose tensors differ in dtype or access pattern gets one launch per kind)
     OpCall   the operator's torch reference; for operators that batch over leading dims (`OpDef.batches`), same-shape
              same-dtype matrices are stacked into one call, so one Newton–Schulz serves all of them
 
 Kernels write the parameter and the states in place where the plan allows it (`plan.in_place`) and the buffer
-is contiguous with the kernel's shape; everything else is written at the end of the step, as the reference
-backend's `store` does, never leaving a state sharing memory with the parameter, the gradient or another state.
+is contiguous with the kernel's shape; everything else is written at the end of the step by every backend's
+epilogue (../epilogue.py), never leaving a state sharing memory with the parameter, the gradient or another state.
 
 Triton runs on CUDA tensors, or on CPU tensors under Triton's interpreter (`TRITON_INTERPRET=1`, set before
 triton is imported), which is how the tests run it.
@@ -22,32 +22,33 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from ..ir import Node, Program, print_program
-from ..ops import registry
-from ..ops.matrix import DTYPES
-from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
-from . import triton_cache
-from .reference import KEPT, ReferenceStep, end_step, storage_id
-from .triton_codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
+from ...ir import Node, Program, print_program
+from ...ops import registry
+from ...plan import Kernel, OpCall, concrete_shapes, is_host, plan
+from ...types import DTYPES, torch_dtype
+from ..epilogue import KEPT, end_step, storage_id
+from ..reference import ReferenceStep
+from . import cache
+from .codegen import Launch, kernel_source, layout, module_source, node_dtype, numbering, output_roles, place, \
     table_scalars
 
 BLOCK = 1024
-NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
+NAMES = {torch_dtype(name): name for name in DTYPES}  # per tensor of every launch: a dict lookup by torch dtype
 
 
-def _triton_math():
+def _device():
     try:
-        from . import triton_math
+        from . import device
     except ImportError as err:  # triton is an optional dependency
         raise RuntimeError("the triton backend needs the `triton` package: pip install 'geo[triton]'") from err
-    return triton_math
+    return device
 
 
 class TritonStep:
     name = "triton"
 
     def __init__(self, program: Program):
-        self._math = _triton_math()
+        self._math = _device()
         self.program = program
         self.plan = plan(program)
         self._reference = ReferenceStep(program)
@@ -193,7 +194,7 @@ class TritonStep:
                 value = None
                 for slot, dtype in dests:
                     if slot is None:
-                        buf = torch.empty(dom, dtype=DTYPES[dtype], device=p.device)
+                        buf = torch.empty(dom, dtype=torch_dtype(dtype), device=p.device)
                     else:
                         target = p if slot == "param" else states[i][slot]
                         if target.is_contiguous() and tuple(target.shape) == dom and shared[i][storage_id(target)] == 1:
@@ -267,9 +268,9 @@ class TritonStep:
         fn = self._fns.get(key)
         if fn is None:
             where = _device_name(device, self._math.INTERPRETED)
-            versions = triton_cache.versions()
+            versions = cache.versions()
             context = {"BLOCK": BLOCK, "device": where, "versions": versions}
-            module = triton_cache.load(
+            module = cache.load(
                 (self.text, k.index, repr(launch), context),
                 lambda: module_source([kernel_source(self.program, k, launch, self.num)]),
                 context)

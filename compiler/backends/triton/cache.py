@@ -39,10 +39,10 @@ def versions() -> dict[str, str]:
     import torch
     import triton
 
-    from ... import __version__
-    from . import triton_codegen, triton_math
-    library = hashlib.sha256(Path(triton_math.__file__).read_bytes()).hexdigest()[:16]
-    return {"geo": __version__, "codegen": triton_codegen.CODEGEN_VERSION, "library": library,
+    from ....version import __version__
+    from . import codegen, device
+    library = hashlib.sha256(Path(device.__file__).read_bytes()).hexdigest()[:16]
+    return {"geo": __version__, "codegen": codegen.CODEGEN_VERSION, "library": library,
             "triton": triton.__version__, "torch": torch.__version__}
 
 

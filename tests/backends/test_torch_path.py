@@ -164,13 +164,13 @@ def test_a_program_with_per_tensor_ops_steps_one_tensor_at_a_time_on_the_cpu():
     ones together, up to 4 MiB), so that the Nesterov blend is never alive for the whole group at once (the
     peak of a step's temporaries is about one tensor's, as in torch.optim.Muon's loop). Elementwise programs
     stay whole-group calls."""
-    from geo.compiler.backends.foreach import ForeachStep
+    from geo.compiler.backends.torch_path import TorchPathStep
 
     for spec, per_tensor in (("muon", True), ("adamw", False), ("sgd", False), ("lion", False)):
         _, opt = run(spec, None, "torch", steps=1)
-        runners = [r for r in type(opt)._geo._runners.values() if isinstance(r, ForeachStep)]
+        runners = [r for r in type(opt)._geo._runners.values() if isinstance(r, TorchPathStep)]
         assert runners and all(r.per_tensor_on_cpu == per_tensor for r in runners), spec
-    from geo.compiler.backends.foreach import _chunks
+    from geo.compiler.backends.torch_path import _chunks
     mb = [torch.empty(n // 4) for n in (3 << 20, 2 << 20, 1 << 20, 9 << 20, 1 << 18, 1 << 18)]
     assert _chunks(mb, 4 << 20) == [(0, 1), (1, 3), (3, 4), (4, 6)]
 
@@ -201,18 +201,18 @@ META_DECLINES = {"normuon", "spectral_sphere"}
 def test_the_meta_probe_decides_as_a_real_first_step(spec, name, mixed, size_one, monkeypatch):
     """The in-place decisions taken on meta tensors equal those of an out-of-place first step on the real ones,
     for every stdlib optimizer and group layout; with 1×n and n×1 weights in the group it declines."""
-    from geo.compiler.backends import foreach
+    from geo.compiler.backends import torch_path
 
-    monkeypatch.setattr(foreach, "META_PROBE_BYTES", 0)  # these groups are small: probe on meta anyway
+    monkeypatch.setattr(torch_path, "META_PROBE_BYTES", 0)  # these groups are small: probe on meta anyway
     decided = []
-    meta_probe = foreach.ForeachStep._meta_probe
+    meta_probe = torch_path.TorchPathStep._meta_probe
 
     def spy(self, *args):
         found = meta_probe(self, *args)
         decided.append(found is not None)
         return found
 
-    monkeypatch.setattr(foreach.ForeachStep, "_meta_probe", spy)
+    monkeypatch.setattr(torch_path.TorchPathStep, "_meta_probe", spy)
     Opt = geo.compile(spec, name=name, backend="torch")
     params = [(n, p) for n, p in model_params(mixed=mixed) if size_one or 1 not in p.shape]
     try:
@@ -223,9 +223,9 @@ def test_the_meta_probe_decides_as_a_real_first_step(spec, name, mixed, size_one
     for _, p in params:
         p.grad = torch.randn(p.shape, dtype=p.dtype)
     opt.step()
-    runners = [r for r in Opt._geo._runners.values() if isinstance(r, foreach.ForeachStep)]
+    runners = [r for r in Opt._geo._runners.values() if isinstance(r, torch_path.TorchPathStep)]
     by_meta = [dict(r._inplace) for r in runners]
-    monkeypatch.setattr(foreach.ForeachStep, "_meta_probe", lambda self, *args: None)
+    monkeypatch.setattr(torch_path.TorchPathStep, "_meta_probe", lambda self, *args: None)
     for r in runners:
         r._inplace.clear()
     opt.step()
