@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .dsl.diagnostics import GeoError, InternalError
 
-EMITS = ("ast", "ir", "opt", "plan", "torch", "triton")
+EMITS = ("ast", "ir", "opt", "plan", "torch", "triton")  # compiler.pipeline.STAGES, without importing it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,54 +129,19 @@ def _literal(text: str):
 
 
 def _compile(args) -> int:
-    from .compiler import pipeline
-    from .compiler.backends.torch_path import TorchPathStep
-    from .compiler.ir import print_program
-    from .compiler.plan import plan
-    from .dsl import ast
-    from .runtime.api import select_optimizer
-    from .runtime.hypers import check_hyper
-    source = _source(args.file)
-    if args.emit == "ast":
-        from .dsl.parser import parse
-        print(ast.dump(parse(source)))
-        return 0
-    _, checked = pipeline.front(source)
-    info = checked.optimizers[select_optimizer(checked, source.name, args.name)]
-    overrides = {}
+    from .compiler.pipeline import StaticOverrideError, emit
+    statics = {}
     for item in args.static:
         name, sep, value = item.partition("=")
         if not sep:
             print(f"geo: --static takes NAME=VALUE, got {item!r}", file=sys.stderr)
             return 2
-        overrides[name] = _literal(value)
-    statics = {k for r in info.rules for k, h in r.hypers.items() if h.static}
-    for name in overrides:
-        if name not in statics:
-            print(f"geo: --static {name}: `{info.name}` has no static hyperparameter `{name}` "
-                  f"(static ones: {', '.join(sorted(statics)) or 'none'})", file=sys.stderr)
-            return 2
-        hyper = next(h for r in info.rules for k, h in r.hypers.items() if k == name and h.static)
-        try:  # the constructor's own check: `nesterov=maybe` is not a bool
-            overrides[name] = check_hyper(info.name, hyper, overrides[name])
-        except (TypeError, ValueError) as err:
-            print(f"geo: --static {name}: {err}", file=sys.stderr)
-            return 2
-    out = []
-    for rule in info.rules:
-        statics = {k: overrides.get(k, h.default) for k, h in rule.hypers.items() if h.static}
-        rank = rule.rank() if rule.rank() is not None else args.rank
-        program = pipeline.specialize(checked, rule, statics, rank, optimize=args.emit != "ir")
-        if args.emit == "torch":
-            out.append(TorchPathStep(program).show())
-        elif args.emit == "plan":
-            out.append(plan(program).show())
-        elif args.emit == "triton":
-            from .compiler.backends.triton.codegen import emit_program
-            out.append(f"# {info.name}[{rule.index}] {program.rule_text}\n" + emit_program(program, plan(program)))
-        else:
-            out.append(print_program(program))
-    print("\n\n".join(out))
+        statics[name] = _literal(value)
+    try:
+        print(emit(_source(args.file), args.emit, name=args.name, statics=statics, rank=args.rank))
+    except StaticOverrideError as err:
+        print(f"geo: --static {err.name}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -35,15 +35,8 @@ def check(loaded: Loaded) -> Checked:
     checked = checker.run()
     bag.raise_if_errors()
     for rule in [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
-        statics = rule.statics()
-        # A rule of unknown rank is checked once for each rank its steps ask for (a `matrix` step in a
-        # chain that also serves vectors), and once generically for the steps that ask for none.
-        step_ranks = [rule.step_rank(i) for i in range(len(rule.chain))]
-        ranks = [rule.rank()] if rule.rank() is not None else list(dict.fromkeys([None] + step_ranks))
-        for rank in ranks:
-            active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank or rule.rank() is not None)
-            if active:
-                Elaborator(checked, rule, statics, rank, bag, active).run()
+        for rank, active in rule.variants():
+            Elaborator(checked, rule, rule.statics(), rank, bag, active).run()
     bag.raise_if_errors()
     return checked
 

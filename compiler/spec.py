@@ -11,11 +11,14 @@ to IR, and the runtime binds real parameters to its rules (`compiler/binding.py`
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Mapping
 
 from ..dsl import ast
-from ..dsl.source import Span
+from ..dsl.diagnostics import Diagnostic, GeoError, Label
+from ..dsl.source import Span, builtin_span
 from .binding import ParamInfo, ViewDef, selector_matches, selector_rank
 from .ops.registry import REQUIRED
 from .types import DTYPES, SCALAR, Static, TupleT, Type, static_kind
@@ -51,6 +54,23 @@ class HyperInfo:
         if isinstance(self.default, tuple):
             return TupleT(tuple(SCALAR for _ in self.default))
         return SCALAR
+
+    def check_static(self, opt: str, value: Any) -> Any:
+        """A value for this static hyperparameter of optimizer `opt`, as the constructor, a param group and
+        `geo compile --static` take it: of the default's kind (an int where a float is declared becomes one)
+        and among the declared choices; TypeError or ValueError naming `opt` otherwise."""
+        kind = type(self.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            raise TypeError(f"{opt}: static hyperparameter `{self.name}` takes {article} {kind.__name__}, got {value!r}")
+        if self.choices and value not in self.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            raise ValueError(f"{opt}: static hyperparameter `{self.name}` is one of "
+                             f"{', '.join(repr(c) for c in self.choices)}; got {value!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return value
 
 
 @dataclass
@@ -95,6 +115,23 @@ class RuleInfo:
         """The rank step `i`'s own selector fixes (a `matrix` step in a chain that also serves vectors)."""
         return selector_rank(self.chain[i].binder.selector)
 
+    def variants(self) -> list[tuple[int | None, tuple[int, ...]]]:
+        """The (rank, active steps) this rule is checked and printed for, the one list every front door uses.
+
+        A rule whose selector fixes a rank is one variant with every step. A rule of unknown rank gets one
+        variant per rank its steps ask for (a `matrix` step in a chain that also serves vectors runs only for
+        matrices), and one generic variant (rank None) for the steps that ask for none; a variant with no
+        active step is dropped (`optimizer x = s` with `step s(matrix W; …)` is a matrix rule)."""
+        step_ranks = [self.step_rank(i) for i in range(len(self.chain))]
+        if self.rank() is not None:
+            return [(self.rank(), tuple(range(len(self.chain))))]
+        out = []
+        for rank in dict.fromkeys([None] + step_ranks):
+            active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank)
+            if active:
+                out.append((rank, active))
+        return out
+
     def active_steps(self, info: ParamInfo) -> tuple[int, ...]:
         """The steps of the chain whose own selectors match this parameter (the others are skipped)."""
         return tuple(i for i, s in enumerate(self.chain)
@@ -132,3 +169,23 @@ class Checked:
     steps: dict[str, ast.StepDef]
     doc: str | None = None
     standalone: list[RuleInfo] = field(default_factory=list)  # steps no optimizer uses, checked on their own
+
+    def select(self, source_name: str, name: str | None = None) -> OptimizerInfo:
+        """The optimizer a front door means: `name`, else the spec's only root optimizer, else the one named
+        like the file (`muon.geo` → `muon`); GEO0115 otherwise."""
+        roots = self.root_optimizers
+        stem = PurePath(source_name).stem
+        if name is not None:
+            if name in self.optimizers:
+                return self.optimizers[name]
+            problem = f"the spec defines no optimizer `{name}`"
+        elif len(roots) == 1:
+            return self.optimizers[roots[0]]
+        elif stem in roots:
+            return self.optimizers[stem]
+        elif not roots:
+            problem = "the spec defines no optimizer"
+        else:
+            problem = f"the spec defines {len(roots)} optimizers; choose one with name="
+        raise GeoError([Diagnostic("GEO0115", problem, Label(builtin_span(source_name)),
+                                   notes=[f"optimizers: {', '.join(roots) or 'none'}"])])

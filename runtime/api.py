@@ -3,16 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..compiler.spec import Checked
 from ..compiler.pipeline import front
-from ..dsl.diagnostics import Diagnostic, GeoError, Label
 from ..dsl.loader import source_for
-from ..dsl.source import builtin_span
 from .checkpoint import CheckpointError
 from .compiled import BACKENDS, CompiledSpec
 from .optimizer import GeoOptimizer
 
-__all__ = ["compile", "CheckpointError", "select_optimizer"]
+__all__ = ["compile", "CheckpointError"]
 
 
 def compile(spec: str | Path, backend: str = "auto", name: str | None = None) -> type[GeoOptimizer]:  # noqa: A001
@@ -29,7 +26,7 @@ def compile(spec: str | Path, backend: str = "auto", name: str | None = None) ->
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     source = source_for(spec)
     _, checked = front(source)
-    info = checked.optimizers[select_optimizer(checked, source.name, name)]
+    info = checked.select(source.name, name)
     cls = type(info.name, (GeoOptimizer,), {
         "_geo": CompiledSpec(checked, info, backend),
         "__doc__": info.doc or checked.doc,
@@ -37,21 +34,3 @@ def compile(spec: str | Path, backend: str = "auto", name: str | None = None) ->
     })
     return cls
 
-
-def select_optimizer(checked: Checked, source_name: str, name: str | None) -> str:
-    roots = checked.root_optimizers
-    stem = Path(source_name).stem
-    if name is not None:
-        if name in checked.optimizers:
-            return name
-        problem = f"the spec defines no optimizer `{name}`"
-    elif len(roots) == 1:
-        return roots[0]
-    elif stem in roots:
-        return stem
-    elif not roots:
-        problem = "the spec defines no optimizer"
-    else:
-        problem = f"the spec defines {len(roots)} optimizers; choose one with name="
-    raise GeoError([Diagnostic("GEO0115", problem, Label(builtin_span(source_name)),
-                               notes=[f"optimizers: {', '.join(roots) or 'none'}"])])

@@ -21,18 +21,7 @@ from ..compiler.spec import REQUIRED, HyperInfo, OptimizerInfo, RuleInfo
 def check_hyper(opt: str, h: HyperInfo, value: Any) -> Any:
     """The value to store for hyperparameter `h` of optimizer `opt`; TypeError or ValueError when it is not one."""
     if h.static:
-        kind = type(h.default)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not kind:
-            article = "an" if kind.__name__[0] in "aeiou" else "a"
-            raise TypeError(f"{opt}: static hyperparameter `{h.name}` takes {article} {kind.__name__}, got {value!r}")
-        if h.choices and value not in h.choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in h.choices], n=1)
-            raise ValueError(f"{opt}: static hyperparameter `{h.name}` is one of "
-                             f"{', '.join(repr(c) for c in h.choices)}; got {value!r}"
-                             + (f" (did you mean {close[0]!r}?)" if close else ""))
-        return value
+        return h.check_static(opt, value)
     if isinstance(h.default, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(h.default):
             raise TypeError(f"{opt}: `{h.name}` takes a tuple of {len(h.default)} numbers, got {value!r}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 from ...ir import Node, Program
 from ...ops import registry
 from ...plan import Kernel, Plan
