@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..compiler import spec as checker
+from ..compiler.spec import Checked, OptimizerInfo, RuleInfo
 from ..compiler import binding as P
 from ..compiler.ir import geo_literal
 from ..compiler.pipeline import front
@@ -40,13 +40,13 @@ class Subject:
 
     label: str                 # how reports name the spec: a path, `stdlib/muon.geo`, or "<composition>"
     source: SourceFile
-    checked: checker.Checked
+    checked: Checked
     name: str
     cls: type[GeoOptimizer]
     compile_arg: str           # what `geo.compile(...)` takes to rebuild it in a Python snippet
 
     @property
-    def info(self) -> checker.OptimizerInfo:
+    def info(self) -> OptimizerInfo:
         return self.cls._geo.info
 
     def geo_snippet(self) -> str:
@@ -63,7 +63,7 @@ class Subject:
         return "\n\n".join(parts)
 
 
-def optimizer_class(checked: checker.Checked, name: str, backend: str = "auto") -> type[GeoOptimizer]:
+def optimizer_class(checked: Checked, name: str, backend: str = "auto") -> type[GeoOptimizer]:
     """`geo.compile` for an already checked spec (the fuzzer compiles generated text placed beside files)."""
     info = checked.optimizers[name]
     return type(info.name, (GeoOptimizer,), {"_geo": CompiledSpec(checked, info, backend),
@@ -121,7 +121,7 @@ def _glob_example(pattern: str) -> str:
     return re.sub(r"\[[^\]]*\]", "a", pattern).replace("*", "x").replace("?", "y")
 
 
-def _view_multiple(rule: checker.RuleInfo) -> int:
+def _view_multiple(rule: RuleInfo) -> int:
     if rule.view is not None and rule.view.name in ("heads", "split") and rule.view_args:
         return int(rule.view_args[0])
     return 1

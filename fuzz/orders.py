@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from ..compiler import spec as checker
+from ..compiler.spec import HyperInfo, REQUIRED
 from ..compiler.ir import geo_literal
 from ..compiler.pipeline import front
 from ..dsl.diagnostics import GeoError
@@ -24,10 +24,10 @@ from .report import Failure
 COMPOSITION = "geo_fuzz_composition"
 
 
-def composable(subject: Subject) -> dict[str, dict[str, checker.HyperInfo]]:
+def composable(subject: Subject) -> dict[str, dict[str, HyperInfo]]:
     """The steps a spec's own file defines, and its single-rule optimizers (usable as steps), with their
     hyperparameters."""
-    out: dict[str, dict[str, checker.HyperInfo]] = {}
+    out: dict[str, dict[str, HyperInfo]] = {}
     source = subject.source
     for name, d in subject.checked.steps.items():
         if d.span.source is source:
@@ -43,11 +43,11 @@ def composable(subject: Subject) -> dict[str, dict[str, checker.HyperInfo]]:
     return out
 
 
-def composition_header(chain: Sequence[str], hypers: dict[str, dict[str, checker.HyperInfo]]) -> str | None:
+def composition_header(chain: Sequence[str], hypers: dict[str, dict[str, HyperInfo]]) -> str | None:
     """The header that settles hyperparameters the chain's steps declare differently (the first default wins);
     None when one is static in one step and runtime in another (the checker rightly rejects that)."""
-    seen: dict[str, checker.HyperInfo] = {}
-    header: dict[str, checker.HyperInfo] = {}
+    seen: dict[str, HyperInfo] = {}
+    header: dict[str, HyperInfo] = {}
     for name in chain:
         for k, h in hypers[name].items():
             if k in seen:
@@ -59,7 +59,7 @@ def composition_header(chain: Sequence[str], hypers: dict[str, dict[str, checker
                 seen[k] = h
     parts = []
     for k, h in header.items():
-        if h.default is checker.REQUIRED:
+        if h.default is REQUIRED:
             parts.append(k)
         else:
             parts.append(("static " if h.static else "") + f"{k} = {geo_literal(h.default)}")

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..compiler import spec as checker
+from ..compiler.spec import Checked, REQUIRED
 from ..compiler import binding as P
 from ..compiler.pipeline import front, specialize
 from ..dsl.diagnostics import Diagnostic, GeoError
@@ -80,7 +80,7 @@ def check_diagnostics(diags: Sequence[Diagnostic], path: Path, text: str | None)
             raise AssertionError(f"a diagnostic renders without its header: {shown[:80]!r}")
 
 
-def _deep_check(checked: checker.Checked, pick: int = 0) -> str:
+def _deep_check(checked: Checked, pick: int = 0) -> str:
     """Past the checker, for one optimizer of the spec (`pick` chooses): specialize each rule for its defaults,
     generate and compile both backends, and run one step with a parameter the rule selects. Only geo
     diagnostics may come out."""
@@ -96,7 +96,7 @@ def _deep_check(checked: checker.Checked, pick: int = 0) -> str:
             shape = probe_shape(t.rank, t.rows_multiple)
             binding = bind_rule(cls._geo.info, P.ParamInfo(t.name, shape, t.role))
             ReferenceStep(specialize(checked, rule, statics, binding[1], binding[2]))
-            hypers = {k: 0.01 for k, h in rule.hypers.items() if h.default is checker.REQUIRED}
+            hypers = {k: 0.01 for k, h in rule.hypers.items() if h.default is REQUIRED}
             p = torch.nn.Parameter(make_tensor("gaussian", shape, "fp32", 1))
             try:
                 opt = cls([(t.name, p)], roles={t.name: t.role}, backend="torch", **hypers)

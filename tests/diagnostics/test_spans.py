@@ -75,7 +75,7 @@ def check_text(text: str) -> list[Diagnostic]:
     # A spec that checks compiles: every rule of every optimizer, with its default static values.
     for info in checked.optimizers.values():
         for rule in info.rules:
-            statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+            statics = rule.statics()
             try:
                 pipeline.specialize(checked, rule, statics, rule.rank())
             except GeoError as err:  # a value only the specialization meets (a static out of range)

@@ -70,7 +70,7 @@ def test_hostile_names_and_strings_are_inert(i):
     _, checked = front(SourceFile("<spec>", text))
     opt = checked.optimizers[info["opt"]]
     for rule in opt.rules:
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        statics = rule.statics()
         program = specialize(checked, rule, statics, 2, (0,))
         _COMPILED.clear()
         _RECORD[0] = True

@@ -34,7 +34,7 @@ optimizer every_op(lr = 0.01, beta = 0.9):
 def _program(optimize: bool):
     _, checked = front(SourceFile("<every_op>", EVERY_OP))
     rule = checked.optimizers["every_op"].rules[0]
-    statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+    statics = rule.statics()
     return specialize(checked, rule, statics, 2, optimize=optimize)
 
 
@@ -96,7 +96,7 @@ COMPILE = textwrap.dedent('''
 
     folder, count = tempfile.mkdtemp(), 0
     for checked, rule in programs():
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        statics = rule.statics()
         program = specialize(checked, rule, statics, rule.rank() if rule.rank() is not None else 2)
         p = plan(program)
         for k in p.kernels():

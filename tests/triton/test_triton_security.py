@@ -61,7 +61,7 @@ def _kernels(text: str, name: str) -> str:
     _, checked = front(SourceFile("<spec>", text))
     out = []
     for rule in checked.optimizers[name].rules:
-        statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+        statics = rule.statics()
         program = specialize(checked, rule, statics, 2, (0,))
         out.append(emit_program(program, plan(program)))
     return "\n".join(out)

@@ -279,7 +279,7 @@ def _optimized_ops(body: str, header: str = "lr = 0.1, beta = 0.5, momentum = 0.
     from geo.dsl.loader import source_for
     _, checked = front(source_for(f"optimizer r({header}):\n    for matrix W:\n" + body))
     rule = checked.optimizers["r"].rules[0]
-    statics = {k: h.default for k, h in rule.hypers.items() if h.static}
+    statics = rule.statics()
     return [n.op for n in specialize(checked, rule, statics, rule.rank()).nodes()]
 
 
