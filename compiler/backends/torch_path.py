@@ -152,6 +152,10 @@ class TorchPathStep:
         found: set[int] = set()
         values: dict[int, Any] = {}
         owned: set[int] = set()       # values whose buffers this step may overwrite once they are dead
+        # The values whose buffers a value may share (itself, and what it is a view of: `A.T` shares A's): an op
+        # may not write its first argument in place while another value that is still to be read shares its
+        # memory, an argument of the same op (`A + A.T`) or a view read later (`abs(A) ^ A.T`).
+        roots: dict[int, frozenset[int]] = {}
         for n in self.plan.sources:
             if n.op == "param":
                 values[n.id] = params
@@ -159,6 +163,7 @@ class TorchPathStep:
                 values[n.id] = grads
             else:
                 values[n.id] = [s[n.attr("name")] for s in states]
+            roots[n.id] = frozenset((n.id,))
             if n.id in self.reusable_sources:
                 owned.add(n.id)
         for n in self.order:
@@ -166,7 +171,8 @@ class TorchPathStep:
             first = n.args[0] if n.args else None
             reuse = (first is not None and first.id in owned and n.id in inplace
                      and self.last_use.get(first.id) == self.position[n.id]
-                     and all(a.id != first.id for a in n.args[1:]) and _row_major_first(args))
+                     and not any(v != first.id and not roots[first.id].isdisjoint(roots.get(v, ())) for v in values)
+                     and _row_major_first(args))
             opdef = registry.get(n.op)
             attrs = dict(n.attrs)
             out = opdef.foreach(args, attrs, reuse) if n.id in self.fused and opdef.foreach is not None else None
@@ -181,9 +187,11 @@ class TorchPathStep:
                     found.add(n.id)
             # A result with buffers of its own may be overwritten later; one that shares an argument's (a view,
             # a `where` that selects) may not. (Recording, nothing is overwritten: meta tensors have no storage.)
-            if not record and not _shares(out, [values[a.id] for a in (n.args[1:] if in_place else n.args)
-                                                if a.id in values]):
-                owned.add(n.id)
+            if not record:
+                shared = [a.id for a in n.args if a.id in values and _shares(out, [values[a.id]])]
+                roots[n.id] = frozenset((n.id,)).union(*(roots[a] for a in shared))
+                if not [a for a in shared if not (in_place and a == first.id)]:
+                    owned.add(n.id)
             for a in n.args:  # a value no later node reads frees its buffers now, not at the end of the step
                 if self.last_use.get(a.id) == self.position[n.id] and a.id in values:
                     del values[a.id]

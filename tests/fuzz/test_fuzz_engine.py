@@ -143,6 +143,16 @@ def test_operator_compositions_hold():
     assert out.examples >= 100
 
 
+def test_the_operator_fuzzer_finds_in_place_writes_over_shared_memory(monkeypatch):
+    """With the torch path's aliasing guard switched off (every value its own memory), the operator fuzzer's
+    aliased expressions (`s + s.T`, `lerp(s, transpose(s), w)`) find the crash of issue 14 by themselves."""
+    from geo.compiler.backends import torch_path
+    monkeypatch.setattr(torch_path, "_shares", lambda out, inputs: False)
+    out = fuzz_operators(examples=300, seed=1)
+    assert not out.ok
+    assert any("refer to a single memory location" in f.got or "disagrees" in f.title for f in out.failures)
+
+
 def test_step_orders_of_horst():
     subject = load_subjects("horst")[0]
     n, failures, _ = fuzz_step_orders(subject, examples=4, seed=0)
