@@ -110,6 +110,7 @@ class Elaborator:
         self.states: list[StateSlot] = []
         self.call_stack: list[str] = []
         self.function_depth = 0
+        self.callers: list[Scope] = []   # the scope of each inlined call's caller, innermost last
         self.in_init = False
         self.unrolled = 0  # repeat iterations unrolled so far, nested loops multiplied
         self.inlined = 0   # function calls inlined so far
@@ -477,10 +478,23 @@ class Elaborator:
             self.bag.error("GEO0101", f"`{e.id}` is a function; call it", e.span, help=f"write `{e.id}(...)`")
         elif registry.get(e.id) is not None:
             self.bag.error("GEO0101", f"`{e.id}` is an operator; call it", e.span, help=f"write `{e.id}(...)`")
+        elif self.function_depth and (e.id in BUILTINS or self.callers[-1].lookup(e.id) is not None):
+            # Functions are pure: one definition serves every step and rank that calls it, so it reads only
+            # what it is given (it is inlined, but it does not see its caller's names).
+            caller = self.callers[-1].lookup(e.id)
+            what = _kind_word(caller.kind if caller is not None else e.id)
+            self.bag.error("GEO0101", f"unknown name `{e.id}`", e.span, "not a parameter of this function",
+                           notes=[f"`{e.id}` is {what} in the step that calls `{self.call_stack[-1]}`; a function sees "
+                                  "only its own parameters and `let`s"],
+                           help=f"pass it in: add `{e.id}` to the parameters of `{self.call_stack[-1]}` and to the call")
         else:
-            hint = did_you_mean(e.id, scope.names() + list(BUILTINS))
-            notes = [] if self.rule is None else [
-                "in a step: the parameter, `grad`, `t` (the step count), hyperparameters, states and `let`s"]
+            if self.function_depth:
+                hint = did_you_mean(e.id, scope.names())
+                notes = ["in a function: its parameters and `let`s"]
+            else:
+                hint = did_you_mean(e.id, scope.names() + list(BUILTINS))
+                notes = [] if self.rule is None else [
+                    "in a step: the parameter, `grad`, `t` (the step count), hyperparameters, states and `let`s"]
             if self.rule is None and e.id not in BUILTINS:
                 notes = ["only literals are allowed here"]
             self.bag.error("GEO0101", f"unknown name `{e.id}`", e.span, "not found in this scope", help=hint, notes=notes)
@@ -510,13 +524,16 @@ class Elaborator:
         name = e.func.id
         args = [(self.expr(a, scope), a.span) for a in e.args]
         kwargs = {}
+        keywords = {}   # where each keyword is written: a diagnostic about the keyword points at it, not its value
         for kw in e.kwargs:
+            keyword = Span(kw.span.source, kw.span.start, kw.span.start + len(kw.name))
             if kw.name in kwargs:
-                self.bag.error("GEO0103", f"argument `{kw.name}` is given twice", kw.span)
+                self.bag.error("GEO0103", f"argument `{kw.name}` is given twice", keyword)
                 continue
             kwargs[kw.name] = (self.expr(kw.value, scope), kw.value.span)
+            keywords[kw.name] = keyword
         if self.checked is not None and name in self.checked.functions:
-            return self.inline(self.checked.functions[name], args, kwargs, e)
+            return self.inline(self.checked.functions[name], args, kwargs, e, scope, keywords)
         if self.checked is not None and (name in self.checked.steps or name in self.checked.optimizers):
             self.bag.error("GEO0110", f"`{name}` is a step; steps are composed, not called", e.func.span,
                            help=f"compose it at rule level: `for W = {name} ∘ ...`")
@@ -526,14 +543,15 @@ class Elaborator:
             self.bag.error("GEO0102", f"unknown operator `{name}`", e.func.span, "not an operator or function",
                            help=did_you_mean(name, candidates) or "`geo doc` lists the operators")
             return self.poison(e.span)
-        return self.apply(name, args, kwargs, e.span, name_span=e.func.span)
+        return self.apply(name, args, kwargs, e.span, name_span=e.func.span, keywords=keywords)
 
     def apply(self, name: str, args: list[tuple[Node, Span]], kwargs: dict[str, tuple[Node, Span]], span: Span,
-              symbol: str | None = None, name_span: Span | None = None) -> Node:
+              symbol: str | None = None, name_span: Span | None = None, keywords: dict[str, Span] | None = None
+              ) -> Node:
         """Binds arguments to a registry operator, checks them with its type rule, folds static values."""
         opdef: OpDef = registry.get(name)
         shown = f"`{symbol}`" if symbol else f"`{name}`"
-        bound = self.bind(opdef.params, args, kwargs, shown, opdef.signature(), name_span or span)
+        bound = self.bind(opdef.params, args, kwargs, shown, opdef.signature(), name_span or span, keywords=keywords)
         if bound is None:
             return self.poison(span)
         if any(isinstance(n.type, Poison) for n, _ in bound.values()):
@@ -625,9 +643,11 @@ class Elaborator:
         return self.graph.const(value, span)
 
     def bind(self, params, args, kwargs, shown: str, signature: str, span: Span,
-             defaults: dict[str, tuple[Node, Span]] | None = None) -> dict[str, tuple[Node, Span]] | None:
+             defaults: dict[str, tuple[Node, Span]] | None = None, keywords: dict[str, Span] | None = None
+             ) -> dict[str, tuple[Node, Span]] | None:
         bound: dict[str, tuple[Node, Span]] = {}
         names = [p.name for p in params]
+        keywords = keywords or {}
         if len(args) > len(params):
             self.bag.error("GEO0201", f"{shown} takes at most {len(params)} argument{'s' if len(params) != 1 else ''}, "
                            f"found {len(args)}", args[len(params)][1], "unexpected argument",
@@ -635,14 +655,23 @@ class Elaborator:
             return None
         for p, a in zip(params, args):
             bound[p.name] = a
+        unknown = [k for k in kwargs if k not in names]
+        # A required argument that nothing binds, when exactly one keyword is unknown, is what that keyword meant
+        # (`lerp(a, b, weight = w)`): one error with the suggestion, not a second one for the missing argument.
+        unbound = [p.name for p in params if p.required and p.name not in bound and p.name not in kwargs
+                   and not (defaults and p.name in defaults)]
+        meant = unbound[0] if len(unknown) == 1 and len(unbound) == 1 else None
         ok = True
         for k, v in kwargs.items():
+            at = keywords.get(k, v[1])
             if k not in names:
-                self.bag.error("GEO0103", f"{shown} has no argument `{k}`", v[1],
-                               help=did_you_mean(k, names) or f"signature: {signature}")
+                hint = did_you_mean(k, names) or (f"did you mean `{meant}`? ({shown} still needs it)" if meant else
+                                                  f"signature: {signature}")
+                self.bag.error("GEO0103", f"{shown} has no argument `{k}`", at, "unknown keyword", help=hint,
+                               notes=[f"signature: {signature}"] if meant else [])
                 ok = False
             elif k in bound:
-                self.bag.error("GEO0103", f"argument `{k}` of {shown} is given twice", v[1])
+                self.bag.error("GEO0103", f"argument `{k}` of {shown} is given twice", at)
                 ok = False
             else:
                 bound[k] = v
@@ -652,7 +681,8 @@ class Elaborator:
                 if defaults and p.name in defaults:
                     bound[p.name] = defaults[p.name]
                 elif p.required:
-                    missing.append(f"`{p.name}`")
+                    if p.name != meant:
+                        missing.append(f"`{p.name}`")
                 else:
                     bound[p.name] = (self.graph.const(p.default, span), span)
         if missing:
@@ -662,7 +692,8 @@ class Elaborator:
             ok = False
         return bound if ok else None
 
-    def inline(self, fn: ast.FunctionDef, args, kwargs, call: ast.Call) -> Node:
+    def inline(self, fn: ast.FunctionDef, args, kwargs, call: ast.Call, caller: Scope,
+               keywords: dict[str, Span] | None = None) -> Node:
         if fn.name in self.call_stack:
             self.bag.error("GEO0109", f"`{fn.name}` calls itself", call.span,
                            notes=["functions are inlined, so they cannot recurse"],
@@ -684,13 +715,14 @@ class Elaborator:
         params = [registry.Param(p.name, False) for p in fn.params]
         defaults = {p.name: (self.expr(p.default, Scope()), p.default.span) for p in fn.params if p.default is not None}
         bound = self.bind(params, args, kwargs, f"`{fn.name}`", f"{fn.name}({', '.join(p.name for p in fn.params)})",
-                          call.func.span, defaults)
+                          call.func.span, defaults, keywords)
         if bound is None:
             return self.poison(call.span)
         scope = Scope()
         for p in fn.params:
             scope.vars[p.name] = Var("let", bound[p.name][0], p.span)
         self.call_stack.append(fn.name)
+        self.callers.append(caller)
         self.function_depth += 1
         saved_init, self.in_init = self.in_init, False
         try:
@@ -702,6 +734,7 @@ class Elaborator:
             result = ret.node
         finally:
             self.call_stack.pop()
+            self.callers.pop()
             self.function_depth -= 1
             self.in_init = saved_init
         return result

@@ -12,13 +12,14 @@ header decides between steps that disagree on a default.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 from typing import Any
 
 from ..dsl import ast
 from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
-from ..dsl.loader import Loaded
+from ..dsl.loader import Loaded, stdlib_definitions
 from ..dsl.source import Span
 from .binding import SELECTORS, VIEWS, ViewDef, implied_ranks, rule_type, selector_rank
 from .elaborate import Elaborator, Poison
@@ -302,7 +303,7 @@ class _Assembler:
             uses = [StepUse(u.name or ref.name, _merge_binders(src.binder, u.binder), u.body,
                             {k: src.hypers.get(k, h) for k, h in u.hypers.items()}, dict(u.bindings)) for u in src.chain]
         else:
-            hint = did_you_mean(ref.name, list(self.steps) + list(self.optimizer_defs))
+            hint = did_you_mean(ref.name, list(self.steps) + list(self.optimizer_defs)) or _stdlib_hint(ref.name)
             what = "an operator, not a step" if registry.get(ref.name) else None
             self.bag.error("GEO0101", f"unknown step `{ref.name}`" if what is None else f"`{ref.name}` is {what}",
                            ref.span, help=hint or "define it with `step NAME(W; hypers):` or `use` the spec that does")
@@ -316,7 +317,8 @@ class _Assembler:
         given = dict(zip(order, ref.args))
         for kw in ref.kwargs:
             if kw.name not in declared:
-                self.bag.error("GEO0103", f"`{ref.name}` has no hyperparameter `{kw.name}`", kw.span,
+                self.bag.error("GEO0103", f"`{ref.name}` has no hyperparameter `{kw.name}`",
+                               Span(kw.span.source, kw.span.start, kw.span.start + len(kw.name)),
                                help=did_you_mean(kw.name, declared) or "hyperparameters: " + ", ".join(order))
                 continue
             if kw.name in given:
@@ -381,6 +383,17 @@ class _Assembler:
         for name, h in header.items():
             out.setdefault(name, h)
         return out
+
+
+def _stdlib_hint(name: str) -> str | None:
+    """`use` for a step or optimizer the stdlib defines under this name or one close to it (`muonn` → muon)."""
+    defined = stdlib_definitions()
+    close = [name] if name in defined else difflib.get_close_matches(name, list(defined), n=1, cutoff=0.75)
+    if not close:
+        return None
+    found, module = close[0], defined[close[0]]
+    return (f"`{found}` is defined in the stdlib: add `use {module}`" if found == name else
+            f"did you mean `{found}`? it is defined in the stdlib: add `use {module}`")
 
 
 def _merge_binders(outer: ast.Binder, inner: ast.Binder) -> ast.Binder:

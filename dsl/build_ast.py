@@ -7,6 +7,7 @@ literals are read as data (`ast.literal_eval` of a double-quoted literal), never
 from __future__ import annotations
 
 import ast as pyast
+import re
 
 from lark import Token, Transformer, v_args
 
@@ -25,8 +26,9 @@ def string_value(token: Token) -> str:
 
 
 def _docstring_value(token: Token) -> str:
+    # `\"` is `"` (so `\"""` can appear inside) and `\\` is a backslash; any other text is kept as written.
     import inspect
-    return inspect.cleandoc(str(token)[3:-3])
+    return re.sub(r'\\(["\\])', r"\1", inspect.cleandoc(str(token)[3:-3]))
 
 
 @v_args(meta=True)

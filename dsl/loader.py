@@ -5,6 +5,7 @@ spec can never reach outside those two folders (no paths, no `..`): a `.geo` fil
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,18 @@ class Loaded:
 
 def stdlib_names() -> list[str]:
     return sorted(p.stem for p in STDLIB.glob("*.geo"))
+
+
+@functools.lru_cache(maxsize=1)
+def stdlib_definitions() -> dict[str, str]:
+    """Every step and optimizer the stdlib defines, by name → the stdlib spec that defines it (`use` that)."""
+    out: dict[str, str] = {}
+    for name in stdlib_names():
+        module = parse(read_file(str(STDLIB / f"{name}.geo"), display=f"stdlib/{name}.geo"))
+        for item in module.items:
+            if isinstance(item, (ast.StepDef, ast.OptimizerDef)):
+                out.setdefault(item.name, name)
+    return out
 
 
 def source_for(spec: str | Path) -> SourceFile:

@@ -76,6 +76,21 @@ class Span:
         return f"Span({self.location()})"
 
 
+def docstring_end(text: str, start: int, end: int | None = None) -> int:
+    """The offset just past the three double quotes that close the docstring opened at `start`, or -1 if it is
+    not closed before `end`. A backslash escapes the next character, so an escaped quote does not close it."""
+    end = len(text) if end is None else end
+    i = start + 3
+    while i < end:
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith('"""', i) and i + 3 <= end:
+            return i + 3
+        else:
+            i += 1
+    return -1
+
+
 def code_end(text: str, start: int, end: int) -> int:
     """The end of the last code character in text[start:end]: no trailing newline, indentation or comment."""
     last = start
@@ -83,8 +98,8 @@ def code_end(text: str, start: int, end: int) -> int:
     while i < end:
         ch = text[i]
         if text.startswith('"""', i):
-            close = text.find('"""', i + 3, end)
-            i = end if close < 0 else close + 3
+            close = docstring_end(text, i, end)
+            i = end if close < 0 else close
             last = i
             continue
         if ch == '"':

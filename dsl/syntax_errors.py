@@ -15,7 +15,7 @@ from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .diagnostics import Diagnostic, Label
-from .source import FORBIDDEN, SourceFile, Span
+from .source import FORBIDDEN, SourceFile, Span, docstring_end
 
 # Columns a tab advances the indentation by (the parser's indenter counts with it).
 TAB_LEN = 8
@@ -146,8 +146,8 @@ def _unclosed_bracket(text: str) -> int | None:
     while i < n:
         ch = text[i]
         if text.startswith('"""', i):
-            end = text.find('"""', i + 3)
-            i = n if end < 0 else end + 3
+            end = docstring_end(text, i)
+            i = n if end < 0 else end
             continue
         if ch == '"':
             i += 1

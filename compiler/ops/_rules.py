@@ -9,7 +9,6 @@ shape.
 from __future__ import annotations
 
 from ..types import DTYPES, Scalar, ShapeError, Static, Tensor
-from .matrix import SCHEDULES
 
 
 def number(t, i: int, what: str) -> None:
@@ -33,6 +32,7 @@ def check_msign_attrs(attrs, methods=("ns", "svd")) -> None:
         raise ShapeError(f"`method` must be one of {', '.join(repr(m) for m in methods)}, found {method!r}".replace(
             "'", '"'), code="GEO0206")
     check_steps(attrs.get("steps"), "steps", 99)
+    from .matrix import SCHEDULES  # here: matrix.py's own rule uses this module's checks
     coeffs = attrs.get("coeffs")
     if isinstance(coeffs, str):
         if coeffs not in SCHEDULES:
@@ -40,9 +40,14 @@ def check_msign_attrs(attrs, methods=("ns", "svd")) -> None:
                              help="one of " + ", ".join(f'"{k}"' for k in SCHEDULES))
     elif not (isinstance(coeffs, tuple) and coeffs and all(isinstance(t, tuple) and len(t) == 3 for t in coeffs)):
         raise ShapeError("`coeffs` must name a schedule or be a tuple of (a, b, c) tuples", code="GEO0206")
-    dtype = attrs.get("dtype")
+    check_compute_dtype(attrs.get("dtype"))
+
+
+def check_compute_dtype(dtype) -> None:
+    """A matrix op's compute dtype: a name of the dtype table, or "param" (the parameter's own)."""
     if dtype not in DTYPES and dtype != "param":
-        raise ShapeError(f"unknown dtype {dtype!r}", code="GEO0206", help="one of " + ", ".join(f'"{k}"' for k in DTYPES))
+        raise ShapeError(f"unknown dtype {dtype!r}", code="GEO0206",
+                         help="one of " + ", ".join(f'"{k}"' for k in (*DTYPES, "param")))
 
 
 def same_shape(a: Tensor, b: Tensor, constraints, i: int) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from ..types import DTYPES, ShapeError, Tensor, torch_dtype
 from . import _linalg, sampling
+from ._rules import check_compute_dtype
 from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, host_scalar, matrix_rule, op
 
 
@@ -80,8 +81,7 @@ def _msign_rule(args, attrs, constraints):
                          help='write `coeffs = ((3.4445, -4.775, 2.0315),)` for a single tuple')
     if not isinstance(steps, int) or isinstance(steps, bool) or not 0 <= steps < 100:
         raise ShapeError(f"`steps` must be a static integer in [0, 100), found {steps!r}", code="GEO0206")
-    if dtype not in DTYPES and dtype != "param":
-        raise ShapeError(f"unknown dtype {dtype!r}", code="GEO0206", help="one of " + ", ".join(f'"{k}"' for k in DTYPES))
+    check_compute_dtype(dtype)
     return x
 
 

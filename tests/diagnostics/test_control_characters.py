@@ -67,3 +67,16 @@ def test_shown_keeps_columns_and_escaped_keeps_lines():
     out = escaped(line + "\n")
     assert out.isprintable() and "\n" not in out and "\r" not in out
     assert out == "a\\rb\\u2028c\\td\\ud800\\n"
+
+
+def test_a_docstring_can_hold_escaped_triple_quotes():
+    text = ('"""Quotes \\"""this\\""" and a backslash \\\\ here."""\n'
+            'optimizer o(lr = 0.1):\n    """Rule block \\"doc\\"."""\n    for tensor W:\n        W = W - lr * grad\n')
+    module = parse(SourceFile("spec.geo", text))
+    assert module.doc == 'Quotes """this""" and a backslash \\ here.'
+    assert module.items[0].doc == 'Rule block "doc".'
+
+
+def test_an_unclosed_docstring_with_an_escaped_quote_is_an_unclosed_docstring():
+    err = error_of('"""never closed \\"""\noptimizer o(lr = 0.1):\n    for tensor W:\n        W = W - lr * grad\n')
+    assert err.diagnostics[0].code in ("GEO0001", "GEO0002", "GEO0004")

@@ -28,6 +28,7 @@ from geo.cli import main
 from geo.compiler.pipeline import front
 from geo.dsl.diagnostics import Diagnostic, GeoError, render_all
 from geo.dsl.loader import read_file
+from geo.dsl.source import SourceFile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -300,3 +301,20 @@ def test_every_emitted_code_is_documented():
     assert emitted_codes() <= documented, f"docs/errors.md lacks {sorted(emitted_codes() - documented)}"
     assert documented <= emitted_codes(), f"docs/errors.md documents codes nothing emits: " \
                                           f"{sorted(documented - emitted_codes())}"
+
+
+def test_an_unknown_dtype_lists_every_accepted_value():
+    """GEO0206's help for msign's `dtype` names "param" too (compute in the parameter's own dtype)."""
+    spec = "optimizer o(lr = 0.1):\n    for matrix W:\n        W = W - lr * msign(grad, dtype = \"fp8\")\n"
+    with pytest.raises(GeoError) as caught:
+        front(SourceFile("spec.geo", spec))
+    [d] = caught.value.diagnostics
+    assert d.code == "GEO0206" and '"param"' in d.help and '"bf16"' in d.help
+
+
+def test_a_keyword_diagnostic_points_at_the_keyword():
+    spec = "optimizer o(lr = 0.1):\n    for matrix W:\n        W = W - lr * msign(grad, stepz = 3)\n"
+    with pytest.raises(GeoError) as caught:
+        front(SourceFile("spec.geo", spec))
+    [d] = caught.value.diagnostics
+    assert d.code == "GEO0103" and d.span.text == "stepz"
