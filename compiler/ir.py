@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dsl.diagnostics import InternalError
-from ..dsl.source import Span, builtin_span
+from ..dsl.source import Span, builtin_span, escaped
 from .types import Dim, Static, Tensor, Type, static_kind
 
 SOURCE_OPS = ("param", "grad", "t", "hyper", "state", "const")
@@ -139,11 +139,12 @@ def reachable(roots: list[Node]) -> list[Node]:
 
 # ---- printer (--emit ir / opt) -------------------------------------------------------------------------
 def geo_literal(v: Any) -> str:
-    """A static value as geo source text: `true`, `"keller"` (escaped), `(1, 2)`, `0.5`."""
+    """A static value as geo source text: `true`, `"keller"` (escaped: quotes, backslashes and every unprintable
+    character, so a printed stage never holds a raw control character from a spec's string), `(1, 2)`, `0.5`."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + escaped(v.replace("\\", "\\\\").replace('"', '\\"')) + '"'
     if isinstance(v, tuple):
         return "(" + ", ".join(geo_literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v)
@@ -166,7 +167,7 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
         if n.span.source.text:
             line, col = n.span.source.line_col(n.span.start)
             # Nodes from another spec (`use`d steps) name their file: line numbers alone would be ambiguous.
-            where = "" if n.span.source is p.span.source else f"{n.span.source.name}:"
+            where = "" if n.span.source is p.span.source else f"{escaped(n.span.source.name)}:"
             loc = f"  @{where}{line}:{col}"
         lines.append(f"  %{num[n.id]} = {body} : {n.type.show()}{loc}")
     for name, n in p.outputs.items():

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from ..dsl import ast
 from ..dsl.loader import Loaded, load
 from ..dsl.parser import parse
-from ..dsl.source import SourceFile, escaped
+from ..dsl.source import SourceFile
 from .elaborate import elaborate
 from .ir import Program, print_program
 from .passes.canonicalize import canonicalize, contract
@@ -68,7 +68,8 @@ def emit(source: SourceFile, stage: str, *, name: str | None = None, statics: Ma
 
     `statics` override static hyperparameters (checked as the constructor checks them); `rank` specializes a
     rule that serves any rank. Every rule is printed for each of its variants, the ones `geo check` checked.
-    Spec text that reaches the output (the rule as written) is escaped: no spec can start a line of it."""
+    Spec text that reaches the output (the rule as written, string values) is escaped (`RuleInfo.text`,
+    `ir.geo_literal`): no spec can start a line of it."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     if stage == "ast":
@@ -81,7 +82,7 @@ def emit(source: SourceFile, stage: str, *, name: str | None = None, statics: Ma
         for variant_rank, active in rule.variants():
             program = specialize(checked, rule, rule.statics(overrides),
                                  variant_rank if variant_rank is not None else rank, active, optimize=stage != "ir")
-            out.append(_print(stage, program, f"# {info.name}[{rule.index}] {escaped(program.rule_text)}"))
+            out.append(_print(stage, program, f"# {info.name}[{rule.index}] {program.rule_text}"))
     return "\n\n".join(out)
 
 

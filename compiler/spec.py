@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from ..dsl import ast
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from ..dsl.source import Span, builtin_span
+from ..dsl.source import Span, builtin_span, escaped
 from .binding import ParamInfo, ViewDef, selector_matches, selector_rank
 from .ops.registry import REQUIRED
 from .types import DTYPES, SCALAR, Static, TupleT, Type, static_kind
@@ -103,7 +103,7 @@ class RuleInfo:
 
     @property
     def text(self) -> str:
-        written = self.binder.span.text.strip()
+        written = escaped(self.binder.span.text.strip())  # printed by every stage: never a raw control character
         implicit = not self.binder.selector and written != self.binder.name and self.binder.view is None
         return ("= " if implicit else "for ") + written
 

@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                    help="do these steps or operators commute? (steps of FILE or the stdlib, operators, or "
                         "expressions over W)")
     f.add_argument("--operators", action="store_true", help="fuzz random well-typed operator expressions")
+    f.add_argument("--emitted", action="store_true",
+                   help="every control character and code payload in every string position, through every "
+                        "--emit stage (no raw character may come out; the Triton stage must be inert)")
     f.add_argument("--robustness", type=int, metavar="N",
                    help="run N generated and mutated spec texts through the whole front end")
     f.add_argument("--workers", type=int, default=None, help="processes for --robustness (default: up to 2)")
@@ -47,6 +50,7 @@ def run_cli(args, source: Callable[[str], SourceFile]) -> int:
     """The `geo fuzz` command, on the arguments of `add_parser`; `source` reads a FILE argument (a path or a
     stdlib name). 0: every property held; 1: a failure or an invalid spec (diagnostics on stderr); 2: a usage
     error."""
+    from .emitted import fuzz_emitted
     from .explorer import explore
     from .expressions import fuzz_operators
     from .properties import ALL_PROPERTIES
@@ -57,9 +61,9 @@ def run_cli(args, source: Callable[[str], SourceFile]) -> int:
         print(f"geo fuzz: {message}", file=sys.stderr)
         return 2
 
-    modes = sum(bool(x) for x in (args.compose, args.operators, args.robustness is not None))
+    modes = sum(bool(x) for x in (args.compose, args.operators, args.emitted, args.robustness is not None))
     if modes > 1:
-        return usage("--compose, --operators and --robustness are separate runs; give one")
+        return usage("--compose, --operators, --emitted and --robustness are separate runs; give one")
     if args.examples is not None and args.examples < 1:
         return usage("--examples takes a positive number")
     unknown = [p for p in args.property if p not in ALL_PROPERTIES]
@@ -78,13 +82,20 @@ def run_cli(args, source: Callable[[str], SourceFile]) -> int:
         for f in out.failures:
             print("\n" + f.render())
         return 0 if out.ok else 1
+    if args.emitted:
+        out = fuzz_emitted()
+        print(f"geo fuzz --emitted: {out.examples} stage outputs, {sum(c[3] for c in out.checks):.1f}s: "
+              + ("ok" if out.ok else "FAILED"))
+        for f in out.failures:
+            print("\n" + f.render())
+        return 0 if out.ok else 1
     if args.compose:
         if len(args.compose) < 2:
             return usage("--compose takes at least two steps or operators")
         print(explore(args.compose, args.files, examples=args.examples or 40, seed=args.seed).render())
         return 0
     if not args.files:
-        return usage("give a FILE to fuzz (or --compose, --operators, --robustness)")
+        return usage("give a FILE to fuzz (or --compose, --operators, --emitted, --robustness)")
     properties = tuple(args.property) or ALL_PROPERTIES
     examples = args.examples or DEFAULT_EXAMPLES
     failed = False

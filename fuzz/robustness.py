@@ -23,9 +23,10 @@ import torch
 
 from ..compiler.spec import Checked, REQUIRED
 from ..compiler import binding as P
-from ..compiler.pipeline import front, specialize
+from ..compiler.pipeline import emit, front, specialize
 from ..dsl.diagnostics import Diagnostic, GeoError
 from ..dsl.loader import STDLIB, read_file
+from ..dsl.source import FORBIDDEN, SourceFile
 from ..compiler.binding import bind_rule
 from .cases import optimizer_class, probe_shape, targets
 from .draw import RandomDraw
@@ -108,6 +109,25 @@ def _deep_check(checked: Checked, pick: int = 0) -> str:
     return "ok"
 
 
+class _Disagreement(Exception):
+    """Two front doors of geo judge one spec differently, or a printer leaks a raw control character."""
+
+
+def _front_doors_agree(source: SourceFile, checked: Checked) -> None:
+    """A spec `geo check` accepts is accepted by `geo compile --emit` too (issue 14: it once refused one with a
+    spurious GEO0203), for every optimizer it defines; what it prints holds no raw control character."""
+    for name in checked.optimizers:
+        for stage in ("opt", "triton"):
+            try:
+                text = emit(source, stage, name=name)
+            except GeoError as err:
+                raise _Disagreement(f"`geo check` accepts the spec but `--emit {stage} --name {name}` refuses it: "
+                                    f"{', '.join(d.code for d in err.diagnostics)}") from None
+            found = FORBIDDEN.search(text)
+            if found:
+                raise _Disagreement(f"`--emit {stage}` printed the raw character U+{ord(found.group()[0]):04X}")
+
+
 def check_input(data: bytes, path: Path, origin: str = "", deep: bool = True, pick: int = 0) -> str:
     """Runs one input through geo. Returns "diagnostic" (rejected with geo diagnostics) or "ok"; raises
     RobustnessFailure when anything else comes out, or a span or rendering is wrong."""
@@ -131,6 +151,7 @@ def _check_input(data: bytes, path: Path, text: str | None, origin: str, deep: b
             check_diagnostics(err.diagnostics, path, text)
             return "diagnostic"
         if deep:
+            _front_doors_agree(source, checked)
             try:
                 _deep_check(checked, pick)
             except GeoError as err:
@@ -139,6 +160,8 @@ def _check_input(data: bytes, path: Path, text: str | None, origin: str, deep: b
         return "ok"
     except AssertionError as err:
         raise RobustnessFailure(f"bad diagnostic: {err}", data, origin) from None
+    except _Disagreement as err:
+        raise RobustnessFailure(f"front doors disagree: {err}", data, origin) from None
     except RobustnessFailure:
         raise
     except BaseException as err:  # noqa: BLE001 - anything but a geo diagnostic is a finding

@@ -193,3 +193,21 @@ def test_state_names_the_runtime_keeps_are_refused(name):
     text = f"optimizer o(lr = 0.1):\n    for tensor W:\n        state {name} = zeros_like(W)\n        W = W - lr * grad\n"
     with pytest.raises(geo.GeoError, match=rf"`{name}` cannot name a state"):
         geo.compile(text)
+
+
+def test_no_spec_text_reaches_emitted_text_unescaped():
+    """Every character class the lexer refuses raw, and code payloads, spelled as escapes in every string
+    position (glob, static default, compared string, three docstrings, the file name), through every `--emit`
+    stage: no raw control character comes out, and importing the emitted Triton module does nothing (issue 14)."""
+    from geo.fuzz.emitted import cases, fuzz_emitted
+    out = fuzz_emitted()
+    assert out.ok, "\n".join(f.render() for f in out.failures)
+    assert out.examples == len(cases()) * 6 >= 80 * 6
+
+
+def test_the_sandbox_sees_what_a_planted_payload_does():
+    """The check can fail: a payload after a raw CR (the original injection), a socket, a file written."""
+    from geo.fuzz.emitted import run_sandboxed
+    events = run_sandboxed(["# header\rimport os; os.system('true')\n", "import socket\nsocket.socket()\n",
+                            "open('planted.txt', 'w').close()\n", "x = 1\n"])
+    assert events[0] == ["os.system"] and events[1] and events[2] and events[3] == []
