@@ -19,6 +19,15 @@ def number(t, i: int, what: str) -> None:
         raise ShapeError(f"needs a number for `{what}`, found `{t.show()}`", arg=i, code="GEO0202")
 
 
+def require_matrices(args, indices=(0, 1)) -> None:
+    """The arguments at `indices` are matrices (or batches of matrices)."""
+    for i in indices:
+        t = args[i]
+        if not (isinstance(t, Tensor) and t.is_matrix):
+            raise ShapeError(f"needs a matrix, found `{t.show()}`", arg=i, code="GEO0203",
+                             help="restrict this rule to matrix parameters (`for matrix W`)")
+
+
 def check_steps(value, what: str, high: int = 1000) -> None:
     """A static iteration count in [0, high]."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:

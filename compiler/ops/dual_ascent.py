@@ -25,11 +25,11 @@ from typing import Callable
 import torch
 
 from ...dsl.diagnostics import did_you_mean
-from ..types import ShapeError, Tensor
+from ..types import ShapeError
 from . import _linalg, sampling
 from ._calling import values_first
 from ._linalg import f64, inner, nonzero_or_one, number_like, proj_psd, svd_f64, sv_bound, sym
-from ._rules import check_msign_attrs, number, same_shape
+from ._rules import check_msign_attrs, number, require_matrices, same_shape
 from .manifold import SETS, project, set_samples, tangent
 from .matrix import msign
 from .registry import MATRIX, Domain, Law, StaticArg, op
@@ -38,10 +38,7 @@ from .registry import MATRIX, Domain, Law, StaticArg, op
 # ---- steepest descent on the Stiefel manifold ------------------------------------------------------------
 def _stiefel_rule(args, attrs, constraints):
     g, w = args[0], args[1]
-    for i, t in ((0, g), (1, w)):
-        if not (isinstance(t, Tensor) and t.is_matrix):
-            raise ShapeError(f"needs a matrix, found `{t.show()}`", arg=i, code="GEO0203",
-                             help="restrict this rule to matrix parameters (`for matrix W`)")
+    require_matrices(args)
     same_shape(g, w, constraints, 1)
     for i, name in ((2, "radius"), (3, "sigma0")):
         if i < len(args):
@@ -267,10 +264,7 @@ def _dual_ascent(G, cones: list[_Cone], lmo, sigma0: float, atol: float, rtol: f
 
 def _constrained_rule(args, attrs, constraints):
     g, w = args[0], args[1]
-    for i, t in ((0, g), (1, w)):
-        if not (isinstance(t, Tensor) and t.is_matrix):
-            raise ShapeError(f"needs a matrix, found `{t.show()}`", arg=i, code="GEO0203",
-                             help="restrict this rule to matrix parameters (`for matrix W`)")
+    require_matrices(args)
     name = attrs.get("set")
     if name not in DUAL_SETS:
         hint = did_you_mean(name, DUAL_SETS) if isinstance(name, str) else None
