@@ -34,8 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="a parameter to explain, e.g. h.0.mlp.c_fc.weight=3072x768 (repeatable; default: a "
                         "GPT-2-small layer)")
     e.add_argument("--dtype", choices=("fp32", "bf16", "fp16", "fp64"), default="fp32", help="the parameters' dtype")
-    d = sub.add_parser("doc", help="the operator catalog, or one operator's documentation")
+    d = sub.add_parser("doc", help="the operator catalog, one operator's documentation, or the stdlib's optimizers")
     d.add_argument("op", nargs="?", help="an operator name")
+    d.add_argument("--stdlib", action="store_true",
+                   help="list every stdlib optimizer (each is a name geo.compile and every command take)")
     from .fuzz.cli import add_parser as add_fuzz_parser
     add_fuzz_parser(sub)
     sub.add_parser("bench", add_help=False, help="step time against torch.optim on GPT-2 shapes (geo bench --help)")
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_cli(args, _source)
         if args.command == "explain":
             return _explain(args)
+        if args.stdlib:
+            return _doc_stdlib()
         return _doc(args.op)
     except GeoError as err:
         print(err.render(), file=sys.stderr)
@@ -155,6 +159,16 @@ def _explain(args) -> int:
         print(f"geo: {err}", file=sys.stderr)
         return 2
     print(ex.explain(compile_spec(_source(args.file), name=args.name), params, torch_dtype(args.dtype)))
+    return 0
+
+
+def _doc_stdlib() -> int:
+    from .dsl.loader import stdlib_catalog
+    rows = stdlib_catalog()
+    width = max(len(name) for name, _, _ in rows)
+    where = max(len(path) for _, path, _ in rows)
+    for name, path, summary in rows:
+        print(f"{name:<{width}}  {path:<{where}}  {summary}")
     return 0
 
 

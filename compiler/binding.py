@@ -27,10 +27,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import torch
-
 from ..dsl.diagnostics import Diagnostic, Label
 from .types import Tensor
+from .ops._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 if TYPE_CHECKING:
     from ..dsl import ast

@@ -15,7 +15,8 @@ __all__ = ["compile", "CheckpointError"]
 def compile(spec: str | Path, backend: str = "auto", name: str | None = None) -> type[GeoOptimizer]:  # noqa: A001
     """Compiles a spec and returns an Optimizer class: `geo.compile("muon")(model.parameters(), lr=0.02)`.
 
-    spec: a stdlib name ("muon"), a path to a `.geo` file, or the spec text itself.
+    spec: a stdlib name (a file, "muon", or any optimizer a stdlib file defines, "muon_conv"), a path to a
+    `.geo` file, or the spec text itself.
     backend: "auto" (Triton kernels for CUDA tensors when triton is installed, else the multi-tensor torch
     path), "torch", "triton" (CUDA tensors, or CPU tensors under TRITON_INTERPRET=1), "reference".
     name: which optimizer of the spec, when it defines several (default: the only one, or the one named
@@ -26,7 +27,7 @@ def compile(spec: str | Path, backend: str = "auto", name: str | None = None) ->
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     source = source_for(spec)
     _, checked = front(source)
-    info = checked.select(source.name, name)
+    info = checked.select(source.name, name if name is not None else source.entry)
     cls = type(info.name, (GeoOptimizer,), {
         "_geo": CompiledSpec(checked, info, backend),
         "__doc__": info.doc or checked.doc,
