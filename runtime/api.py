@@ -1,15 +1,21 @@
 """`geo.compile`: a spec (stdlib name, path, or text) → a `torch.optim.Optimizer` subclass."""
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from ..compiler.pipeline import front
 from ..dsl.loader import source_for
+from ..dsl.source import SourceFile
 from .checkpoint import CheckpointError
 from .compiled import BACKENDS, CompiledSpec
 from .optimizer import GeoOptimizer
 
 __all__ = ["compile", "CheckpointError"]
+
+# The classes geo.compile made in this process, by a token of their own: an optimizer unpickled (or deep-copied) in
+# the process that pickled it gets the very class its original had.
+_CLASSES: weakref.WeakValueDictionary[str, type[GeoOptimizer]] = weakref.WeakValueDictionary()
 
 
 def compile(spec: str | Path, backend: str = "auto", name: str | None = None) -> type[GeoOptimizer]:  # noqa: A001
@@ -33,5 +39,20 @@ def compile(spec: str | Path, backend: str = "auto", name: str | None = None) ->
         "__doc__": info.doc or checked.doc,
         "__module__": "geo.compiled",
     })
+    _CLASSES[cls._geo.token] = cls
     return cls
+
+
+def restore(ref: tuple[str, str, str, str, str], token: str) -> GeoOptimizer:
+    """An empty optimizer of the class that `ref` (`CompiledSpec.ref()`) and `token` name, for pickle to fill with
+    its state: the class itself where it still lives (this process), else the spec compiled again from its text.
+    A spec whose modules have changed since (a `use`d file edited) is refused: the state belongs to the old one."""
+    cls = _CLASSES.get(token)
+    if cls is None:
+        name, text, optimizer, backend, fingerprint = ref
+        cls = compile(SourceFile(name, text), backend=backend, name=optimizer)
+        if cls._geo.info.fingerprint != fingerprint:
+            raise CheckpointError(f"cannot unpickle the optimizer `{optimizer}`: its spec ({name}) or a spec it uses "
+                                  "has changed since it was pickled")
+    return cls.__new__(cls)
 

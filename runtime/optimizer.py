@@ -23,7 +23,7 @@ from ..compiler import backends
 from ..compiler.backends.epilogue import storage_id
 from ..compiler.binding import ROLES, ParamInfo, bind_rule, infer_role, misfit
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import checkpoint
+from . import checkpoint, torch_optim
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, validate_kwargs
@@ -43,21 +43,27 @@ class GeoOptimizer(torch.optim.Optimizer):
         step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
         "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or
         "propagate" (no check, as torch.optim: NaN flows into the parameter and state).
-        **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only."""
+        **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only; and
+        torch.optim's flags (runtime/torch_optim.py): `maximize=True` ascends (the gradient negated, as
+        torch.optim does), `foreach` is accepted, `fused=True` selects the Triton backend.
+
+        `defaults` holds the hyperparameters every rule has and the flags, and so every param group has them,
+        as torch's tools expect (OneCycleLR, CyclicLR)."""
         spec = self._geo
-        self._geo_backend = backend or spec.backend
-        if self._geo_backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self._geo_backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        flags, hypers = torch_optim.split_flags(spec.info, hypers)
+        self._geo_backend = torch_optim.backend_for(spec.info.name, backend or spec.backend, flags)
         if nonfinite not in NONFINITE:
             raise ValueError(f"unknown nonfinite policy {nonfinite!r}; choose one of {', '.join(NONFINITE)}")
         self.nonfinite = nonfinite
-        self.nonfinite_skips: dict[str, int] = {}
+        self.nonfinite_skips: dict[str | int, int] = {}  # by parameter name, or by index as in state_dict()
         self._geo_roles = _role_table(roles)
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
         self._geo_unnamed = 0
         self._geo_fits: set[tuple[int, tuple[int, ...]]] = set()  # (program, shape) pairs already checked
-        super().__init__(params, defaults={})
+        super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
 
     # -- construction
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -81,7 +87,9 @@ class GeoOptimizer(torch.optim.Optimizer):
                 split.setdefault(binding[0], []).append(i)
         if diagnostics:
             raise GeoError(diagnostics)
-        user = {k: v for k, v in param_group.items() if k not in ("params", "param_names")}
+        flags, user = torch_optim.split_flags(spec.info, {k: v for k, v in param_group.items()
+                                                               if k not in ("params", "param_names")})
+        torch_optim.check_group_flags(spec.info.name, flags, self._geo_backend)
         groups = []
         for rule_index, members in sorted(split.items()):
             rule = spec.rules[rule_index]
@@ -89,6 +97,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             if any(named):
                 group["param_names"] = [names[i] for i in members]
             group.update(group_values(spec.info, rule, self._geo_kwargs, user))
+            group.update(flags)  # the flags it does not set come from `defaults`, in torch's add_param_group
             group["geo_rule"] = rule_index
             groups.append(group)
         for group in groups:  # every shape requirement of the compiled rules, before any group is added
@@ -181,6 +190,8 @@ class GeoOptimizer(torch.optim.Optimizer):
                 for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
                     items.append(item)
             for runner, ps_, param_views, grad_views, states, ts in batches.values():
+                if group.get("maximize"):  # ascent: torch.optim's `grad = -grad` (exact), on a copy
+                    grad_views = list(torch._foreach_neg(grad_views))
                 runner.step_group(param_views, grad_views, states, hypers, ts)
                 for p, v in zip(ps_, param_views):
                     if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
@@ -220,12 +231,22 @@ class GeoOptimizer(torch.optim.Optimizer):
                 if finite[id(p.grad)]:
                     kept.append(p)
                     continue
-                pname = param_name(group, p)
                 if self.nonfinite == "raise":
-                    raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {pname} is not finite")
-                self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
+                    raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {param_name(group, p)} "
+                                             "is not finite")
+                key = self._param_key(group, p)
+                self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
             out.append((group, kept))
         return out
+
+    def _param_key(self, group: dict[str, Any], p: torch.Tensor) -> str | int:
+        """How `nonfinite_skips` names a parameter: its name when the optimizer has names, else its index in
+        `state_dict()["state"]` (groups in order, parameters in order)."""
+        index = next(i for i, q in enumerate(group["params"]) if q is p)
+        if "param_names" in group:
+            return group["param_names"][index]
+        before = next(i for i, g in enumerate(self.param_groups) if g is group)
+        return sum(len(g["params"]) for g in self.param_groups[:before]) + index
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -237,14 +258,49 @@ class GeoOptimizer(torch.optim.Optimizer):
         """Loads a checkpoint of this optimizer; everything is validated before anything changes.
 
         A checkpoint of another spec (or of another version of this spec, unless `allow_spec_change=True`)
-        or with missing or mismatched entries raises CheckpointError naming what differs.
+        or with missing or mismatched entries raises CheckpointError naming what differs. The stdlib's adamw,
+        sgd and muon also load the state dicts of torch.optim.AdamW, SGD and Muon (state names and hyperparameters
+        mapped; the trajectory continues bit for bit).
         """
+        if isinstance(state_dict, dict) and "geo" not in state_dict and torch_optim.twin_of(self) is not None:
+            # a torch.optim.AdamW/SGD/Muon state dict (or a clear error saying it is neither that nor geo's)
+            state_dict = torch_optim.from_torch(self, state_dict)
         checkpoint.validate(self, state_dict, allow_spec_change)
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "geo"})
         checkpoint.restore_dtypes(self)
 
+    def torch_state_dict(self) -> dict[str, Any]:
+        """This optimizer's state as its torch.optim twin writes it, for `torch.optim.AdamW(...).load_state_dict`
+        (the stdlib's adamw, sgd and muon: torch.optim.AdamW, SGD and Muon); ValueError for other specs."""
+        return torch_optim.to_torch(self)
+
+    # -- pickling (`copy.deepcopy`, launchers that pickle the optimizer)
+    def __getstate__(self) -> dict[str, Any]:
+        """torch's own (defaults, state, param_groups) and geo's: the backend, the nonfinite policy and counts, the
+        constructor's keywords and roles (names only: a tensor's id means nothing in another process), and each
+        parameter's binding. The compiled programs are not pickled; they are compiled again when first needed."""
+        state = super().__getstate__()
+        state.update({k: v for k, v in self.__dict__.items()
+                      if k in _PICKLED and k != "_geo_roles"})
+        state["_geo_roles"] = {k: v for k, v in self._geo_roles.items() if isinstance(k, str)}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state.setdefault("_geo_fits", set())
+        super().__setstate__(state)
+
+    def __reduce_ex__(self, protocol):
+        """The class is made by `geo.compile`, not importable: it is rebuilt from the spec's text (runtime/api.py)."""
+        from .api import restore
+        return restore, (self._geo.ref(), self._geo.token), self.__getstate__()
+
 
 # ---- helpers -------------------------------------------------------------------------------------------
+_PICKLED = ("_geo_backend", "nonfinite", "nonfinite_skips", "_geo_roles", "_geo_kwargs", "_geo_binding",
+            "_geo_unnamed")
+
+
 def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
     """Initial states as separate buffers: two slots initialized from one value (`zeros_like(W)`), or a slot
     initialized to the parameter itself, would otherwise share memory, and a backend that updates state in place
