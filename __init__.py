@@ -4,7 +4,7 @@
     Muon = geo.compile("muon")                # a stdlib name, a path, or spec text
     opt = Muon(model.parameters(), lr=0.02)   # a real torch.optim.Optimizer
 
-`geo.compile` and `geo.CheckpointError` are imported on first use: the command line (`geo --help`, `geo check`)
+`geo.compile`, `geo.roles` and the runtime's exceptions and warnings are imported on first use: the command line (`geo --help`, `geo check`)
 and the compiler's front end never import torch, which takes seconds to load.
 """
 # Absolute imports: pytest's set-up of the checkout's root package imports this file by its path, under the
@@ -12,9 +12,9 @@ and the compiler's front end never import torch, which takes seconds to load.
 from geo.dsl.diagnostics import GeoError, InternalError  # noqa: E402
 from geo.version import __version__  # noqa: E402
 
-__all__ = ["compile", "GeoError", "InternalError", "CheckpointError", "__version__"]
+__all__ = ["compile", "roles", "GeoError", "InternalError", "CheckpointError", "RoutingWarning", "__version__"]
 
-_RUNTIME = ("compile", "CheckpointError")
+_RUNTIME = ("compile", "roles", "CheckpointError", "RoutingWarning")
 
 
 def __getattr__(name: str):

@@ -1,17 +1,19 @@
-"""`geo.compile`: a spec (stdlib name, path, or text) → a `torch.optim.Optimizer` subclass."""
+"""`geo.compile`: a spec (stdlib name, path, or text) → a `torch.optim.Optimizer` subclass; `geo.roles(model)`."""
 from __future__ import annotations
 
 import weakref
 from pathlib import Path
 
+from ..compiler.binding import RoutingWarning
 from ..compiler.pipeline import front
 from ..dsl.loader import source_for
 from ..dsl.source import SourceFile
 from .checkpoint import CheckpointError
 from .compiled import BACKENDS, CompiledSpec
 from .optimizer import GeoOptimizer
+from .roles import roles
 
-__all__ = ["compile", "CheckpointError"]
+__all__ = ["compile", "roles", "CheckpointError", "RoutingWarning"]
 
 # The classes geo.compile made in this process, by a token of their own: an optimizer unpickled (or deep-copied) in
 # the process that pickled it gets the very class its original had.

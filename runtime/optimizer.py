@@ -15,13 +15,15 @@ checkpoints validated in `checkpoint.py`; this module is the optimizer's life cy
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import torch
 
 from ..compiler import backends
 from ..compiler.backends.epilogue import storage_id
-from ..compiler.binding import ROLES, ParamInfo, bind_rule, infer_role, misfit
+from ..compiler.binding import (RANK_ROLES, ParamInfo, RoleChoice, RoutingWarning, bind_rule, choose_roles,
+                                looks_transposed, misfit, parse_role, show_shape)
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 from . import checkpoint, torch_optim
 from .checkpoint import STEP_KEY, param_name
@@ -37,7 +39,11 @@ class GeoOptimizer(torch.optim.Optimizer):
     def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None,
                  nonfinite: str = "skip", **hypers: Any):
         """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
-        roles: {tensor or name: role} overriding the roles inferred from names.
+        roles: {tensor or name: role} overriding the roles inferred from names and positions (compiler/binding.py
+        says how they are chosen; `geo.roles(model)` reads them off the model's modules); a role may end in
+        `.T` for a weight stored transposed, (in, out) as HF GPT-2's Conv1D: rules then see its transpose.
+        Parameters routed on a guess (no names, where the spec's rules tell roles apart; a name and shape
+        that look like Conv1D storage) are reported once, as a `RoutingWarning`.
         backend: "auto", "torch", "triton" or "reference" (default: the one given to geo.compile).
         nonfinite: what a step does with a gradient holding NaN or ±Inf — "skip" (default: that tensor's
         step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
@@ -61,9 +67,16 @@ class GeoOptimizer(torch.optim.Optimizer):
         self._geo_roles = _role_table(roles)
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
+        self._geo_transposed: set[torch.Tensor] = set()  # stored (in, out): the rules see p.T
         self._geo_unnamed = 0
         self._geo_fits: set[tuple[int, tuple[int, ...]]] = set()  # (program, shape) pairs already checked
+        params = _param_groups(params)
+        # Roles are chosen over every parameter given at once: "the model's last layer" is a fact of the whole list.
+        self._geo_choices = self._choose([p for g in params if isinstance(g, dict) for p in g["params"]])
+        self._geo_notes: list[tuple] = []
         super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
+        self._geo_choices = {}
+        self._warn_routing(stacklevel=2)
 
     # -- construction
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -77,11 +90,14 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise ValueError("all optimizer params should be with/without names")
         diagnostics: list[Diagnostic] = []
         split: dict[int, list[int]] = {}
-        for i, p in enumerate(tensors):
+        for p in tensors:
             if not isinstance(p, torch.Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+        later = not self._geo_choices  # a group added after construction: its roles are chosen among its own
+        choices = self._choose(params) if later else self._geo_choices
+        for i, p in enumerate(tensors):
             name = names[i] if names[i] is not None else self._unnamed()
-            binding = self._bind(p, name, diagnostics)
+            binding = self._bind(p, name, choices[id(p)], names[i] is not None, diagnostics)
             if binding is not None:
                 self._geo_binding[p] = binding
                 split.setdefault(binding[0], []).append(i)
@@ -106,6 +122,25 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise GeoError(diagnostics)
         for group in groups:
             super().add_param_group(group)
+        if later:
+            self._warn_routing(stacklevel=2)
+
+    def _choose(self, params: list[Any]) -> dict[int, RoleChoice]:
+        """The role of each tensor of `params` (tensors or (name, tensor) pairs), by id: compiler/binding.py's rules
+        over the whole list, `roles=` first."""
+        tensors = [p[1] if isinstance(p, tuple) else p for p in params]
+        names = [p[0] if isinstance(p, tuple) else None for p in params]
+        pairs, given, ids = [], [], []
+        for name, p in zip(names, tensors):
+            if isinstance(p, torch.Tensor):
+                pairs.append((name, tuple(p.shape)))
+                given.append(self._geo_roles.get(id(p)) or (self._geo_roles.get(name) if name is not None else None))
+                ids.append(id(p))
+        return dict(zip(ids, choose_roles(pairs, given)))
+
+    def _geo_shape(self, p: torch.Tensor) -> tuple[int, ...]:
+        """The shape the rules see: the stored one, or its transpose for a weight stored (in, out)."""
+        return tuple(reversed(p.shape)) if p in self._geo_transposed else tuple(p.shape)
 
     def _misfits(self, group: dict[str, Any]) -> list[Diagnostic]:
         """Parameters whose shape breaks a requirement of their rule's program (`W @ W` needs a square W)."""
@@ -116,10 +151,10 @@ class GeoOptimizer(torch.optim.Optimizer):
         for p in group["params"]:
             _, rank, active = self._geo_binding[p]
             program = spec.program(rule, statics, rank, active)
-            key = (id(program), tuple(p.shape))
+            key = (id(program), self._geo_shape(p))
             if key in self._geo_fits:
                 continue
-            problem = misfit(program, rule, tuple(p.shape), param_name(group, p))
+            problem = misfit(program, rule, self._geo_shape(p), param_name(group, p))
             if problem is not None:
                 out.append(problem)
             else:
@@ -130,7 +165,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         self._geo_unnamed += 1
         return f"param{self._geo_unnamed - 1}"
 
-    def _bind(self, p: torch.Tensor, name: str, diagnostics: list[Diagnostic]):
+    def _bind(self, p: torch.Tensor, name: str, choice: RoleChoice, named: bool, diagnostics: list[Diagnostic]):
         if not p.is_floating_point():  # complex: geo's geometry is real (msign, norms, signs); ints: no gradient
             diagnostics.append(Diagnostic(
                 "GEO0403", f"parameter `{name}` has dtype {str(p.dtype).removeprefix('torch.')}; `{self._geo.info.name}` "
@@ -139,12 +174,58 @@ class GeoOptimizer(torch.optim.Optimizer):
                 help="optimize a complex parameter as its real view (`torch.view_as_real(p)` as a separate "
                      "real parameter), or leave it to another optimizer"))
             return None
-        role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or infer_role(name, tuple(p.shape))
-        binding = bind_rule(self._geo.info, ParamInfo(name, tuple(p.shape), role))
+        shape = tuple(p.shape)
+        if choice.transposed:
+            if p.dim() != 2:
+                raise ValueError(f"roles: `{choice.role}.T` is for a matrix stored transposed; `{name}` has shape "
+                                 f"{show_shape(shape)}")
+            self._geo_transposed.add(p)
+            shape = shape[::-1]
+        binding = bind_rule(self._geo.info, ParamInfo(name, shape, choice.role))
         if isinstance(binding, Diagnostic):
             diagnostics.append(binding)
             return None
+        rule = self._geo.rules[binding[0]]
+        if choice.by_rank and set(RANK_ROLES.get(min(len(shape), 4), ())) & _role_words(self._geo.info):
+            self._geo_notes.append(("rank", shape, choice.role, rule))
+        if named and not choice.transposed and "roles=" not in choice.why and (rule.rank() == 2 or rule.view):
+            why = looks_transposed(name, shape)
+            if why:
+                self._geo_notes.append(("transposed", name, shape, why, rule, choice.role))
         return binding
+
+    def _warn_routing(self, stacklevel: int) -> None:
+        """One RoutingWarning for the parameters just bound on a guess (`_geo_notes`), naming them and the fix."""
+        notes, self._geo_notes = self._geo_notes, []
+        opt = self._geo.info.name
+        parts = []
+        by_rank = [n for n in notes if n[0] == "rank"]
+        if by_rank:
+            routes: dict[tuple[str, int], list[str]] = {}
+            for _, shape, role, rule in by_rank:
+                routes.setdefault((role, rule.index), []).append(show_shape(shape))
+            listed = "; ".join(
+                f"{', '.join(shapes[:6])}{f' and {len(shapes) - 6} more' if len(shapes) > 6 else ''} as {role} → "
+                f"rule {index} `{self._geo.rules[index].text}` ({self._geo.rules[index].route})"
+                for (role, index), shapes in routes.items())
+            have = "1 parameter has no name" if len(by_rank) == 1 else f"{len(by_rank)} parameters have no names"
+            parts.append(f"{opt}: {have}, so their roles come from their rank alone "
+                         f"({listed}), and this spec routes by role: an embedding or output layer among them is "
+                         "routed as a hidden layer. Pass `model.named_parameters()` (names give roles), or "
+                         "roles={param: role} (e.g. roles=geo.roles(model), read off the model's modules).")
+        stored = [n for n in notes if n[0] == "transposed"]
+        if stored:
+            listed = "; ".join(f"`{name}` {show_shape(shape)}, {why}, → rule {rule.index} ({rule.route})"
+                               for _, name, shape, why, rule, _ in stored[:3])
+            more = f"; and {len(stored) - 3} more" if len(stored) > 3 else ""
+            _, name, _, _, _, role = stored[0]
+            parts.append(f"{opt}: {len(stored)} parameters look like HF GPT-2's Conv1D storage, (in, out) where "
+                         f"nn.Linear keeps (out, in) ({listed}{more}). Their rules see them as stored: shape-dependent "
+                         "scales (Muon's √max(1, rows/cols)), per-row statistics and `split`/`heads` views read the "
+                         "wrong axis (msign itself is transpose-equivariant). Pass roles=geo.roles(model) (it reads "
+                         f"Conv1D modules) or roles={{\"{name}\": \"{role}.T\", ...}} to have them seen as (out, in).")
+        if parts:
+            warnings.warn("\n".join(parts), RoutingWarning, stacklevel=stacklevel + 1)
 
     # -- the step
     @torch.no_grad()
@@ -179,8 +260,9 @@ class GeoOptimizer(torch.optim.Optimizer):
                 _, rank, active = self._geo_binding[p]
                 runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
                 view = rule.view
-                param_view = view.forward(p, rule.view_args) if view is not None else p
-                grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
+                base, grad = (p.T, p.grad.T) if p in self._geo_transposed else (p, p.grad)  # views, no copies
+                param_view = view.forward(base, rule.view_args) if view is not None else base
+                grad_view = view.forward(grad, rule.view_args) if view is not None else grad
                 state = self.state[p]
                 if not state:
                     state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
@@ -195,7 +277,8 @@ class GeoOptimizer(torch.optim.Optimizer):
                 runner.step_group(param_views, grad_views, states, hypers, ts)
                 for p, v in zip(ps_, param_views):
                     if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
-                        p.copy_(v.reshape(p.shape))
+                        base = p.T if p in self._geo_transposed else p
+                        base.copy_(v.reshape(base.shape))
         return loss
 
     def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
@@ -287,7 +370,8 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        state.setdefault("_geo_fits", set())
+        for key, empty in (("_geo_fits", set), ("_geo_choices", dict), ("_geo_notes", list), ("_geo_transposed", set)):
+            state.setdefault(key, empty())
         super().__setstate__(state)
 
     def __reduce_ex__(self, protocol):
@@ -298,7 +382,7 @@ class GeoOptimizer(torch.optim.Optimizer):
 
 # ---- helpers -------------------------------------------------------------------------------------------
 _PICKLED = ("_geo_backend", "nonfinite", "nonfinite_skips", "_geo_roles", "_geo_kwargs", "_geo_binding",
-            "_geo_unnamed")
+            "_geo_transposed", "_geo_unnamed")
 
 
 def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
@@ -319,7 +403,29 @@ def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[
 def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:
     out: dict[Any, str] = {}
     for key, role in (roles or {}).items():
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        parse_role(role)  # ValueError for an unknown one
         out[id(key) if isinstance(key, torch.Tensor) else key] = role
     return out
+
+
+def _param_groups(params: Any) -> Any:
+    """torch.optim's `params` as a list of group dicts with their parameters listed (an iterator is read once
+    here); anything torch would refuse is passed on as it is, for torch's own error."""
+    if isinstance(params, torch.Tensor):
+        return params
+    params = list(params)
+    if params and not isinstance(params[0], dict):
+        params = [{"params": params}]
+    out = []
+    for g in params:
+        if isinstance(g, dict) and "params" in g and not isinstance(g["params"], (torch.Tensor, set)):
+            g = {**g, "params": list(g["params"])}
+        out.append(g)
+    return out
+
+
+def _role_words(info) -> set[str]:
+    """The roles the optimizer's selectors (rules and their steps) tell apart."""
+    words = {t.word for r in info.rules for t in r.binder.selector}
+    words |= {t.word for r in info.rules for step in r.chain for t in step.binder.selector}
+    return words & set(RANK_ROLES[0] + RANK_ROLES[2])
