@@ -101,6 +101,7 @@ class RoleChoice:
     why: str
     transposed: bool = False
     by_rank: bool = False    # no name and no `roles=`: the rank alone decided
+    given: bool = False      # by `roles=`
 
 
 TRANSPOSED = ".T"
@@ -123,7 +124,8 @@ def choose_roles(params: list[tuple[str | None, tuple[int, ...]]], given: list[s
     for (name, shape), role in zip(params, given):
         if role is not None:
             role, transposed = parse_role(role)
-            out.append(RoleChoice(role, "given by roles=" + (" (stored transposed)" if transposed else ""), transposed))
+            out.append(RoleChoice(role, "given by roles=" + (" (stored transposed)" if transposed else ""), transposed,
+                                  given=True))
         elif name is None:
             role, _ = name_role("", shape)
             out.append(RoleChoice(role, "no name: by its rank alone", by_rank=True))

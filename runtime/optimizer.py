@@ -107,7 +107,9 @@ class GeoOptimizer(torch.optim.Optimizer):
             if not isinstance(p, torch.Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
         later = not self._geo_choices  # a group added after construction: its roles are chosen among its own
-        choices = self._choose(params) if later else self._geo_choices
+        choices = self._geo_choices
+        if later or any(id(p) not in choices for p in tensors):
+            choices = self._choose(params)
         for i, p in enumerate(tensors):
             name = names[i] if names[i] is not None else self._unnamed()
             binding = self._bind(p, name, choices[id(p)], names[i] is not None, diagnostics)
@@ -199,9 +201,9 @@ class GeoOptimizer(torch.optim.Optimizer):
             diagnostics.append(binding)
             return None
         rule = self._geo.rules[binding[0]]
-        if choice.by_rank and set(RANK_ROLES.get(min(len(shape), 4), ())) & _role_words(self._geo.info):
+        if choice.by_rank and _routes_by_role(self._geo.info, len(shape)):
             self._geo_notes.append(("rank", shape, choice.role, rule))
-        if named and not choice.transposed and "roles=" not in choice.why and (rule.rank() == 2 or rule.view):
+        if named and not choice.given and (rule.rank() == 2 or rule.view):
             why = looks_transposed(name, shape)
             if why:
                 self._geo_notes.append(("transposed", name, shape, why, rule, choice.role))
@@ -444,14 +446,18 @@ def _param_groups(params: Any) -> Any:
         params = [{"params": params}]
     out = []
     for g in params:
-        if isinstance(g, dict) and "params" in g and not isinstance(g["params"], (torch.Tensor, set)):
+        if isinstance(g, dict) and isinstance(g.get("params"), torch.Tensor):
+            g = {**g, "params": [g["params"]]}
+        elif isinstance(g, dict) and "params" in g and not isinstance(g["params"], set):  # a set: torch's error
             g = {**g, "params": list(g["params"])}
         out.append(g)
     return out
 
 
-def _role_words(info) -> set[str]:
-    """The roles the optimizer's selectors (rules and their steps) tell apart."""
-    words = {t.word for r in info.rules for t in r.binder.selector}
-    words |= {t.word for r in info.rules for step in r.chain for t in step.binder.selector}
-    return words & set(RANK_ROLES[0] + RANK_ROLES[2])
+def _routes_by_role(info, rank: int) -> bool:
+    """Whether the optimizer's selectors (its rules' and their steps') tell apart parameters of this rank by what
+    a name would say: a role a parameter of this rank can have, or a `name "glob"` pattern."""
+    terms = [t for r in info.rules for t in r.binder.selector]
+    terms += [t for r in info.rules for step in r.chain for t in step.binder.selector]
+    roles = set(RANK_ROLES[min(rank, 4)])
+    return any(t.pattern is not None or t.word in roles for t in terms)
