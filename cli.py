@@ -30,12 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="per parameter: the rule, state bytes, kernels, bytes moved and FLOPs")
     e.add_argument("file", metavar="FILE", help="a .geo file or a stdlib name")
     e.add_argument("--name", help="the optimizer, when the spec defines several")
-    e.add_argument("--param", action="append", default=[], metavar="NAME=SHAPE",
-                   help="a parameter to explain, e.g. h.0.mlp.c_fc.weight=3072x768 (repeatable; default: a "
-                        "GPT-2-small layer)")
+    e.add_argument("--param", action="append", default=[], metavar="NAME=SHAPE[:ROLE]",
+                   help="a parameter to explain, e.g. h.0.mlp.c_fc.weight=3072x768, in model order (repeatable; "
+                        "default: a GPT-2-small layer); :ROLE gives its role as roles= does (e.g. :hidden.T)")
     e.add_argument("--dtype", choices=("fp32", "bf16", "fp16", "fp64"), default="fp32", help="the parameters' dtype")
-    d = sub.add_parser("doc", help="the operator catalog, or one operator's documentation")
+    d = sub.add_parser("doc", help="the operator catalog, one operator's documentation, or the stdlib's optimizers")
     d.add_argument("op", nargs="?", help="an operator name")
+    d.add_argument("--stdlib", action="store_true",
+                   help="list every stdlib optimizer (each is a name geo.compile and every command take)")
     from .fuzz.cli import add_parser as add_fuzz_parser
     add_fuzz_parser(sub)
     sub.add_parser("bench", add_help=False, help="step time against torch.optim on GPT-2 shapes (geo bench --help)")
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_cli(args, _source)
         if args.command == "explain":
             return _explain(args)
+        if args.stdlib:
+            return _doc_stdlib()
         return _doc(args.op)
     except GeoError as err:
         print(err.render(), file=sys.stderr)
@@ -150,11 +154,23 @@ def _explain(args) -> int:
     from .runtime import explain as ex
     from .runtime.api import compile as compile_spec
     try:
-        params = dict(ex.parse_param(p) for p in args.param) or ex.GPT2_SMALL_LAYER
+        parsed = [ex.parse_param(p) for p in args.param]
     except ValueError as err:
         print(f"geo: {err}", file=sys.stderr)
         return 2
-    print(ex.explain(compile_spec(_source(args.file), name=args.name), params, torch_dtype(args.dtype)))
+    params = {p[0]: p[1] for p in parsed} or ex.GPT2_SMALL_LAYER
+    roles = {p[0]: p[2] for p in parsed if len(p) == 3}
+    print(ex.explain(compile_spec(_source(args.file), name=args.name), params, torch_dtype(args.dtype), roles))
+    return 0
+
+
+def _doc_stdlib() -> int:
+    from .dsl.loader import stdlib_catalog
+    rows = stdlib_catalog()
+    width = max(len(name) for name, _, _ in rows)
+    where = max(len(path) for _, path, _ in rows)
+    for name, path, summary in rows:
+        print(f"{name:<{width}}  {path:<{where}}  {summary}")
     return 0
 
 

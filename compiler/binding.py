@@ -5,9 +5,21 @@ A rule `for hidden matrix W as heads(8):` selects parameters with the selector w
 body through the view `heads(8)`. Selectors and views are registries like the operators': the grammar knows
 none of their names.
 
-Roles come from the parameter's name (from `named_parameters()`), unless the constructor's `roles=` says
-otherwise: embedding (`embed`, `wte`, `wpe`, `tok_embeddings`), head (`lm_head`, `head`, `classifier`,
-`output`), bias (1-D named `*bias`), norm (other 1-D and 0-D), hidden (everything else of rank ≥ 2).
+Roles (`choose_roles`), first that applies:
+  1. the constructor's `roles=` ({tensor or name: role}); a role may end in `.T`: the parameter is stored
+     transposed, (in, out) as HF GPT-2's `Conv1D`, and every rule sees its transpose (out, in), as an
+     `nn.Linear` weight (`geo.roles(model)` finds Conv1D modules, embeddings and the output layer);
+  2. the parameter's name (from `named_parameters()`): embedding (`embed`, `wte`, `wpe`, `tok_embeddings`),
+     head (`lm_head`, `head`, `classifier`, `output`, unless inside a numbered block: BERT's
+     `layer.3.output.dense` is a hidden layer), bias (1-D named `*bias`), norm (other 1-D and 0-D);
+  3. the model's last layer, by position: when nothing marks a head, the last parameter of rank ≥ 2 among
+     two or more given is the output layer (role head) if it is not inside a numbered block (`2.weight` of an
+     `nn.Sequential`, `fc.weight` of a ResNet; not `h.11.mlp.c_proj.weight`, whose output head is tied to
+     the embedding);
+  4. otherwise hidden (rank ≥ 2) or norm; without a name this is the rank alone, and the runtime warns
+     (`RoutingWarning`) when the spec's rules tell roles apart.
+Names that look like HF GPT-2's transposed `Conv1D` storage (`c_attn.weight` of shape (d, 3d)) are reported
+(`looks_transposed`), never guessed at.
 
 Binding happens twice, and both times here: when the optimizer is built, each parameter goes to the first
 rule whose selector holds and one of whose steps applies to the parameter as the view shows it
@@ -27,10 +39,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import torch
-
 from ..dsl.diagnostics import Diagnostic, Label
 from .types import Tensor
+from .ops._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 if TYPE_CHECKING:
     from ..dsl import ast
@@ -52,13 +65,97 @@ _HEAD = re.compile(r"(^|[._])(lm_head|head|classifier|output)([._]|$)")
 
 
 def infer_role(name: str, shape: tuple[int, ...]) -> str:
+    """The role a parameter's name and rank give it (rules 2 and 4 of `choose_roles`)."""
+    return name_role(name, shape)[0]
+
+
+def name_role(name: str, shape: tuple[int, ...]) -> tuple[str, str]:
+    """(role, why) from a parameter's name and rank alone."""
     if len(shape) >= 2:
-        if _EMBED.search(name):
-            return "embedding"
-        if _HEAD.search(name):
-            return "head"
-        return "hidden"
-    return "bias" if name.endswith("bias") else "norm"
+        found = _EMBED.search(name)
+        if found:
+            return "embedding", f"its name has `{found.group(2)}`"
+        found = _HEAD.search(name)
+        if found and not in_numbered_block(name[:found.start(2)]):
+            return "head", f"its name has `{found.group(2)}`"
+        return "hidden", "rank ≥ 2, and its name marks no other role"
+    if name.endswith("bias"):
+        return "bias", "1-D, named `*bias`"
+    return "norm", f"{len(shape)}-D, not named `*bias`"
+
+
+def in_numbered_block(path: str) -> bool:
+    """A numbered component in a parameter's path: a layer of a repeated block (`h.3.`, `layer.11.`)."""
+    return any(part.isdigit() for part in re.split(r"[._]", path))
+
+
+class RoutingWarning(UserWarning):
+    """A parameter was routed on a guess that may be wrong: by its rank alone (no name), or stored transposed."""
+
+
+@dataclass(frozen=True)
+class RoleChoice:
+    """The role a parameter gets, whether it is stored transposed, and why (what `geo explain` prints)."""
+
+    role: str
+    why: str
+    transposed: bool = False
+    by_rank: bool = False    # no name and no `roles=`: the rank alone decided
+    given: bool = False      # by `roles=`
+
+
+TRANSPOSED = ".T"
+
+
+def parse_role(text: str) -> tuple[str, bool]:
+    """`"hidden"` → ("hidden", False); `"hidden.T"` → ("hidden", True); ValueError for anything else."""
+    role, transposed = (text[:-len(TRANSPOSED)], True) if isinstance(text, str) and text.endswith(TRANSPOSED) \
+        else (text, False)
+    if role not in ROLES:
+        raise ValueError(f"unknown role {text!r}; roles are {', '.join(ROLES)}, each optionally with "
+                         f"`{TRANSPOSED}` for a weight stored transposed, (in, out) as HF's Conv1D")
+    return role, transposed
+
+
+def choose_roles(params: list[tuple[str | None, tuple[int, ...]]], given: list[str | None]) -> list[RoleChoice]:
+    """The role of each parameter (name or None, stored shape), in the order given; `given[i]` is its `roles=`
+    entry, if any (`role` or `role.T`). The rules, in order, are in this module's docstring."""
+    out: list[RoleChoice | None] = []
+    for (name, shape), role in zip(params, given):
+        if role is not None:
+            role, transposed = parse_role(role)
+            out.append(RoleChoice(role, "given by roles=" + (" (stored transposed)" if transposed else ""), transposed,
+                                  given=True))
+        elif name is None:
+            role, _ = name_role("", shape)
+            out.append(RoleChoice(role, "no name: by its rank alone", by_rank=True))
+        else:
+            out.append(None)
+    named = [(i, name, shape) for i, ((name, shape), c) in enumerate(zip(params, out)) if c is None]
+    decided = {i: RoleChoice(*name_role(name, shape)) for i, name, shape in named}
+    matrices = [(i, name) for i, name, shape in named if len(shape) >= 2]
+    heads = [c for c in [*out, *decided.values()] if c is not None and c.role == "head"]
+    if len(matrices) >= 2 and not heads:  # a lone matrix is no model with a last layer
+        i, name = matrices[-1]
+        if decided[i].role == "hidden" and not in_numbered_block(name.rpartition(".")[0].rpartition(".")[0]):
+            decided[i] = RoleChoice("head", "the model's last layer: the last parameter of rank ≥ 2, outside any "
+                                            "numbered block, and no name marks a head")
+    return [c if c is not None else decided[i] for i, c in enumerate(out)]
+
+
+def looks_transposed(name: str, shape: tuple[int, ...]) -> str | None:
+    """Why a named matrix looks stored (in, out), as HF GPT-2's `Conv1D` keeps `c_attn`, `c_fc` and `c_proj`
+    (nn.Linear keeps (out, in)); None when it does not. Only GPT-2's names with their telltale aspect ratios."""
+    if len(shape) != 2:
+        return None
+    rows, cols = shape
+    if name.endswith("c_attn.weight") and cols == 3 * rows:
+        return f"a fused QKV stored (in, out) = ({rows}, 3·{rows})"
+    if name.endswith("c_fc.weight") and cols == 4 * rows:
+        return f"an MLP input stored (in, out) = ({rows}, 4·{rows})"
+    if name.endswith("mlp.c_proj.weight") and rows == 4 * cols:
+        return f"an MLP output stored (in, out) = (4·{cols}, {cols})"
+    return None
 
 
 # The inverse of `infer_role`, for tools that need a parameter of a given role and rank (the fuzzer): a name

@@ -75,7 +75,7 @@ def emit(source: SourceFile, stage: str, *, name: str | None = None, statics: Ma
     if stage == "ast":
         return ast.dump(parse(source))
     _, checked = front(source)
-    info = checked.select(source.name, name)
+    info = checked.select(source.name, name if name is not None else source.entry)
     overrides = _checked_overrides(info, dict(statics or {}))
     out = []
     for rule in info.rules:

@@ -1,5 +1,7 @@
 """Finding and reading specs: `geo.compile("muon")`, a path, or spec text; `use NAME` in a spec.
 
+A stdlib name is a file of the stdlib (`muon` → stdlib/muon.geo) or any optimizer one of them defines
+(`muon_conv`, `horst_r3`, `auon_paper`: the file that defines it, with `SourceFile.entry` naming the optimizer).
 `use NAME` resolves to `NAME.geo` beside the using file, else to the stdlib. A name is an identifier, so a
 spec can never reach outside those two folders (no paths, no `..`): a `.geo` file is data.
 """
@@ -25,19 +27,59 @@ class Loaded:
 
 
 def stdlib_names() -> list[str]:
+    """The stdlib's files, by stem (`muon` for stdlib/muon.geo)."""
     return sorted(p.stem for p in STDLIB.glob("*.geo"))
 
 
-@functools.lru_cache(maxsize=1)
-def stdlib_definitions() -> dict[str, str]:
-    """Every step and optimizer the stdlib defines, by name → the stdlib spec that defines it (`use` that)."""
-    out: dict[str, str] = {}
-    for name in stdlib_names():
-        module = parse(read_file(str(STDLIB / f"{name}.geo"), display=f"stdlib/{name}.geo"))
+@functools.cache
+def _stdlib_defs() -> tuple[tuple[str, str, str, str], ...]:
+    """(kind, name, file stem, one-line summary) for every step and optimizer the stdlib defines, file by file,
+    from the parsed files (a file that does not parse defines nothing here; `geo check` says why)."""
+    out = []
+    for stem in stdlib_names():
+        try:
+            module = parse(read_file(str(STDLIB / f"{stem}.geo"), display=f"stdlib/{stem}.geo"))
+        except GeoError:
+            continue
         for item in module.items:
-            if isinstance(item, (ast.StepDef, ast.OptimizerDef)):
-                out.setdefault(item.name, name)
+            if isinstance(item, ast.OptimizerDef):
+                doc = item.doc or (module.doc if item.name == stem else None) or _derived(item)
+                out.append(("optimizer", item.name, stem, doc.strip().splitlines()[0] if doc.strip() else ""))
+            elif isinstance(item, ast.StepDef):
+                out.append(("step", item.name, stem, ""))
+    return tuple(out)
+
+
+def _derived(item: ast.OptimizerDef) -> str:
+    """A summary for an undocumented optimizer: what it is written as (`muon(ns_coeffs = "polar_express")`)."""
+    if item.step is not None:
+        return "= " + item.step.span.text.strip()
+    rules = "; ".join(" ".join(r.span.text.split()) for r in item.rules)
+    return rules if len(rules) <= 100 else rules[:99] + "…"
+
+
+def stdlib_optimizers() -> dict[str, str]:
+    """Every optimizer the stdlib defines → the stem of the file that defines it (`muon_conv` → `muon`): each
+    is reachable by its own name (`geo.compile("muon_conv")`) and listed by `geo doc --stdlib`."""
+    out: dict[str, str] = {}
+    for kind, name, stem, _ in _stdlib_defs():
+        if kind == "optimizer":
+            out.setdefault(name, stem)
     return out
+
+
+def stdlib_definitions() -> dict[str, str]:
+    """Every step and optimizer the stdlib defines → the file stem that defines it (what to `use`)."""
+    out: dict[str, str] = {}
+    for _, name, stem, _ in _stdlib_defs():
+        out.setdefault(name, stem)
+    return out
+
+
+def stdlib_catalog() -> list[tuple[str, str, str]]:
+    """`geo doc --stdlib`: (optimizer, `stdlib/FILE.geo`, one-line summary) for every stdlib optimizer."""
+    return [(name, f"stdlib/{stem}.geo", summary) for kind, name, stem, summary in _stdlib_defs()
+            if kind == "optimizer"]
 
 
 def source_for(spec: str | Path) -> SourceFile:
@@ -50,6 +92,11 @@ def source_for(spec: str | Path) -> SourceFile:
         path = STDLIB / f"{spec}.geo"
         if path.is_file():
             return read_file(str(path), display=f"stdlib/{spec}.geo")
+        stem = stdlib_optimizers().get(spec)
+        if stem is not None:  # an optimizer defined inside a stdlib file (`muon_conv` in muon.geo)
+            source = read_file(str(STDLIB / f"{stem}.geo"), display=f"stdlib/{stem}.geo")
+            source.entry = spec
+            return source
         raise GeoError([Diagnostic("GEO0501", f"no stdlib spec named `{spec}`", Label(builtin_span(spec)),
                                    help=_stdlib_help(spec))])
     return SourceFile("<spec>", str(spec))
@@ -71,9 +118,11 @@ def read_file(path: str, display: str | None = None) -> SourceFile:
     raise GeoError([Diagnostic("GEO0601", message, Label(builtin_span(path)))])
 
 
-def _stdlib_help(name: str) -> str:
+def _stdlib_help(name: str, optimizers: bool = True) -> str:
+    """`help:` for a name that is no stdlib spec; `use` takes files only, so it is not offered optimizers."""
     from .diagnostics import did_you_mean
-    return did_you_mean(name, stdlib_names()) or "stdlib specs: " + ", ".join(stdlib_names())
+    return (did_you_mean(name, [*stdlib_names(), *(stdlib_optimizers() if optimizers else ())])
+            or "stdlib specs: " + ", ".join(stdlib_names()) + " (`geo doc --stdlib` lists every optimizer)")
 
 
 def load(source: SourceFile) -> Loaded:
@@ -107,7 +156,7 @@ def _visit(name: str, module: ast.Module, base: Path | None, loaded: Loaded, sta
             if path is None:
                 errors.append(Diagnostic("GEO0501", f"cannot find the spec `{used.id}`", Label(used.span, "not found"),
                                          notes=[f"looked for `{used.id}.geo` beside this file and in the stdlib"],
-                                         help=_stdlib_help(used.id)))
+                                         help=_stdlib_help(used.id, optimizers=False)))
                 continue
             display = f"stdlib/{used.id}.geo" if path.parent == STDLIB else str(path)
             try:

@@ -17,6 +17,9 @@ class SourceFile:
 
     name: str
     text: str
+    # The optimizer a stdlib name reached (`geo.compile("muon_conv")` reads stdlib/muon.geo and means the optimizer
+    # `muon_conv` in it); None: the spec's only optimizer, or the one named like the file.
+    entry: str | None = None
     line_starts: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -81,7 +81,7 @@ def load_subjects(spec: str | Path | SourceFile, names: Sequence[str] | None = N
         source = source_for(spec)
         arg = spec if "\n" not in spec else spec
     _, checked = front(source)
-    chosen = list(names) if names else list(checked.root_optimizers)
+    chosen = list(names) if names else [source.entry] if source.entry else list(checked.root_optimizers)
     if not chosen:  # a file of steps only: each step is fuzzed as the optimizer `optimizer NAME_ = NAME`
         steps = [n for n, d in checked.steps.items() if d.span.source is source]
         if steps:

@@ -137,7 +137,7 @@ def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> 
                     raise CheckpointError(f"state `{name}` of parameter {pname} is a "
                                           f"{value.dtype if isinstance(value, torch.Tensor) else type(value).__name__} "
                                           "in the state_dict, expected a floating-point tensor")
-                want = slot_shape(slot, tuple(p.shape), rule)
+                want = slot_shape(slot, opt._geo_shape(p), rule)  # as the rules see it (a Conv1D weight: (out, in))
                 have = tuple(value.shape) if isinstance(value, torch.Tensor) else ()
                 if want is not None and have != want:
                     raise CheckpointError(f"state `{name}` of parameter {pname} has shape {show_shape(have)} in the "

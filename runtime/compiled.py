@@ -8,6 +8,7 @@ the cache makes that cost per distinct key rather than per parameter.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from ..compiler import backends
@@ -22,12 +23,20 @@ class CompiledSpec:
 
     def __init__(self, checked: Checked, info: OptimizerInfo, backend: str):
         self.checked, self.info, self.backend = checked, info, backend
+        self.token = uuid.uuid4().hex  # this class, in this process (pickling: runtime/api.py's `restore`)
         self._programs: dict[tuple, Any] = {}
         self._runners: dict[tuple, Any] = {}
 
     @property
     def rules(self) -> list[RuleInfo]:
         return self.info.rules
+
+    def ref(self) -> tuple[str, str, str, str, str]:
+        """What rebuilds this optimizer in another process (pickling): the text and name of the spec file that
+        defines it (its `use`s are found from that name again), its name, the backend, and the fingerprint of
+        every module involved, to refuse a spec that changed since."""
+        source = self.info.span.source
+        return source.name, source.text, self.info.name, self.backend, self.info.fingerprint
 
     def program(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...]):
         """The rule specialized to these static values and rank (every backend runs the same program)."""

@@ -1,8 +1,11 @@
-"""`geo explain`: what a compiled optimizer does with each parameter — the rule that takes it, its state
-bytes, the kernels and ops of its step, and the bytes and FLOPs of each (the plan's cost summary).
+"""`geo explain`: what a compiled optimizer does with each parameter — a routing table (the role each parameter
+gets and why, and the rule that takes it), then per parameter its state bytes, the kernels and ops of its step,
+and the bytes and FLOPs of each (the plan's cost summary).
 
-Parameters are given as NAME=SHAPE (`h.0.mlp.c_fc.weight=768x3072`); names choose roles as in
-`model.named_parameters()`. Without any, a GPT-2-small layer's parameters are explained.
+Parameters are given as NAME=SHAPE (`h.0.mlp.c_fc.weight=768x3072`), in model order, or NAME=SHAPE:ROLE to give
+a role as `roles=` does (`c_attn.weight=768x2304:hidden.T`); roles are chosen as the optimizer chooses them
+(compiler/binding.py: names, the model's last layer by position, the rank alone). Without any, a GPT-2-small
+layer's parameters are explained.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..compiler.binding import ParamInfo, bind_rule, infer_role, viewed_shape
+from ..compiler.binding import ParamInfo, bind_rule, choose_roles, parse_role, show_shape, viewed_shape
 from ..compiler.types import DTYPES, dtype_name
 from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
 from ..dsl.diagnostics import Diagnostic, GeoError
@@ -23,21 +26,29 @@ GPT2_SMALL_LAYER = {
 }
 
 
-def parse_param(text: str) -> tuple[str, tuple[int, ...]]:
-    """NAME=SHAPE with SHAPE like 768x3072 (a scalar: `()`)."""
+def parse_param(text: str) -> tuple[str, tuple[int, ...]] | tuple[str, tuple[int, ...], str]:
+    """NAME=SHAPE with SHAPE like 768x3072 (a scalar: `()`), or NAME=SHAPE:ROLE (a role as `roles=` takes)."""
     name, sep, shape = text.partition("=")
     if not sep or not name:
         raise ValueError(f"--param takes NAME=SHAPE (e.g. fc.weight=768x3072), got {text!r}")
+    shape, colon, role = shape.partition(":")
+    if colon:
+        parse_role(role.strip())  # ValueError naming the roles
+        return (name, *_parse_shape(name, shape), role.strip())
+    return name, *_parse_shape(name, shape)
+
+
+def _parse_shape(name: str, shape: str) -> tuple[tuple[int, ...]]:
     shape = shape.strip()
     if shape in ("", "()"):
-        return name, ()
+        return ((),)
     try:
         dims = tuple(int(d) for d in shape.lower().split("x"))
     except ValueError:
         raise ValueError(f"--param {name}: the shape {shape!r} is not sizes joined by x (e.g. 768x3072)") from None
     if any(d <= 0 for d in dims):
         raise ValueError(f"--param {name}: sizes must be positive, got {shape!r}")
-    return name, dims
+    return (dims,)
 
 
 def _mb(n: float) -> str:
@@ -53,19 +64,34 @@ def _flops(n: float) -> str:
     return f"{n:.0f} FLOP"
 
 
-def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32) -> str:
+def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32,
+            roles: dict[str, str] | None = None) -> str:
+    """params: {name: stored shape} in model order; roles: {name: role} as the constructor's `roles=`."""
     spec = optimizer_cls._geo
     itemsize = DTYPES[dtype_name(dtype)].itemsize
     lines = [f"explain {spec.info.name}  ({len(spec.rules)} rule{'s' if len(spec.rules) != 1 else ''}, "
              f"parameters in {str(dtype).removeprefix('torch.')})"]
     totals = [0.0, 0.0, 0.0, 0, 0, 0.0]  # read, written, flops, kernels, ops, state bytes
     diagnostics: list[Diagnostic] = []
-    for name, shape in params.items():
-        info = ParamInfo(name, shape, infer_role(name, shape))
-        binding = bind_rule(spec.info, info)
+    choices = choose_roles(list(params.items()), [(roles or {}).get(name) for name in params])
+    bound = []
+    for (name, stored), choice in zip(params.items(), choices):
+        shape = tuple(reversed(stored)) if choice.transposed else stored
+        binding = bind_rule(spec.info, ParamInfo(name, shape, choice.role))
         if isinstance(binding, Diagnostic):
             diagnostics.append(binding)
             continue
+        bound.append((name, stored, shape, choice, binding))
+    if diagnostics:
+        raise GeoError(diagnostics)
+    lines += ["", "routing: the first rule whose selector holds takes a parameter; its role comes from roles=, its "
+                  "name, its place (the model's last layer) or its rank (compiler/binding.py)"]
+    width = max(len(name) for name, *_ in bound)
+    for name, stored, shape, choice, (index, _, _) in bound:
+        role = choice.role + (".T" if choice.transposed else "")
+        lines.append(f"  {name:<{width}}  {show_shape(stored):<14} {role:<10} -> rule {index} "
+                     f"({spec.rules[index].route}): {choice.why}")
+    for name, stored, shape, choice, binding in bound:
         index, rank, active = binding
         rule = spec.rules[index]
         program = spec.program(rule, rule.statics(), rank, active)
@@ -73,8 +99,8 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
         shapes = concrete_shapes(program, seen)
         the_plan = plan(program)
         lines.append("")
-        lines.append(f"{name} {list(shape)} (role {info.role}) -> rule {index} `{rule.text}`"
-                     + (f", seen as {list(seen)}" if seen != tuple(shape) else ""))
+        lines.append(f"{name} {list(stored)} (role {choice.role}) -> rule {index} `{rule.text}`"
+                     + (f", seen as {list(seen)}" if seen != tuple(stored) else ""))
         state_bytes = 0.0
         parts = []
         init_shapes = concrete_shapes_for_init(program, seen)
@@ -101,8 +127,6 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
                      + (f"; {flops / (read + written):.2f} FLOP/B" if read + written and flops == flops else ""))
         for i, v in enumerate((read, written, flops, kernels, ops, state_bytes)):
             totals[i] += v
-    if diagnostics:
-        raise GeoError(diagnostics)
     lines.append("")
     lines.append(f"all {len(params)} parameters: {totals[3]} kernels, {totals[4]} ops per step; reads {_mb(totals[0])}, "
                  f"writes {_mb(totals[1])}, {_flops(totals[2])}; state {_mb(totals[5])}")

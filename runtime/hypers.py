@@ -45,8 +45,24 @@ def validate_kwargs(info: OptimizerInfo, hypers: dict[str, Any]) -> dict[str, An
                     raise TypeError(f"{info.name}: route `{key}` has no hyperparameter `{sub}`"
                                     + _close(sub, rule_hypers))
         elif key not in known:
-            raise TypeError(f"{info.name}: unknown hyperparameter `{key}`" + _close(key, known | routes))
+            raise TypeError(_unknown(info, key, routes))
     return hypers
+
+
+def _unknown(info: OptimizerInfo, key: str, routes: set[str]) -> str:
+    """An unknown constructor keyword: a close name if there is one, what it is where torch.optim has it
+    (`amsgrad`: a variant the spec does not have), and the spec's hyperparameters; routes apart, as routes."""
+    from .torch_optim import TORCH_VARIANTS
+    message = f"{info.name}: unknown hyperparameter `{key}`"
+    if key in TORCH_VARIANTS:
+        message += f": {TORCH_VARIANTS[key]}, which `{info.name}` does not have"
+    hit = difflib.get_close_matches(key, sorted(set(info.hypers) | routes), n=1, cutoff=0.6)
+    if hit:
+        message += f" (did you mean `{hit[0]}`?)"
+    message += f"; its hyperparameters: {', '.join(info.hypers) or 'none'}"
+    if len(info.rules) > 1:
+        message += "; and per route, as ROUTE={...}: " + ", ".join(dict.fromkeys(r.route for r in info.rules))
+    return message
 
 
 def group_values(info: OptimizerInfo, rule: RuleInfo, kwargs: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:

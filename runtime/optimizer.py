@@ -15,20 +15,35 @@ checkpoints validated in `checkpoint.py`; this module is the optimizer's life cy
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import torch
 
 from ..compiler import backends
 from ..compiler.backends.epilogue import storage_id
-from ..compiler.binding import ROLES, ParamInfo, bind_rule, infer_role, misfit
+from ..compiler.binding import (RANK_ROLES, ParamInfo, RoleChoice, RoutingWarning, bind_rule, choose_roles,
+                                looks_transposed, misfit, parse_role, show_shape)
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import checkpoint
+from . import checkpoint, torch_optim
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, validate_kwargs
 
 NONFINITE = ("skip", "raise", "propagate")
+
+
+_NOT_TRACED = ("geo's step runs as compiled already (multi-tensor torch calls or Triton kernels, hyperparameter "
+               "arithmetic in double precision on the host, bit-exact with torch.optim's eager step); torch.compile "
+               "traces the closure and calls the step as it is (docs/design.md, 'torch.compile')")
+
+
+def _not_traced(fn):
+    """torch.compiler.disable with the reason a `fullgraph=True` compile reports (the keyword is torch ≥ 2.8's)."""
+    try:
+        return torch.compiler.disable(fn, reason=_NOT_TRACED)
+    except TypeError:
+        return torch.compiler.disable(fn)
 
 
 class GeoOptimizer(torch.optim.Optimizer):
@@ -37,27 +52,44 @@ class GeoOptimizer(torch.optim.Optimizer):
     def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None,
                  nonfinite: str = "skip", **hypers: Any):
         """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
-        roles: {tensor or name: role} overriding the roles inferred from names.
+        roles: {tensor or name: role} overriding the roles inferred from names and positions (compiler/binding.py
+        says how they are chosen; `geo.roles(model)` reads them off the model's modules); a role may end in
+        `.T` for a weight stored transposed, (in, out) as HF GPT-2's Conv1D: rules then see its transpose.
+        Parameters routed on a guess (no names, where the spec's rules tell roles apart; a name and shape
+        that look like Conv1D storage) are reported once, as a `RoutingWarning`.
         backend: "auto", "torch", "triton" or "reference" (default: the one given to geo.compile).
         nonfinite: what a step does with a gradient holding NaN or ±Inf — "skip" (default: that tensor's
         step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
         "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or
         "propagate" (no check, as torch.optim: NaN flows into the parameter and state).
-        **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only."""
+        **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only; and
+        torch.optim's flags (runtime/torch_optim.py): `maximize=True` ascends (the gradient negated, as
+        torch.optim does), `foreach` is accepted, `fused=True` selects the Triton backend.
+
+        `defaults` holds the hyperparameters every rule has and the flags, and so every param group has them,
+        as torch's tools expect (OneCycleLR, CyclicLR)."""
         spec = self._geo
-        self._geo_backend = backend or spec.backend
-        if self._geo_backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self._geo_backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        flags, hypers = torch_optim.split_flags(spec.info, hypers)
+        self._geo_backend = torch_optim.backend_for(spec.info.name, backend or spec.backend, flags)
         if nonfinite not in NONFINITE:
             raise ValueError(f"unknown nonfinite policy {nonfinite!r}; choose one of {', '.join(NONFINITE)}")
         self.nonfinite = nonfinite
-        self.nonfinite_skips: dict[str, int] = {}
+        self.nonfinite_skips: dict[str | int, int] = {}  # by parameter name, or by index as in state_dict()
         self._geo_roles = _role_table(roles)
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
+        self._geo_transposed: set[torch.Tensor] = set()  # stored (in, out): the rules see p.T
         self._geo_unnamed = 0
         self._geo_fits: set[tuple[int, tuple[int, ...]]] = set()  # (program, shape) pairs already checked
-        super().__init__(params, defaults={})
+        params = _param_groups(params)
+        # Roles are chosen over every parameter given at once: "the model's last layer" is a fact of the whole list.
+        self._geo_choices = self._choose([p for g in params if isinstance(g, dict) for p in g["params"]])
+        self._geo_notes: list[tuple] = []
+        super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
+        self._geo_choices = {}
+        self._warn_routing(stacklevel=2)
 
     # -- construction
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -71,17 +103,24 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise ValueError("all optimizer params should be with/without names")
         diagnostics: list[Diagnostic] = []
         split: dict[int, list[int]] = {}
-        for i, p in enumerate(tensors):
+        for p in tensors:
             if not isinstance(p, torch.Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+        later = not self._geo_choices  # a group added after construction: its roles are chosen among its own
+        choices = self._geo_choices
+        if later or any(id(p) not in choices for p in tensors):
+            choices = self._choose(params)
+        for i, p in enumerate(tensors):
             name = names[i] if names[i] is not None else self._unnamed()
-            binding = self._bind(p, name, diagnostics)
+            binding = self._bind(p, name, choices[id(p)], names[i] is not None, diagnostics)
             if binding is not None:
                 self._geo_binding[p] = binding
                 split.setdefault(binding[0], []).append(i)
         if diagnostics:
             raise GeoError(diagnostics)
-        user = {k: v for k, v in param_group.items() if k not in ("params", "param_names")}
+        flags, user = torch_optim.split_flags(spec.info, {k: v for k, v in param_group.items()
+                                                               if k not in ("params", "param_names")})
+        torch_optim.check_group_flags(spec.info.name, flags, self._geo_backend)
         groups = []
         for rule_index, members in sorted(split.items()):
             rule = spec.rules[rule_index]
@@ -89,6 +128,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             if any(named):
                 group["param_names"] = [names[i] for i in members]
             group.update(group_values(spec.info, rule, self._geo_kwargs, user))
+            group.update(flags)  # the flags it does not set come from `defaults`, in torch's add_param_group
             group["geo_rule"] = rule_index
             groups.append(group)
         for group in groups:  # every shape requirement of the compiled rules, before any group is added
@@ -97,6 +137,25 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise GeoError(diagnostics)
         for group in groups:
             super().add_param_group(group)
+        if later:
+            self._warn_routing(stacklevel=2)
+
+    def _choose(self, params: list[Any]) -> dict[int, RoleChoice]:
+        """The role of each tensor of `params` (tensors or (name, tensor) pairs), by id: compiler/binding.py's rules
+        over the whole list, `roles=` first."""
+        tensors = [p[1] if isinstance(p, tuple) else p for p in params]
+        names = [p[0] if isinstance(p, tuple) else None for p in params]
+        pairs, given, ids = [], [], []
+        for name, p in zip(names, tensors):
+            if isinstance(p, torch.Tensor):
+                pairs.append((name, tuple(p.shape)))
+                given.append(self._geo_roles.get(id(p)) or (self._geo_roles.get(name) if name is not None else None))
+                ids.append(id(p))
+        return dict(zip(ids, choose_roles(pairs, given)))
+
+    def _geo_shape(self, p: torch.Tensor) -> tuple[int, ...]:
+        """The shape the rules see: the stored one, or its transpose for a weight stored (in, out)."""
+        return tuple(reversed(p.shape)) if p in self._geo_transposed else tuple(p.shape)
 
     def _misfits(self, group: dict[str, Any]) -> list[Diagnostic]:
         """Parameters whose shape breaks a requirement of their rule's program (`W @ W` needs a square W)."""
@@ -107,10 +166,10 @@ class GeoOptimizer(torch.optim.Optimizer):
         for p in group["params"]:
             _, rank, active = self._geo_binding[p]
             program = spec.program(rule, statics, rank, active)
-            key = (id(program), tuple(p.shape))
+            key = (id(program), self._geo_shape(p))
             if key in self._geo_fits:
                 continue
-            problem = misfit(program, rule, tuple(p.shape), param_name(group, p))
+            problem = misfit(program, rule, self._geo_shape(p), param_name(group, p))
             if problem is not None:
                 out.append(problem)
             else:
@@ -121,7 +180,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         self._geo_unnamed += 1
         return f"param{self._geo_unnamed - 1}"
 
-    def _bind(self, p: torch.Tensor, name: str, diagnostics: list[Diagnostic]):
+    def _bind(self, p: torch.Tensor, name: str, choice: RoleChoice, named: bool, diagnostics: list[Diagnostic]):
         if not p.is_floating_point():  # complex: geo's geometry is real (msign, norms, signs); ints: no gradient
             diagnostics.append(Diagnostic(
                 "GEO0403", f"parameter `{name}` has dtype {str(p.dtype).removeprefix('torch.')}; `{self._geo.info.name}` "
@@ -130,20 +189,80 @@ class GeoOptimizer(torch.optim.Optimizer):
                 help="optimize a complex parameter as its real view (`torch.view_as_real(p)` as a separate "
                      "real parameter), or leave it to another optimizer"))
             return None
-        role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or infer_role(name, tuple(p.shape))
-        binding = bind_rule(self._geo.info, ParamInfo(name, tuple(p.shape), role))
+        shape = tuple(p.shape)
+        if choice.transposed:
+            if p.dim() != 2:
+                raise ValueError(f"roles: `{choice.role}.T` is for a matrix stored transposed; `{name}` has shape "
+                                 f"{show_shape(shape)}")
+            self._geo_transposed.add(p)
+            shape = shape[::-1]
+        binding = bind_rule(self._geo.info, ParamInfo(name, shape, choice.role))
         if isinstance(binding, Diagnostic):
             diagnostics.append(binding)
             return None
+        rule = self._geo.rules[binding[0]]
+        if choice.by_rank and _routes_by_role(self._geo.info, len(shape)):
+            self._geo_notes.append(("rank", shape, choice.role, rule))
+        if named and not choice.given and (rule.rank() == 2 or rule.view):
+            why = looks_transposed(name, shape)
+            if why:
+                self._geo_notes.append(("transposed", name, shape, why, rule, choice.role))
         return binding
+
+    def _warn_routing(self, stacklevel: int) -> None:
+        """One RoutingWarning for the parameters just bound on a guess (`_geo_notes`), naming them and the fix."""
+        notes, self._geo_notes = self._geo_notes, []
+        opt = self._geo.info.name
+        parts = []
+        by_rank = [n for n in notes if n[0] == "rank"]
+        if by_rank:
+            routes: dict[tuple[str, int], list[str]] = {}
+            for _, shape, role, rule in by_rank:
+                routes.setdefault((role, rule.index), []).append(show_shape(shape))
+            listed = "; ".join(
+                f"{', '.join(shapes[:6])}{f' and {len(shapes) - 6} more' if len(shapes) > 6 else ''} as {role} → "
+                f"rule {index} `{self._geo.rules[index].text}` ({self._geo.rules[index].route})"
+                for (role, index), shapes in routes.items())
+            have = "1 parameter has no name" if len(by_rank) == 1 else f"{len(by_rank)} parameters have no names"
+            parts.append(f"{opt}: {have}, so their roles come from their rank alone "
+                         f"({listed}), and this spec routes by role: an embedding or output layer among them is "
+                         "routed as a hidden layer. Pass `model.named_parameters()` (names give roles), or "
+                         "roles={param: role} (e.g. roles=geo.roles(model), read off the model's modules).")
+        stored = [n for n in notes if n[0] == "transposed"]
+        if stored:
+            listed = "; ".join(f"`{name}` {show_shape(shape)}, {why}, → rule {rule.index} ({rule.route})"
+                               for _, name, shape, why, rule, _ in stored[:3])
+            more = f"; and {len(stored) - 3} more" if len(stored) > 3 else ""
+            _, name, _, _, _, role = stored[0]
+            parts.append(f"{opt}: {len(stored)} parameters look like HF GPT-2's Conv1D storage, (in, out) where "
+                         f"nn.Linear keeps (out, in) ({listed}{more}). Their rules see them as stored: shape-dependent "
+                         "scales (Muon's √max(1, rows/cols)), per-row statistics and `split`/`heads` views read the "
+                         "wrong axis (msign itself is transpose-equivariant). Pass roles=geo.roles(model) (it reads "
+                         f"Conv1D modules) or roles={{\"{name}\": \"{role}.T\", ...}} to have them seen as (out, in).")
+        if parts:
+            warnings.warn("\n".join(parts), RoutingWarning, stacklevel=stacklevel + 1)
 
     # -- the step
     @torch.no_grad()
     def step(self, closure=None):
+        """One step for every parameter with a gradient; `closure` (re-evaluating the loss) as torch.optim.
+
+        Under `torch.compile` (of this method or of a training step that calls it) the closure is traced and
+        geo's own step is not: it runs as compiled already (multi-tensor torch calls, or Triton kernels), with
+        its hyperparameter arithmetic in double precision on the host, as torch.optim's eager step does. Traced,
+        it breaks into dozens of graphs (its host reads: the step count, the non-finite check, buffer identities),
+        recompiles as the step count changes (AdamW on a 3-layer MLP: 28 graphs, 27 breaks, 141 s for 5 steps
+        against 0.28 s eager) and loses bit-exactness; so it is `torch.compiler.disable`d, and
+        `torch.compile(opt.step, fullgraph=True)` is refused with that reason (docs/design.md)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self._geo_step()
+        return loss
+
+    @_not_traced
+    def _geo_step(self) -> None:
         spec = self._geo
         misfits = [d for group in self.param_groups for d in self._misfits(group)]  # a changed static: new programs
         if misfits:
@@ -170,8 +289,9 @@ class GeoOptimizer(torch.optim.Optimizer):
                 _, rank, active = self._geo_binding[p]
                 runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
                 view = rule.view
-                param_view = view.forward(p, rule.view_args) if view is not None else p
-                grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
+                base, grad = (p.T, p.grad.T) if p in self._geo_transposed else (p, p.grad)  # views, no copies
+                param_view = view.forward(base, rule.view_args) if view is not None else base
+                grad_view = view.forward(grad, rule.view_args) if view is not None else grad
                 state = self.state[p]
                 if not state:
                     state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
@@ -181,11 +301,13 @@ class GeoOptimizer(torch.optim.Optimizer):
                 for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
                     items.append(item)
             for runner, ps_, param_views, grad_views, states, ts in batches.values():
+                if group.get("maximize"):  # ascent: torch.optim's `grad = -grad` (exact), on a copy
+                    grad_views = list(torch._foreach_neg(grad_views))
                 runner.step_group(param_views, grad_views, states, hypers, ts)
                 for p, v in zip(ps_, param_views):
                     if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
-                        p.copy_(v.reshape(p.shape))
-        return loss
+                        base = p.T if p in self._geo_transposed else p
+                        base.copy_(v.reshape(base.shape))
 
     def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
         """Drops (and counts) the parameters whose gradient holds NaN or ±Inf, or raises for "raise".
@@ -220,12 +342,22 @@ class GeoOptimizer(torch.optim.Optimizer):
                 if finite[id(p.grad)]:
                     kept.append(p)
                     continue
-                pname = param_name(group, p)
                 if self.nonfinite == "raise":
-                    raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {pname} is not finite")
-                self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
+                    raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {param_name(group, p)} "
+                                             "is not finite")
+                key = self._param_key(group, p)
+                self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
             out.append((group, kept))
         return out
+
+    def _param_key(self, group: dict[str, Any], p: torch.Tensor) -> str | int:
+        """How `nonfinite_skips` names a parameter: its name when the optimizer has names, else its index in
+        `state_dict()["state"]` (groups in order, parameters in order)."""
+        index = next(i for i, q in enumerate(group["params"]) if q is p)
+        if "param_names" in group:
+            return group["param_names"][index]
+        before = next(i for i, g in enumerate(self.param_groups) if g is group)
+        return sum(len(g["params"]) for g in self.param_groups[:before]) + index
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -237,14 +369,50 @@ class GeoOptimizer(torch.optim.Optimizer):
         """Loads a checkpoint of this optimizer; everything is validated before anything changes.
 
         A checkpoint of another spec (or of another version of this spec, unless `allow_spec_change=True`)
-        or with missing or mismatched entries raises CheckpointError naming what differs.
+        or with missing or mismatched entries raises CheckpointError naming what differs. The stdlib's adamw,
+        sgd and muon also load the state dicts of torch.optim.AdamW, SGD and Muon (state names and hyperparameters
+        mapped; the trajectory continues bit for bit).
         """
+        if isinstance(state_dict, dict) and "geo" not in state_dict and torch_optim.twin_of(self) is not None:
+            # a torch.optim.AdamW/SGD/Muon state dict (or a clear error saying it is neither that nor geo's)
+            state_dict = torch_optim.from_torch(self, state_dict)
         checkpoint.validate(self, state_dict, allow_spec_change)
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "geo"})
         checkpoint.restore_dtypes(self)
 
+    def torch_state_dict(self) -> dict[str, Any]:
+        """This optimizer's state as its torch.optim twin writes it, for `torch.optim.AdamW(...).load_state_dict`
+        (the stdlib's adamw, sgd and muon: torch.optim.AdamW, SGD and Muon); ValueError for other specs."""
+        return torch_optim.to_torch(self)
+
+    # -- pickling (`copy.deepcopy`, launchers that pickle the optimizer)
+    def __getstate__(self) -> dict[str, Any]:
+        """torch's own (defaults, state, param_groups) and geo's: the backend, the nonfinite policy and counts, the
+        constructor's keywords and roles (names only: a tensor's id means nothing in another process), and each
+        parameter's binding. The compiled programs are not pickled; they are compiled again when first needed."""
+        state = super().__getstate__()
+        state.update({k: v for k, v in self.__dict__.items()
+                      if k in _PICKLED and k != "_geo_roles"})
+        state["_geo_roles"] = {k: v for k, v in self._geo_roles.items() if isinstance(k, str)}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        for key, empty in (("_geo_fits", set), ("_geo_choices", dict), ("_geo_notes", list), ("_geo_transposed", set)):
+            state.setdefault(key, empty())
+        super().__setstate__(state)
+
+    def __reduce_ex__(self, protocol):
+        """The class is made by `geo.compile`, not importable: it is rebuilt from the spec's text (runtime/api.py)."""
+        from .api import restore
+        return restore, (self._geo.ref(), self._geo.token), self.__getstate__()
+
 
 # ---- helpers -------------------------------------------------------------------------------------------
+_PICKLED = ("_geo_backend", "nonfinite", "nonfinite_skips", "_geo_roles", "_geo_kwargs", "_geo_binding",
+            "_geo_transposed", "_geo_unnamed")
+
+
 def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
     """Initial states as separate buffers: two slots initialized from one value (`zeros_like(W)`), or a slot
     initialized to the parameter itself, would otherwise share memory, and a backend that updates state in place
@@ -263,7 +431,33 @@ def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[
 def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:
     out: dict[Any, str] = {}
     for key, role in (roles or {}).items():
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        parse_role(role)  # ValueError for an unknown one
         out[id(key) if isinstance(key, torch.Tensor) else key] = role
     return out
+
+
+def _param_groups(params: Any) -> Any:
+    """torch.optim's `params` as a list of group dicts with their parameters listed (an iterator is read once
+    here); anything torch would refuse is passed on as it is, for torch's own error."""
+    if isinstance(params, torch.Tensor):
+        return params
+    params = list(params)
+    if params and not isinstance(params[0], dict):
+        params = [{"params": params}]
+    out = []
+    for g in params:
+        if isinstance(g, dict) and isinstance(g.get("params"), torch.Tensor):
+            g = {**g, "params": [g["params"]]}
+        elif isinstance(g, dict) and "params" in g and not isinstance(g["params"], set):  # a set: torch's error
+            g = {**g, "params": list(g["params"])}
+        out.append(g)
+    return out
+
+
+def _routes_by_role(info, rank: int) -> bool:
+    """Whether the optimizer's selectors (its rules' and their steps') tell apart parameters of this rank by what
+    a name would say: a role a parameter of this rank can have, or a `name "glob"` pattern."""
+    terms = [t for r in info.rules for t in r.binder.selector]
+    terms += [t for r in info.rules for step in r.chain for t in step.binder.selector]
+    roles = set(RANK_ROLES[min(rank, 4)])
+    return any(t.pattern is not None or t.word in roles for t in terms)

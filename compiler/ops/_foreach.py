@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
-
 from .registry import host_scalar
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 class Scalars(tuple):
@@ -60,13 +61,10 @@ def binary(name: str, commutes: bool) -> Callable:
             return _run(name, a, [b], inplace)
         if name == "mul" and _single(b) and float(b) == 1.0:
             return a  # x·1 = x exactly (−0, ±inf and NaN included): AdamW's and Muon's 1 − lr·wd when wd = 0
-        if inplace and name == "mul" and not all(t.dtype in _FULL for t in a):
+        if inplace and name == "mul" and not all(t.dtype in (torch.float32, torch.float64) for t in a):
             inplace = False  # torch 2.13's _foreach_mul_ rounds the scalar to bf16/fp16 first; `t * s` does not
         return _run(name, a, [_scalar(b, a)], inplace)
     return lower
-
-
-_FULL = (torch.float32, torch.float64)
 
 
 def unary(name: str) -> Callable:

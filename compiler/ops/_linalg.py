@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 class SVD(NamedTuple):

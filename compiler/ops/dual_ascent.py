@@ -22,8 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from ...dsl.diagnostics import did_you_mean
 from ..types import ShapeError
 from . import _linalg, sampling
@@ -33,6 +31,9 @@ from ._rules import check_msign_attrs, number, require_matrices, same_shape
 from .manifold import SETS, project, set_samples, tangent
 from .matrix import msign
 from .registry import MATRIX, Domain, Law, StaticArg, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 # ---- steepest descent on the Stiefel manifold ------------------------------------------------------------

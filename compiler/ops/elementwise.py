@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import operator
 
-import torch
-
 from . import _foreach, _triton, sampling
 from ..types import Scalar, ShapeError, Static
 from ..types import Tensor as TensorT
 from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 def _tensor_like(x, like):
@@ -313,10 +314,11 @@ def minimum(a, b):
 
 
 # ---- unary functions -----------------------------------------------------------------------------------
-def _unary(name: str, fn, fold, doc: str, laws=(), domain: Domain | None = None, foreach: bool = True,
+def _unary(name: str, fn: str, fold, doc: str, laws=(), domain: Domain | None = None, foreach: bool = True,
            triton: str | None = None):
+    """An elementwise operator whose reference is the torch function `fn` (a name: torch loads on first use)."""
     def reference(x):
-        return fn(x)
+        return getattr(torch, fn)(x)
     reference.__doc__ = doc
     reference.__name__ = name
     return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws,
@@ -335,18 +337,18 @@ def _fold_sign(x):
     return float((x > 0) - (x < 0))
 
 
-sqrt = _unary("sqrt", torch.sqrt, math.sqrt, "√x (nan for x < 0).",
+sqrt = _unary("sqrt", "sqrt", math.sqrt, "√x (nan for x < 0).",
               [_inverse_law("sqrt", "squaring", lambda y: y * y, 0.0, 1e3)], Domain(low=0.0))
-rsqrt = _unary("rsqrt", torch.rsqrt, lambda x: 1 / math.sqrt(x), "1/√x.", domain=Domain(low=1e-6))
-exp = _unary("exp", torch.exp, math.exp, "eˣ.", [_inverse_law("exp", "log", torch.log, -20.0, 20.0)],
+rsqrt = _unary("rsqrt", "rsqrt", lambda x: 1 / math.sqrt(x), "1/√x.", domain=Domain(low=1e-6))
+exp = _unary("exp", "exp", math.exp, "eˣ.", [_inverse_law("exp", "log", lambda y: torch.log(y), -20.0, 20.0)],
              Domain(high=80.0))  # fp32 overflows past 88.7
-log = _unary("log", torch.log, math.log, "natural logarithm.", domain=Domain(low=1e-6))
-abs_ = _unary("abs", torch.abs, abs, "|x|.", triton="tl.abs({0})")
-sign = _unary("sign", torch.sign, _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0) = 0 (Lion, signSGD: the ℓ∞ LMO).",
+log = _unary("log", "log", math.log, "natural logarithm.", domain=Domain(low=1e-6))
+abs_ = _unary("abs", "abs", abs, "|x|.", triton="tl.abs({0})")
+sign = _unary("sign", "sign", _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0) = 0 (Lion, signSGD: the ℓ∞ LMO).",
               [Law("sign(x)·|x| = x", lambda: sampling.tensors(), lambda f, x: _close(f(x) * x.abs(), x))])
-sinh = _unary("sinh", torch.sinh, math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
-cosh = _unary("cosh", torch.cosh, math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
-asinh = _unary("asinh", torch.asinh, math.asinh, "arcsinh x = log(x + √(x² + 1)) (the hypentropy mirror map at β = 1).",
-               [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)], foreach=False)
-tanh = _unary("tanh", torch.tanh, math.tanh, "tanh x.")
-square = _unary("square", torch.square, lambda x: x * x, "x².", foreach=False, triton="({0} * {0})")
+sinh = _unary("sinh", "sinh", math.sinh, "sinh x = (eˣ − e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
+cosh = _unary("cosh", "cosh", math.cosh, "cosh x = (eˣ + e⁻ˣ)/2.", domain=Domain(-80.0, 80.0))
+asinh = _unary("asinh", "asinh", math.asinh, "arcsinh x = log(x + √(x² + 1)) (the hypentropy mirror map at β = 1).",
+               [_inverse_law("asinh", "sinh", lambda y: torch.sinh(y), -1e3, 1e3)], foreach=False)
+tanh = _unary("tanh", "tanh", math.tanh, "tanh x.")
+square = _unary("square", "square", lambda x: x * x, "x².", foreach=False, triton="({0} * {0})")

@@ -43,8 +43,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from ...dsl.diagnostics import did_you_mean
 from ..types import ShapeError, Tensor
 from . import _linalg, sampling
@@ -54,6 +52,9 @@ from ._rules import check_msign_attrs, number, same_shape
 from .matrix import msign
 from .registry import MATRIX, Domain, Law, StaticArg, op
 from .spectral import spectral_clip, spectral_hardcap
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 # ---- the sets ------------------------------------------------------------------------------------------

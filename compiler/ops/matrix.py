@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
 from ..types import DTYPES, ShapeError, Tensor, torch_dtype
 from . import _linalg, sampling
 from ._rules import check_compute_dtype
 from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, host_scalar, matrix_rule, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 # ---- coefficient schedules -----------------------------------------------------------------------------

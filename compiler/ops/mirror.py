@@ -29,13 +29,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import torch
-
 from ...dsl.diagnostics import did_you_mean
 from ..types import Scalar, ShapeError, Static, Tensor, broadcast
 from . import sampling
 from ._calling import values_first
 from .registry import REDUCTION, Law, Rewrite, StaticArg, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 KINDS = ("euclidean", "entropy", "hypentropy", "pnorm")
 

@@ -14,12 +14,13 @@ exactly torch.optim's, e.g. `buf.lerp_(grad, 1 - momentum)` in torch.optim.Muon)
 """
 from __future__ import annotations
 
-import torch
-
 from ..types import SCALAR, Tensor
 from . import _triton, sampling
 from .reduce import reduce_rule, rms
 from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 def _lerp(a, b, w):

@@ -30,16 +30,17 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from ...dsl.diagnostics import did_you_mean
 from ..types import SCALAR, Scalar, ShapeError, Static, Tensor
 from . import _linalg, sampling
 from ._calling import values_first
 from .matrix import msign_svd
 from .registry import MATRIX, SHAPE, Domain, Law, StaticArg, op
+from ._lazy import lazy_torch
 
-Fn = Callable[[torch.Tensor, float], torch.Tensor]
+torch = lazy_torch(globals())
+
+Fn = Callable[["torch.Tensor", float], "torch.Tensor"]
 
 
 # ---- building blocks -----------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ size 1, so the result broadcasts back against its input (`x / rms(x, axis = -1)`
 """
 from __future__ import annotations
 
-import torch
-
 from ..types import ShapeError, Tensor
 from . import sampling
 from .registry import REDUCTION, Law, StaticArg, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 def reduce_rule(args, attrs, constraints):

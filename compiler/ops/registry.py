@@ -30,9 +30,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import torch
-
 from ..types import SCALAR, Dim, Scalar, ShapeError, Static, Tensor, TupleT, Type, broadcast
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT = "elementwise", "reduction", "matrix", "shape", "init"
 KINDS = (ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT)

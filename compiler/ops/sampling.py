@@ -1,7 +1,9 @@
 """Hypothesis strategies for operator laws (imported lazily: hypothesis is a test-time dependency)."""
 from __future__ import annotations
 
-import torch
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 def _st():
@@ -20,8 +22,9 @@ def matrix_shapes(max_side: int = 8):
     return st.tuples(st.integers(1, max_side), st.integers(1, max_side))
 
 
-def tensors(shape_strategy=None, low: float = -10.0, high: float = 10.0, dtype=torch.float64):
+def tensors(shape_strategy=None, low: float = -10.0, high: float = 10.0, dtype=None):
     """Tensors with elements drawn by hypothesis (shrinkable), float64 by default."""
+    dtype = torch.float64 if dtype is None else dtype  # float64 by default
     st = _st()
     shape_strategy = shape_strategy if shape_strategy is not None else shapes()
 
@@ -35,8 +38,9 @@ def tensors(shape_strategy=None, low: float = -10.0, high: float = 10.0, dtype=t
     return shape_strategy.flatmap(build)
 
 
-def gaussian_matrices(max_side: int = 8, dtype=torch.float64):
+def gaussian_matrices(max_side: int = 8, dtype=None):
     """Seeded Gaussian matrices: fast to draw at any size, shrink by shape and seed."""
+    dtype = torch.float64 if dtype is None else dtype  # float64 by default
     st = _st()
 
     def build(args):
@@ -56,8 +60,9 @@ def positive(low: float = 1e-3, high: float = 1e3):
     return _st().floats(low, high, allow_nan=False, allow_infinity=False)
 
 
-def gaussian_tensors(shape_strategy=None, scales=(1e-3, 1.0, 1e3), dtype=torch.float64):
+def gaussian_tensors(shape_strategy=None, scales=(1e-3, 1.0, 1e3), dtype=None):
     """Seeded Gaussian tensors of any shape (default: rank 1–3), times a scale drawn from `scales`."""
+    dtype = torch.float64 if dtype is None else dtype  # float64 by default
     st = _st()
     shape_strategy = shape_strategy if shape_strategy is not None else shapes(1, 3)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..types import SCALAR, ShapeError, Tensor
 from .registry import INIT, SHAPE, host_scalar, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 def _shape_rule(needs_matrix: bool):

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ..types import ShapeError, Tensor
 from . import _linalg, sampling
 from ._rules import check_msign_attrs, check_steps, number
 from .matrix import msign, msign_svd
 from .registry import INIT, MATRIX, SHAPE, Domain, Law, StaticArg, op
+from ._lazy import lazy_torch
+
+torch = lazy_torch(globals())
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

@@ -91,7 +91,9 @@ def test_a_mismatched_checkpoint_is_refused_and_nothing_is_loaded(name):
 
 
 def test_a_routed_checkpoint_names_the_parameter():
-    model = torch.nn.ModuleDict({"embed": torch.nn.Embedding(6, 4), "hidden": torch.nn.Linear(4, 4)})
+    # an output head of its own: otherwise `hidden` would be the model's last layer, routed as a head (issue 15)
+    model = torch.nn.ModuleDict({"embed": torch.nn.Embedding(6, 4), "hidden": torch.nn.Linear(4, 4),
+                                 "lm_head": torch.nn.Linear(4, 6)})
     opt = geo.compile("muon_adamw")(model.named_parameters())
     model["hidden"](model["embed"](torch.tensor([1, 2]))).sum().backward()
     opt.step()

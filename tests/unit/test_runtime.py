@@ -160,7 +160,10 @@ def test_checkpoint_from_another_spec_is_a_clear_error_and_loads_nothing():
         sgd.load_state_dict(adam.state_dict())
     assert len(sgd.state) == 0
     with pytest.raises(CheckpointError, match="not written by a geo optimizer"):
-        sgd.load_state_dict(torch.optim.SGD(model.parameters(), lr=0.1).state_dict())
+        geo.compile("lion")(model.parameters()).load_state_dict(torch.optim.SGD(model.parameters(), lr=0.1).state_dict())
+    # the stdlib's sgd loads torch.optim.SGD's state dicts (tests/unit/test_torch_contract.py), not AdamW's
+    with pytest.raises(CheckpointError, match="nor by torch.optim.SGD"):
+        sgd.load_state_dict(torch.optim.AdamW(model.parameters()).state_dict())
     sd = adam.state_dict()
     del sd["state"][0]["exp_avg_sq"]
     fresh = geo.compile("adamw")(model.parameters())
@@ -231,7 +234,7 @@ def test_nonfinite_gradient_policies(bad):
     v.grad = torch.ones(2)
     opt.step()
     assert torch.equal(w.detach(), torch.ones(3, 2)) and w not in opt.state  # skipped, untouched
-    assert opt.nonfinite_skips == {"`w`": 1}
+    assert opt.nonfinite_skips == {"w": 1}  # by name (issue 15)
     assert not torch.equal(v.detach(), torch.ones(2))  # the finite one still stepped
 
     strict = geo.compile("adamw")([w], nonfinite="raise")
