@@ -31,6 +31,19 @@ TYPE_CODES = {"GEO0202", "GEO0203", "GEO0204", "GEO0205", "GEO0206", "GEO0207"}
 MAX_UNROLL_TOTAL = 10_000
 MAX_INLINE_DEPTH = 32
 MAX_INLINE_TOTAL = 10_000  # calls inlined in one rule: `def f(x): return g(x) + g(x)` chains grow exponentially
+# Static evaluation is bounded in memory as unrolling and inlining are in time: a string or tuple that folding
+# computes holds at most MAX_STATIC_SIZE characters or items (checked before it is built: `"a" * 1000000000`
+# never allocates), and all the values one check or specialization folds hold at most FOLD_BUDGET together
+# (a `repeat` that doubles a string, thousands of hyperparameters each folding a long one).
+MAX_STATIC_SIZE = 100_000
+FOLD_BUDGET = 10_000_000
+
+
+class FoldBudget:
+    """What is left of FOLD_BUDGET (characters, items, numbers) for one check or one specialization."""
+
+    def __init__(self, limit: int = FOLD_BUDGET):
+        self.left = limit
 
 
 class Poison(Type):
@@ -101,9 +114,10 @@ class _Return(Exception):
 
 class Elaborator:
     def __init__(self, checked: Checked | None, rule: RuleInfo | None, statics: dict[str, Any], rank: int | None,
-                 bag: DiagnosticBag, active: tuple[int, ...] | None = None):
+                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, budget: FoldBudget | None = None):
         self.checked, self.rule, self.statics, self.rank, self.bag = checked, rule, statics, rank, bag
         self.active = active
+        self.budget = budget if budget is not None else FoldBudget()
         self.graph = Graph()
         self.root = Scope()
         self.constraints: list[Constraint] = []
@@ -115,8 +129,8 @@ class Elaborator:
         self.inlined = 0   # function calls inlined so far
 
     @classmethod
-    def constant_evaluator(cls, bag: DiagnosticBag) -> "Elaborator":
-        return cls(None, None, {}, None, bag)
+    def constant_evaluator(cls, bag: DiagnosticBag, budget: FoldBudget | None = None) -> "Elaborator":
+        return cls(None, None, {}, None, bag, budget=budget)
 
     # -- the rule
     def param_type(self) -> Tensor:
@@ -273,6 +287,12 @@ class Elaborator:
             value = self.graph.const(float(init.value), s.init.span)
             init = self.graph.node("scalar_like", (param, value), type=Tensor((), False, "param"), span=s.init.span)
             stype: Type = init.type if dtype is None else Tensor((), False, dtype)
+        elif init.type == SCALAR:
+            # A host number (`state m = lr`) is stored as a 0-d tensor too, as a static one is: state dicts hold
+            # tensors (torch's loader and the checkpoint check expect them), and the state lives on the device.
+            param = self.init_scope.lookup(self.param_name).node
+            init = self.graph.node("scalar_like", (param, init), type=Tensor((), False, "param"), span=s.init.span)
+            stype = init.type if dtype is None else Tensor((), False, dtype)
         elif isinstance(init.type, TupleT):
             self.bag.error("GEO0202", "a state holds a number or a tensor, not a tuple", s.init.span)
             return self._declare_poisoned(s, scope)
@@ -468,8 +488,12 @@ class Elaborator:
     def name(self, e: ast.Name, scope: Scope) -> Node:
         var = scope.lookup(e.id)
         if var is not None:
-            if self.in_init and var.kind in ("state", "let"):
+            if self.in_init and var.kind in ("state", "let", "grad", "t"):
+                # A state is initialized when the optimizer first meets its parameter, from the parameter and the
+                # hyperparameters alone: no gradient, step count, local or other state exists then.
                 self.bag.error("GEO0114", f"a state's initial value cannot read `{e.id}`", e.span,
+                               notes=["a state is built before the first step, when no gradient or step count "
+                                      "exists"] if var.kind in ("grad", "t") else [],
                                help="initial values are built from the parameter and hyperparameters, e.g. `zeros_like(W)`")
                 return self.poison(e.span)
             return var.node
@@ -601,6 +625,12 @@ class Elaborator:
         if opdef.name == "pow" and _too_large_power(raw):  # 2^2^2^2^2^2 would not finish
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
             return self.poison(span)
+        size = _sequence_size(opdef.name, raw)
+        if size is not None and size > MAX_STATIC_SIZE:  # checked before Python builds it
+            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result would hold "
+                           f"{size:,} {'characters' if any(isinstance(r, str) for r in raw) else 'items'}",
+                           span, notes=[f"a static string or tuple holds at most {MAX_STATIC_SIZE:,}"])
+            return self.poison(span)
         try:
             if opdef.fold is not None:
                 value = opdef.fold(*raw)
@@ -618,6 +648,16 @@ class Elaborator:
             return self.poison(span)
         if isinstance(value, int) and value.bit_length() > 1000:
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
+            return self.poison(span)
+        if _has_complex(value):  # (-1) ^ 0.5 in Python is 1j: geo's numbers are real
+            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is not a real "
+                           "number", span, notes=["a negative number to a fractional power, for instance"])
+            return self.poison(span)
+        self.budget.left -= len(value) if isinstance(value, (str, tuple)) else 1
+        if self.budget.left < 0:
+            self.bag.error("GEO0207", f"{shown} cannot be evaluated: static evaluation of this spec has computed more "
+                           f"than {FOLD_BUDGET:,} characters and items", span,
+                           help="fold fewer or smaller static strings and tuples")
             return self.poison(span)
         if isinstance(value, float) and value.is_integer() and all(isinstance(r, int) for r in raw) \
                 and opdef.name in ("add", "sub", "mul", "neg", "max", "min", "pow", "abs") and not isinstance(value, bool):
@@ -728,6 +768,23 @@ def _op_message(shown: str, message: str) -> str:
     if message.startswith(shown):
         return message
     return f"{shown} {message}" if message.split(" ", 1)[0] in _PREDICATES else f"{shown}: {message}"
+
+
+def _sequence_size(op: str, raw: list[Any]) -> int | None:
+    """The length of the string or tuple that `+` or `*` of these static values would build, computed without
+    building it; None for any other operation."""
+    if op == "mul" and len(raw) == 2:
+        for seq, n in (raw, raw[::-1]):
+            if isinstance(seq, (str, tuple)) and isinstance(n, int):
+                return len(seq) * max(int(n), 0)
+    if op == "add" and len(raw) == 2 and all(isinstance(r, str) for r in raw) or \
+            op == "add" and len(raw) == 2 and all(isinstance(r, tuple) for r in raw):
+        return len(raw[0]) + len(raw[1])
+    return None
+
+
+def _has_complex(value: Any) -> bool:
+    return isinstance(value, complex) or isinstance(value, tuple) and any(_has_complex(v) for v in value)
 
 
 def _too_large_power(raw: list[Any]) -> bool:

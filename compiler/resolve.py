@@ -22,11 +22,15 @@ from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded
 from ..dsl.source import Span
 from .binding import SELECTORS, VIEWS, ViewDef, implied_ranks, rule_type, selector_rank
-from .elaborate import Elaborator, Poison, Var
+from .elaborate import Elaborator, FoldBudget, Poison, Var
 from .ops import registry
 from .spec import (BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, Interval, OptimizerInfo, RuleInfo,
                    StepUse)
 from .types import static_kind
+
+
+# How deep optimizers may be made of optimizers (`optimizer b = a`, `optimizer c = b`, ...): each level recurses.
+MAX_OPTIMIZER_DEPTH = 64
 
 
 def check(loaded: Loaded) -> Checked:
@@ -37,7 +41,7 @@ def check(loaded: Loaded) -> Checked:
     bag.raise_if_errors()
     for rule in [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
         for rank, active in rule.variants():
-            Elaborator(checked, rule, rule.statics(), rank, bag, active).run()
+            Elaborator(checked, rule, rule.statics(), rank, bag, active, checker.budget).run()
     bag.raise_if_errors()
     return checked
 
@@ -55,6 +59,7 @@ class _Assembler:
         self.optimizers: dict[str, OptimizerInfo] = {}
         self._building: list[str] = []
         self.used_steps: set[str] = set()
+        self.budget = FoldBudget()  # one for everything the check folds: defaults, ranges, every rule
 
     def run(self) -> Checked:
         for mod_name in self.loaded.order:
@@ -164,7 +169,7 @@ class _Assembler:
             return None
         ends = []
         for expr in (r.lo, r.hi):
-            el = Elaborator.constant_evaluator(self.bag)
+            el = Elaborator.constant_evaluator(self.bag, self.budget)
             el.root.vars["inf"] = Var("static", el.graph.const(math.inf, expr.span), expr.span)
             node = el.expr(expr, el.root)
             if isinstance(node.type, Poison):
@@ -234,7 +239,7 @@ class _Assembler:
 
         With no runtime value in scope every expression folds to a constant or reports its own error
         (an unknown name is GEO0101), so anything else is a bug in geo."""
-        el = Elaborator.constant_evaluator(self.bag)
+        el = Elaborator.constant_evaluator(self.bag, self.budget)
         node = el.expr(expr, el.root)
         if isinstance(node.type, Poison):
             return None
@@ -249,6 +254,13 @@ class _Assembler:
         if name in self._building:
             d = self.optimizer_defs[name]
             self.bag.error("GEO0109", f"optimizer `{name}` refers to itself", d.span.head())
+            return None
+        if len(self._building) >= MAX_OPTIMIZER_DEPTH:  # building one recurses into the optimizers it is made of
+            d = self.optimizer_defs[name]
+            self.bag.error("GEO0109", f"optimizer `{name}` is built from optimizers nested more than "
+                           f"{MAX_OPTIMIZER_DEPTH} deep", d.span.head(),
+                           notes=[f"the chain: {' <- '.join(self._building[:3])} <- ... <- {self._building[-1]} "
+                                  f"<- {name}"], help="compose the steps themselves instead of optimizers of optimizers")
             return None
         d = self.optimizer_defs[name]
         self._building.append(name)
@@ -339,7 +351,7 @@ class _Assembler:
             uses = [StepUse(d.name, d.binder, d.body, hypers, {})]
         elif ref.name in self.optimizer_defs:
             info = self._optimizer(ref.name)
-            if info is None:
+            if info is None or not info.rules:  # its own errors are reported already
                 return None
             if len(info.rules) != 1 or info.rules[0].view is not None:
                 self.bag.error("GEO0110", f"`{ref.name}` routes parameters with several rules; it cannot be used as a step",
