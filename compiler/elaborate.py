@@ -10,7 +10,6 @@ state namespace.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from ..dsl import ast
 from ..dsl.diagnostics import DiagnosticBag, Label, did_you_mean
 from ..dsl.source import Span
 from .binding import rule_type
+from .fold import FOLD_BUDGET, MAX_STATIC_SIZE, FoldBudget, has_complex, sequence_size, too_large_power
 from .ir import Constraint, Graph, Node, Program, StateSlot
 from .ops import registry
 from .ops.registry import OpDef
@@ -31,21 +31,6 @@ TYPE_CODES = {"GEO0202", "GEO0203", "GEO0204", "GEO0205", "GEO0206", "GEO0207"}
 MAX_UNROLL_TOTAL = 10_000
 MAX_INLINE_DEPTH = 32
 MAX_INLINE_TOTAL = 10_000  # calls inlined in one rule: `def f(x): return g(x) + g(x)` chains grow exponentially
-# Static evaluation is bounded in memory as unrolling and inlining are in time: a string or tuple that folding
-# computes holds at most MAX_STATIC_SIZE characters or items (checked before it is built: `"a" * 1000000000`
-# never allocates), and all the values one check or specialization folds hold at most FOLD_BUDGET together
-# (a `repeat` that doubles a string, thousands of hyperparameters each folding a long one).
-MAX_STATIC_SIZE = 100_000
-FOLD_BUDGET = 10_000_000
-
-
-class FoldBudget:
-    """What is left of FOLD_BUDGET (characters, items, numbers) for one check or one specialization."""
-
-    def __init__(self, limit: int = FOLD_BUDGET):
-        self.left = limit
-
-
 class Poison(Type):
     """The type of an expression that already produced an error (suppresses follow-on errors)."""
 
@@ -622,10 +607,10 @@ class Elaborator:
 
     def fold(self, opdef: OpDef, values: list[Node], attrs: dict[str, Any], span: Span, shown: str) -> Node:
         raw = [n.value for n in values]
-        if opdef.name == "pow" and _too_large_power(raw):  # 2^2^2^2^2^2 would not finish
+        if opdef.name == "pow" and too_large_power(raw):  # 2^2^2^2^2^2 would not finish
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
             return self.poison(span)
-        size = _sequence_size(opdef.name, raw)
+        size = sequence_size(opdef.name, raw)
         if size is not None and size > MAX_STATIC_SIZE:  # checked before Python builds it
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result would hold "
                            f"{size:,} {'characters' if any(isinstance(r, str) for r in raw) else 'items'}",
@@ -649,12 +634,11 @@ class Elaborator:
         if isinstance(value, int) and value.bit_length() > 1000:
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
             return self.poison(span)
-        if _has_complex(value):  # (-1) ^ 0.5 in Python is 1j: geo's numbers are real
+        if has_complex(value):  # (-1) ^ 0.5 in Python is 1j: geo's numbers are real
             self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is not a real "
                            "number", span, notes=["a negative number to a fractional power, for instance"])
             return self.poison(span)
-        self.budget.left -= len(value) if isinstance(value, (str, tuple)) else 1
-        if self.budget.left < 0:
+        if not self.budget.spend(value):
             self.bag.error("GEO0207", f"{shown} cannot be evaluated: static evaluation of this spec has computed more "
                            f"than {FOLD_BUDGET:,} characters and items", span,
                            help="fold fewer or smaller static strings and tuples")
@@ -768,31 +752,6 @@ def _op_message(shown: str, message: str) -> str:
     if message.startswith(shown):
         return message
     return f"{shown} {message}" if message.split(" ", 1)[0] in _PREDICATES else f"{shown}: {message}"
-
-
-def _sequence_size(op: str, raw: list[Any]) -> int | None:
-    """The length of the string or tuple that `+` or `*` of these static values would build, computed without
-    building it; None for any other operation."""
-    if op == "mul" and len(raw) == 2:
-        for seq, n in (raw, raw[::-1]):
-            if isinstance(seq, (str, tuple)) and isinstance(n, int):
-                return len(seq) * max(int(n), 0)
-    if op == "add" and len(raw) == 2 and all(isinstance(r, str) for r in raw) or \
-            op == "add" and len(raw) == 2 and all(isinstance(r, tuple) for r in raw):
-        return len(raw[0]) + len(raw[1])
-    return None
-
-
-def _has_complex(value: Any) -> bool:
-    return isinstance(value, complex) or isinstance(value, tuple) and any(_has_complex(v) for v in value)
-
-
-def _too_large_power(raw: list[Any]) -> bool:
-    """Whether base ^ exponent of static numbers has more than 1000 bits (checked before computing it)."""
-    if len(raw) != 2 or not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in raw):
-        return False
-    base, exponent = raw
-    return abs(base) > 1 and exponent > 0 and exponent * math.log2(abs(base)) > 1000
 
 
 def _names_in(expr: ast.Expr) -> list[str]:

@@ -22,7 +22,8 @@ from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded
 from ..dsl.source import Span
 from .binding import SELECTORS, VIEWS, ViewDef, implied_ranks, rule_type, selector_rank
-from .elaborate import Elaborator, FoldBudget, Poison, Var
+from .elaborate import Elaborator, Poison, Var
+from .fold import FoldBudget
 from .ops import registry
 from .spec import (BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, Interval, OptimizerInfo, RuleInfo,
                    StepUse)

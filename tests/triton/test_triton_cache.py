@@ -8,7 +8,6 @@ import torch
 
 import geo
 from geo.compiler.backends.triton import cache as triton_cache
-from geo.compiler.backends.triton import step as triton_step
 
 
 def _fresh(folder, monkeypatch):
