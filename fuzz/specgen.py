@@ -338,7 +338,7 @@ def mutate_bytes(d: Draw, data: bytes, others: Sequence[bytes] = ()) -> bytes:
 # Each class is a scenario the robustness campaign builds and runs (`robustness.check_hostile`): files and links
 # on disk, states of the kernel cache, values given through the API, failures injected into a step. A case is a
 # JSON-able dict, so a failing one is reported and reproduced from its index alone.
-HOSTILE_CLASSES = ("resource-bomb", "non-regular-file", "surrogate", "symlink", "hostile-cache", "range-violation",
+HOSTILE_CLASSES = ("resource-bomb", "non-regular-file", "surrogate", "symlink", "kernel-cache", "range-violation",
                    "failing-mid-step")
 RANGE_SPECS = ("sgd", "adamw", "lion", "signum", "muon", "normuon", "adamuon")
 _SURROGATES = ("\udcff", "\udc80", "\ud800", "\udfff")
@@ -433,5 +433,5 @@ def _failing_mid_step(d: Draw) -> dict:
 
 
 _HOSTILE = {"resource-bomb": _resource_bomb, "non-regular-file": _non_regular_file, "surrogate": _surrogate,
-            "symlink": _symlink, "hostile-cache": _hostile_cache, "range-violation": _range_violation,
+            "symlink": _symlink, "kernel-cache": _hostile_cache, "range-violation": _range_violation,
             "failing-mid-step": _failing_mid_step}

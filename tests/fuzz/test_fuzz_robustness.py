@@ -26,11 +26,14 @@ from geo.fuzz.specgen import HOSTILE_CLASSES, SpecGenerator, hostile_case, mutat
 
 INPUTS = int(os.environ.get("GEO_FUZZ_INPUTS", "10000"))
 SEED = int(os.environ.get("GEO_FUZZ_SEED", "0"))
+# CI's share of hostile cases: every 40th input (250 of 10 000, ~36 a class) keeps the campaign near its time
+# before they existed; `geo fuzz --robustness` runs one in 8 (GEO_FUZZ_HOSTILE_EVERY=8 here does the same).
+HOSTILE_EVERY = int(os.environ.get("GEO_FUZZ_HOSTILE_EVERY", "40"))
 
 
 def test_front_end_campaign():
     start = time.perf_counter()
-    campaign = robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1))
+    campaign = robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1), hostile_every=HOSTILE_EVERY)
     print(f"\n{campaign.render()}\n({time.perf_counter() - start:.0f}s)")
     assert campaign.count == INPUTS >= 10000 or "GEO_FUZZ_INPUTS" in os.environ
     assert not campaign.failures, campaign.render()
@@ -64,7 +67,7 @@ def test_byte_mutations_of_the_stdlib_with_hypothesis(tmp_path_factory, data):
 
 
 @pytest.mark.parametrize("kind", HOSTILE_CLASSES)
-@settings(max_examples=12, derandomize=True, deadline=None, database=None,
+@settings(max_examples=5, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_cases_with_hypothesis(tmp_path_factory, kind, data):
