@@ -266,3 +266,44 @@ def test_the_key_and_entries_are_private(tmp_path, monkeypatch):
     assert stat.S_IMODE((folder / triton_cache.KEY_FILE).stat().st_mode) == 0o600
     for path in _entries(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+REAL_JIT = '''
+import os, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from geo.compiler.backends.triton import cache
+from geo.compiler.backends.triton.codegen import default_launch, kernel_source, module_source
+from geo.compiler.pipeline import front, specialize
+from geo.compiler.plan import plan
+from geo.dsl.loader import source_for
+_, checked = front(source_for("adamw"))
+rule = checked.optimizers["adamw"].rules[0]
+program = specialize(checked, rule, rule.statics(), 2)
+p = plan(program)
+k = p.kernels()[0]
+launch = default_launch(program, p, k)
+for attempt in ("generated", "read from the disk"):
+    cache.clear_memory()
+    module = cache.load(("real-jit", k.index), lambda: module_source([kernel_source(program, k, launch)]), {})
+    fn = getattr(module, f"k{k.index}")
+    assert type(fn).__name__ == "JITFunction", type(fn)
+    src = ASTSource(fn, signature={"META": "*i64", "BLOCKS": "*i32", "BLOCK": "constexpr"}, constexprs={"BLOCK": 1024})
+    assert triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["cubin"], attempt
+assert cache.STATS["generated"] == 1 and cache.STATS["disk_hits"] == 1, cache.STATS
+print("ok")
+'''
+
+
+def test_a_cached_kernel_compiles_with_tritons_real_jit(tmp_path):
+    """The kernels run from the verified text (its lines in `linecache` under `<geo-triton k…>`): Triton's real
+    JIT (not the interpreter) reads that source and compiles it for sm_90, generated and read from the disk."""
+    import subprocess
+    import sys
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(GEO_CACHE_DIR=str(tmp_path / "geo"), TRITON_CACHE_DIR=str(tmp_path / "triton-binaries"),
+               TRITON_DEFAULT_FP_FUSION="1")
+    done = subprocess.run([sys.executable, "-c", REAL_JIT], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
