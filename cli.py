@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # A file name with a byte that is not UTF-8 reaches us as a lone surrogate (os.fsdecode); printed as
+        # `\udcff`, it is shown rather than raising UnicodeEncodeError.
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # a stream that is not a TextIOWrapper (captured output)
+            pass
     bench = argv[:1] == ["bench"]  # its options are the benchmark script's own
     args = None if bench else _parser().parse_args(argv)
     try:

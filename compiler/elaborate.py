@@ -10,7 +10,6 @@ state namespace.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from ..dsl import ast
 from ..dsl.diagnostics import DiagnosticBag, Label, did_you_mean
 from ..dsl.source import Span
 from .binding import rule_type
+from .fold import FOLD_BUDGET, MAX_STATIC_SIZE, FoldBudget, has_complex, sequence_size, too_large_power
 from .ir import Constraint, Graph, Node, Program, StateSlot
 from .ops import registry
 from .ops.registry import OpDef
@@ -101,9 +101,10 @@ class _Return(Exception):
 
 class Elaborator:
     def __init__(self, checked: Checked | None, rule: RuleInfo | None, statics: dict[str, Any], rank: int | None,
-                 bag: DiagnosticBag, active: tuple[int, ...] | None = None):
+                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, budget: FoldBudget | None = None):
         self.checked, self.rule, self.statics, self.rank, self.bag = checked, rule, statics, rank, bag
         self.active = active
+        self.budget = budget if budget is not None else FoldBudget()
         self.graph = Graph()
         self.root = Scope()
         self.constraints: list[Constraint] = []
@@ -116,8 +117,8 @@ class Elaborator:
         self.inlined = 0   # function calls inlined so far
 
     @classmethod
-    def constant_evaluator(cls, bag: DiagnosticBag) -> "Elaborator":
-        return cls(None, None, {}, None, bag)
+    def constant_evaluator(cls, bag: DiagnosticBag, budget: FoldBudget | None = None) -> "Elaborator":
+        return cls(None, None, {}, None, bag, budget=budget)
 
     # -- the rule
     def param_type(self) -> Tensor:
@@ -274,6 +275,12 @@ class Elaborator:
             value = self.graph.const(float(init.value), s.init.span)
             init = self.graph.node("scalar_like", (param, value), type=Tensor((), False, "param"), span=s.init.span)
             stype: Type = init.type if dtype is None else Tensor((), False, dtype)
+        elif init.type == SCALAR:
+            # A host number (`state m = lr`) is stored as a 0-d tensor too, as a static one is: state dicts hold
+            # tensors (torch's loader and the checkpoint check expect them), and the state lives on the device.
+            param = self.init_scope.lookup(self.param_name).node
+            init = self.graph.node("scalar_like", (param, init), type=Tensor((), False, "param"), span=s.init.span)
+            stype = init.type if dtype is None else Tensor((), False, dtype)
         elif isinstance(init.type, TupleT):
             self.bag.error("GEO0202", "a state holds a number or a tensor, not a tuple", s.init.span)
             return self._declare_poisoned(s, scope)
@@ -469,8 +476,12 @@ class Elaborator:
     def name(self, e: ast.Name, scope: Scope) -> Node:
         var = scope.lookup(e.id)
         if var is not None:
-            if self.in_init and var.kind in ("state", "let"):
+            if self.in_init and var.kind in ("state", "let", "grad", "t"):
+                # A state is initialized when the optimizer first meets its parameter, from the parameter and the
+                # hyperparameters alone: no gradient, step count, local or other state exists then.
                 self.bag.error("GEO0114", f"a state's initial value cannot read `{e.id}`", e.span,
+                               notes=["a state is built before the first step, when no gradient or step count "
+                                      "exists"] if var.kind in ("grad", "t") else [],
                                help="initial values are built from the parameter and hyperparameters, e.g. `zeros_like(W)`")
                 return self.poison(e.span)
             return var.node
@@ -616,31 +627,40 @@ class Elaborator:
 
     def fold(self, opdef: OpDef, values: list[Node], attrs: dict[str, Any], span: Span, shown: str) -> Node:
         raw = [n.value for n in values]
-        if opdef.name == "pow" and _too_large_power(raw):  # 2^2^2^2^2^2 would not finish
-            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
-            return self.poison(span)
+        on_these = f"{shown} cannot be evaluated on these static values: "
+        if opdef.name == "pow" and too_large_power(raw):  # 2^2^2^2^2^2 would not finish
+            return self._unfoldable(on_these + "the result is too large", span)
+        size = sequence_size(opdef.name, raw)
+        if size is not None and size > MAX_STATIC_SIZE:  # checked before Python builds it
+            return self._unfoldable(on_these + f"the result would hold {size:,} "
+                                    f"{'characters' if any(isinstance(r, str) for r in raw) else 'items'}", span,
+                                    notes=[f"a static string or tuple holds at most {MAX_STATIC_SIZE:,}"])
         try:
-            if opdef.fold is not None:
-                value = opdef.fold(*raw)
-            else:
-                value = opdef.apply(raw, attrs, SCALAR)
+            value = opdef.fold(*raw) if opdef.fold is not None else opdef.apply(raw, attrs, SCALAR)
         except TypeError:
             found = " and ".join(f"`{n.type.show()}`" for n in values)
-            self.bag.error("GEO0207", f"{shown} cannot be applied to {found}", span)
-            return self.poison(span)
+            return self._unfoldable(f"{shown} cannot be applied to {found}", span)
         except OverflowError:
-            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
-            return self.poison(span)
+            return self._unfoldable(on_these + "the result is too large", span)
         except (ZeroDivisionError, ValueError) as err:
-            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: {err}", span)
-            return self.poison(span)
+            return self._unfoldable(on_these + str(err), span)
         if isinstance(value, int) and value.bit_length() > 1000:
-            self.bag.error("GEO0207", f"{shown} cannot be evaluated on these static values: the result is too large", span)
-            return self.poison(span)
+            return self._unfoldable(on_these + "the result is too large", span)
+        if has_complex(value):  # (-1) ^ 0.5 in Python is 1j: geo's numbers are real
+            return self._unfoldable(on_these + "the result is not a real number", span,
+                                    notes=["a negative number to a fractional power, for instance"])
+        if not self.budget.spend(value):
+            return self._unfoldable(f"{shown} cannot be evaluated: static evaluation of this spec has computed more "
+                                    f"than {FOLD_BUDGET:,} characters and items", span,
+                                    help="fold fewer or smaller static strings and tuples")
         if isinstance(value, float) and value.is_integer() and all(isinstance(r, int) for r in raw) \
                 and opdef.name in ("add", "sub", "mul", "neg", "max", "min", "pow", "abs") and not isinstance(value, bool):
             value = int(value)
         return self.graph.const(value, span)
+
+    def _unfoldable(self, message: str, span: Span, **extra: Any) -> Node:
+        self.bag.error("GEO0207", message, span, **extra)
+        return self.poison(span)
 
     def bind(self, params, args, kwargs, shown: str, signature: str, span: Span,
              defaults: dict[str, tuple[Node, Span]] | None = None, keywords: dict[str, Span] | None = None
@@ -761,14 +781,6 @@ def _op_message(shown: str, message: str) -> str:
     if message.startswith(shown):
         return message
     return f"{shown} {message}" if message.split(" ", 1)[0] in _PREDICATES else f"{shown}: {message}"
-
-
-def _too_large_power(raw: list[Any]) -> bool:
-    """Whether base ^ exponent of static numbers has more than 1000 bits (checked before computing it)."""
-    if len(raw) != 2 or not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in raw):
-        return False
-    base, exponent = raw
-    return abs(base) > 1 and exponent > 0 and exponent * math.log2(abs(base)) > 1000
 
 
 def _names_in(expr: ast.Expr) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+from dataclasses import replace
 from typing import Any
 
 from ..dsl import ast
@@ -22,11 +23,16 @@ from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded, stdlib_definitions
 from ..dsl.source import Span
 from .binding import SELECTORS, VIEWS, ViewDef, implied_ranks, rule_type, selector_rank
-from .elaborate import Elaborator, Poison
+from .elaborate import Elaborator, Poison, Var
+from .fold import FoldBudget
 from .ops import registry
-from .spec import (BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, OptimizerInfo, RuleInfo,
+from .spec import (BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, Interval, OptimizerInfo, RuleInfo,
                    StepUse)
 from .types import static_kind
+
+
+# How deep optimizers may be made of optimizers (`optimizer b = a`, `optimizer c = b`, ...): each level recurses.
+MAX_OPTIMIZER_DEPTH = 64
 
 
 def check(loaded: Loaded) -> Checked:
@@ -37,7 +43,7 @@ def check(loaded: Loaded) -> Checked:
     bag.raise_if_errors()
     for rule in [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
         for rank, active in rule.variants():
-            Elaborator(checked, rule, rule.statics(), rank, bag, active).run()
+            Elaborator(checked, rule, rule.statics(), rank, bag, active, checker.budget).run()
     bag.raise_if_errors()
     return checked
 
@@ -55,6 +61,7 @@ class _Assembler:
         self.optimizers: dict[str, OptimizerInfo] = {}
         self._building: list[str] = []
         self.used_steps: set[str] = set()
+        self.budget = FoldBudget()  # one for everything the check folds: defaults, ranges, every rule
 
     def run(self) -> Checked:
         for mod_name in self.loaded.order:
@@ -142,8 +149,54 @@ class _Assembler:
                     self.bag.error("GEO0302", f"the default of `{h.name}` is not a finite number: {_show(default)}",
                                    h.span, help="a runtime hyperparameter takes finite numbers (`1e999` is inf)")
                     continue
-            out[h.name] = HyperInfo(h.name, h.static, default, h.span, choices)
+            bounds = None
+            if h.range is not None:
+                bounds = self._range(h, default, choices)
+                if bounds is None:
+                    continue
+            out[h.name] = HyperInfo(h.name, h.static, default, h.span, choices, bounds)
         return out
+
+    def _range(self, h: ast.Hyper, default: Any, choices: tuple[Any, ...]) -> Interval | None:
+        """`name = default in [lo, hi)`: the declared range, after checking that it is one (numeric ends, not
+        empty), that the hyperparameter is a number (or a tuple of them), and that its default and choices lie
+        in it; None after an error. `inf` names infinity in the ends."""
+        r = h.range
+        kinds = [default] if default is not REQUIRED else []
+        kinds += list(choices)
+        if any(isinstance(v, (bool, str)) or (isinstance(v, tuple) and not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)) for v in kinds):
+            self.bag.error("GEO0306", f"a range bounds a number; `{h.name}` is a {static_kind(kinds[0])}", r.span,
+                           help="declare the values a string or bool may take with `one_of(...)`")
+            return None
+        ends = []
+        for expr in (r.lo, r.hi):
+            el = Elaborator.constant_evaluator(self.bag, self.budget)
+            el.root.vars["inf"] = Var("static", el.graph.const(math.inf, expr.span), expr.span)
+            node = el.expr(expr, el.root)
+            if isinstance(node.type, Poison):
+                return None
+            if not node.is_const:
+                raise InternalError("check", "a range's end did not fold to a constant", expr.span)
+            v = node.value
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                self.bag.error("GEO0306", f"the ends of a range are numbers, found {_show(v)}", expr.span)
+                return None
+            ends.append(float(v))
+        bounds = Interval(ends[0], ends[1], r.lo_closed, r.hi_closed)
+        if bounds.empty():
+            self.bag.error("GEO0306", f"the range {bounds.show()} of `{h.name}` holds no value", r.span,
+                           help="write the low end first; `[a, a]` holds a alone")
+            return None
+        for v in kinds:
+            outside = HyperInfo(h.name, h.static, v, h.span, range=bounds).out_of_range(v)
+            if outside is not None:
+                what = "default" if v is default else "choice"
+                self.bag.error("GEO0306", f"the {what} of `{outside[0]}`, {outside[1]!r}, is outside its range "
+                               f"{bounds.show()}", h.default.span if h.default is not None else h.span,
+                               secondary=[Label(r.span, "the range")])
+                return None
+        return bounds
 
     def _choices(self, h: ast.Hyper) -> tuple[Any, ...]:
         """`static name = one_of(a, b, ...)`: the values a static may take, the first its default."""
@@ -188,7 +241,7 @@ class _Assembler:
 
         With no runtime value in scope every expression folds to a constant or reports its own error
         (an unknown name is GEO0101), so anything else is a bug in geo."""
-        el = Elaborator.constant_evaluator(self.bag)
+        el = Elaborator.constant_evaluator(self.bag, self.budget)
         node = el.expr(expr, el.root)
         if isinstance(node.type, Poison):
             return None
@@ -203,6 +256,13 @@ class _Assembler:
         if name in self._building:
             d = self.optimizer_defs[name]
             self.bag.error("GEO0109", f"optimizer `{name}` refers to itself", d.span.head())
+            return None
+        if len(self._building) >= MAX_OPTIMIZER_DEPTH:  # building one recurses into the optimizers it is made of
+            d = self.optimizer_defs[name]
+            self.bag.error("GEO0109", f"optimizer `{name}` is built from optimizers nested more than "
+                           f"{MAX_OPTIMIZER_DEPTH} deep", d.span.head(),
+                           notes=[f"the chain: {' <- '.join(self._building[:3])} <- ... <- {self._building[-1]} "
+                                  f"<- {name}"], help="compose the steps themselves instead of optimizers of optimizers")
             return None
         d = self.optimizer_defs[name]
         self._building.append(name)
@@ -293,7 +353,7 @@ class _Assembler:
             uses = [StepUse(d.name, d.binder, d.body, hypers, {})]
         elif ref.name in self.optimizer_defs:
             info = self._optimizer(ref.name)
-            if info is None:
+            if info is None or not info.rules:  # its own errors are reported already
                 return None
             if len(info.rules) != 1 or info.rules[0].view is not None:
                 self.bag.error("GEO0110", f"`{ref.name}` routes parameters with several rules; it cannot be used as a step",
@@ -334,7 +394,7 @@ class _Assembler:
                     # A literal sets a new default: the hyperparameter stays tunable (schedulers, kwargs).
                     old = u.hypers[name]
                     u.hypers[name] = HyperInfo(name, old.static, self._coerce(old, literal, value), value.span,
-                                               old.choices)
+                                               old.choices, old.range)
                 else:
                     u.bindings[name] = value
         return uses
@@ -350,6 +410,11 @@ class _Assembler:
                 and not _finite(value):
             self.bag.error("GEO0302", f"`{old.name}` takes finite numbers, found {_show(value)}", expr.span,
                            secondary=[Label(old.span, "declared here")])
+            return old.default
+        outside = old.out_of_range(value) if isinstance(value, (int, float, tuple)) else None
+        if outside is not None:
+            self.bag.error("GEO0306", f"`{outside[0]}` takes values in {old.range.show()}; found {outside[1]!r}",
+                           expr.span, secondary=[Label(old.span, "declared here")])
             return old.default
         if not old.static and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -382,6 +447,35 @@ class _Assembler:
                 out[name] = h
         for name, h in header.items():
             out.setdefault(name, h)
+        return self._merged_ranges(chain, header, out)
+
+    def _merged_ranges(self, chain: list[StepUse], header: dict[str, HyperInfo],
+                       out: dict[str, HyperInfo]) -> dict[str, HyperInfo]:
+        """Every range declared for a hyperparameter of the rule holds: a step's `lr in [0, inf)` still binds
+        when the optimizer's header declares `lr` again without one. The rule's range is their intersection,
+        and the rule's default must lie in it."""
+        for name, h in list(out.items()):
+            declared = [u.hypers[name] for u in chain if name in u.hypers and name not in u.bindings]
+            declared += [header[name]] if name in header else []
+            ranges = [d.range for d in declared if d.range is not None]
+            if not ranges:
+                continue
+            merged = ranges[0]
+            for r in ranges[1:]:
+                merged = merged.intersect(r)
+            if merged == h.range:
+                continue
+            if merged.empty():
+                self.bag.error("GEO0306", f"the ranges declared for `{name}` have no value in common", h.span,
+                               notes=["declared: " + ", ".join(r.show() for r in ranges)])
+                continue
+            out[name] = replace(h, range=merged)
+            outside = out[name].out_of_range(h.default) if h.default is not REQUIRED else None
+            if outside is not None:
+                self.bag.error("GEO0306", f"the default of `{outside[0]}`, {outside[1]!r}, is outside its range "
+                               f"{merged.show()}", h.span,
+                               notes=["a composed step declares the range; every range declared for a "
+                                      "hyperparameter holds"])
         return out
 
 

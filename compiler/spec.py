@@ -35,8 +35,51 @@ RESERVED_STATES = {"param": "the compiled step returns the parameter's new value
 RESERVED_HYPERS = ("params", "param_names", "geo_rule", "initial_lr", "roles", "backend", "nonfinite", "foreach",
                    "fused", "capturable", "differentiable", "maximize")
 
-__all__ = ["STATE_DTYPES", "BUILTINS", "RESERVED_STATES", "RESERVED_HYPERS", "REQUIRED", "HyperInfo", "StepUse",
-           "RuleInfo", "OptimizerInfo", "Checked"]
+__all__ = ["STATE_DTYPES", "BUILTINS", "RESERVED_STATES", "RESERVED_HYPERS", "REQUIRED", "Interval", "HyperInfo",
+           "StepUse", "RuleInfo", "OptimizerInfo", "Checked"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The values a numeric hyperparameter may take (`lr = 1e-3 in [0, inf)`): from `lo` to `hi`, each end
+    closed (included) or open. A tuple hyperparameter's range holds for each of its numbers."""
+
+    lo: float
+    hi: float
+    lo_closed: bool = True
+    hi_closed: bool = True
+
+    def __contains__(self, value: float) -> bool:
+        if value != value:  # NaN is in no range
+            return False
+        above = value >= self.lo if self.lo_closed else value > self.lo
+        below = value <= self.hi if self.hi_closed else value < self.hi
+        return above and below
+
+    def empty(self) -> bool:
+        return not (self.lo < self.hi or (self.lo == self.hi and self.lo_closed and self.hi_closed))
+
+    def intersect(self, other: "Interval") -> "Interval":
+        """The values in both: the higher low end (closed only where both that are that high are closed), and the
+        lower high end likewise."""
+        if self.lo != other.lo:
+            lo, lo_closed = max((self.lo, self.lo_closed), (other.lo, other.lo_closed), key=lambda e: e[0])
+        else:
+            lo, lo_closed = self.lo, self.lo_closed and other.lo_closed
+        if self.hi != other.hi:
+            hi, hi_closed = min((self.hi, self.hi_closed), (other.hi, other.hi_closed), key=lambda e: e[0])
+        else:
+            hi, hi_closed = self.hi, self.hi_closed and other.hi_closed
+        return Interval(lo, hi, lo_closed, hi_closed)
+
+    def show(self) -> str:
+        return (f"{'[' if self.lo_closed else '('}{_end(self.lo)}, {_end(self.hi)}{']' if self.hi_closed else ')'}")
+
+
+def _end(v: float) -> str:
+    if v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    return repr(int(v)) if float(v).is_integer() and abs(v) < 1e16 else repr(float(v))
 
 
 @dataclass
@@ -46,6 +89,26 @@ class HyperInfo:
     default: Any            # a Python value, or REQUIRED
     span: Span
     choices: tuple[Any, ...] = ()  # a static's declared values (`one_of(...)`); empty: any value of its kind
+    range: Interval | None = None  # the numbers it may take (`in [0, inf)`), each number of a tuple; None: any
+
+    def out_of_range(self, value: Any) -> tuple[str, Any] | None:
+        """The first number of `value` (a number, or a tuple of numbers) outside the declared range, with how to
+        name it (`betas[1]`); None when all are inside, or there is no range."""
+        if self.range is None:
+            return None
+        items = list(enumerate(value)) if isinstance(value, tuple) else [(None, value)]
+        for i, v in items:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v not in self.range:
+                return (self.name if i is None else f"{self.name}[{i}]"), v
+        return None
+
+    def range_error(self, opt: str, value: Any) -> str | None:
+        """The message of the ValueError for a value outside the range (None: inside), as torch.optim raises one
+        for `lr=-1`: `adamw: `lr` must be in [0, inf), got -1.0`."""
+        outside = self.out_of_range(value)
+        if outside is None:
+            return None
+        return f"{opt}: `{outside[0]}` must be in {self.range.show()}, got {outside[1]!r}"
 
     @property
     def type(self) -> Type:
@@ -70,6 +133,9 @@ class HyperInfo:
             raise ValueError(f"{opt}: static hyperparameter `{self.name}` is one of "
                              f"{', '.join(repr(c) for c in self.choices)}; got {value!r}"
                              + (f" (did you mean {close[0]!r}?)" if close else ""))
+        problem = self.range_error(opt, value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

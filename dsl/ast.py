@@ -172,10 +172,21 @@ class Binder(Node):
 
 
 @dataclass(frozen=True)
+class Range(Node):
+    """`in [lo, hi)`: the values a hyperparameter may take; `[`/`]` close an end, `(`/`)` open it."""
+
+    lo: Expr
+    hi: Expr
+    lo_closed: bool
+    hi_closed: bool
+
+
+@dataclass(frozen=True)
 class Hyper(Node):
     name: str
     static: bool
     default: Expr | None
+    range: Range | None = None
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,24 @@ class Builder(Transformer):
         return list(children)
 
     def hparam(self, meta, children):
-        static, name, default = children
-        return ast.Hyper(self._span(meta), str(name), static is not None, default)
+        static, name, default, bounds = children
+        return ast.Hyper(self._span(meta), str(name), static is not None, default, bounds)
+
+    def hrange(self, meta, children):
+        (lo, lo_closed), (hi, hi_closed) = children
+        return ast.Range(self._span(meta), lo, hi, lo_closed, hi_closed)
+
+    def closed_lo(self, meta, children):
+        return children[0], True
+
+    def open_lo(self, meta, children):
+        return children[0], False
+
+    def closed_hi(self, meta, children):
+        return children[0], True
+
+    def open_hi(self, meta, children):
+        return children[0], False
 
     def binder(self, meta, children):
         view = children[-1] if isinstance(children[-1], ast.View) else None

@@ -19,7 +19,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .source import Span, escaped, shown
+from .source import Span, escaped, printable, shown
 
 MAX_ERRORS = 50
 
@@ -127,7 +127,13 @@ def render_all(diags: list[Diagnostic]) -> str:
 
 
 def render(d: Diagnostic) -> str:
-    """Renders one diagnostic: header, location, the source lines as written, carets, notes, help."""
+    """Renders one diagnostic: header, location, the source lines as written, carets, notes, help. Its own text
+    passes through `printable`: a message may quote a file name or a name given through the API, which can hold
+    lone surrogates, and the rendering must print on any stream."""
+    return printable(_render(d))
+
+
+def _render(d: Diagnostic) -> str:
     span = d.span
     src = span.source
     out = [f"{d.severity}[{d.code}]: {d.message}"]

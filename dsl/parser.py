@@ -20,7 +20,7 @@ from lark.lexer import TerminalDef
 from . import ast
 from .build_ast import Builder
 from .diagnostics import Diagnostic, GeoError, Label
-from .source import SourceFile, Span
+from .source import MAX_SPEC_BYTES, SourceFile, Span, builtin_span
 from .syntax_errors import TAB_LEN, dedent_diagnostic, forbidden_character_diagnostic, syntax_diagnostic
 
 
@@ -91,6 +91,9 @@ def _lark() -> Lark:
 
 def parse(source: SourceFile) -> ast.Module:
     """Parses one file; raises GeoError with a diagnostic on a syntax error."""
+    if len(source.text) > MAX_SPEC_BYTES:  # spec text given inline; a file is refused before it is read
+        raise GeoError([Diagnostic("GEO0601", f"this spec is {len(source.text):,} characters long; a spec may hold "
+                                   f"at most {MAX_SPEC_BYTES:,}", Label(builtin_span(source.name)))])
     forbidden = forbidden_character_diagnostic(source)
     if forbidden is not None:
         raise GeoError([forbidden])

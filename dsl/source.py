@@ -11,6 +11,11 @@ import re
 from dataclasses import dataclass, field
 
 
+# The largest spec geo reads (bytes of a file, characters of spec text given inline): the stdlib's are under 5 kB;
+# a megabyte is far more than any spec needs, and bounds what the lexer, the parser and the checker are given.
+MAX_SPEC_BYTES = 1 << 20
+
+
 @dataclass(eq=False)
 class SourceFile:
     """The text of one `.geo` file (or of spec text given inline) and an index of its line starts."""
@@ -142,6 +147,17 @@ def shown(line: str) -> str:
     return _UNPRINTABLE.sub(lambda m: m.group() if m.group() == "\t" else
                             chr(0x2400 + ord(m.group())) if ord(m.group()) < 0x20 else
                             "\u2421" if m.group() == "\x7f" else "\ufffd", line)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Text that any terminal or UTF-8 stream can take: each lone surrogate (a file name's undecodable byte, a
+    `\\ud800` escape) written as its `\\udcff` escape, everything else as it is. Diagnostics pass their own
+    text through it: a message quotes file names and names given through the API, and printing a surrogate
+    raises UnicodeEncodeError."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def escaped(text: str) -> str:

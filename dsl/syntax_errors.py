@@ -180,7 +180,7 @@ def _token_pos(source: SourceFile, token: Token | None) -> int:
 LEADING_KEYWORDS = ("use", "def", "step", "optimizer", "for", "state", "let", "if", "elif", "else", "repeat",
                     "return", "pass", "static")
 # Every reserved word of grammar.lark (a test derives the set from the grammar).
-KEYWORDS = LEADING_KEYWORDS + ("as", "not", "and", "or", "true", "false")
+KEYWORDS = LEADING_KEYWORDS + ("as", "in", "not", "and", "or", "true", "false")
 
 
 def _keyword_help(source: SourceFile, token: Token | None) -> str | None:

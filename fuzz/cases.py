@@ -306,5 +306,6 @@ def runtime_scalar_hyper(cls, rule_index: int) -> tuple[str, float] | None:
     if not names:
         return None
     name = "lr" if "lr" in names else names[0]
-    default = rule.hypers[name].default
-    return name, (default * 0.5 if default else 0.5)
+    h = rule.hypers[name]
+    value = h.default * 0.5 if h.default else 0.5
+    return name, (value if h.out_of_range(value) is None else h.default)  # a new value in its declared range

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     f.add_argument("--robustness", type=int, metavar="N",
                    help="run N generated and mutated spec texts through the whole front end")
     f.add_argument("--workers", type=int, default=None, help="processes for --robustness (default: up to 2)")
+    f.add_argument("--hostile-every", type=int, default=8, metavar="K",
+                   help="--robustness: every K-th input is a hostile case (files, links, surrogates, the kernel "
+                        "cache, ranges, failures mid-step); 0: none (default: 8)")
     f.add_argument("-v", "--verbose", action="store_true", help="a line per property as it finishes")
 
 
@@ -72,7 +75,9 @@ def run_cli(args, source: Callable[[str], SourceFile]) -> int:
     if args.robustness is not None:
         if args.robustness < 1:
             return usage("--robustness takes a positive number of inputs")
-        campaign = robustness_campaign(args.robustness, args.seed, args.workers)
+        if args.hostile_every < 0:
+            return usage("--hostile-every takes 0 (none) or a positive number")
+        campaign = robustness_campaign(args.robustness, args.seed, args.workers, hostile_every=args.hostile_every)
         print(campaign.render())
         return 1 if campaign.failures else 0
     if args.operators:

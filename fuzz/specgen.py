@@ -332,3 +332,106 @@ def mutate_bytes(d: Draw, data: bytes, others: Sequence[bytes] = ()) -> bytes:
                 lines[k], lines[k + 1] = lines[k + 1], lines[k]
                 b = bytearray(b"\n".join(lines))
     return bytes(b)
+
+
+# ---- hostile cases: what is not spec text, or not only (issue 16) --------------------------------------------
+# Each class is a scenario the robustness campaign builds and runs (`hostile.check_hostile`): files and links
+# on disk, states of the kernel cache, values given through the API, failures injected into a step. A case is a
+# JSON-able dict, so a failing one is reported and reproduced from its index alone.
+HOSTILE_CLASSES = ("resource-bomb", "non-regular-file", "surrogate", "symlink", "kernel-cache", "range-violation",
+                   "failing-mid-step")
+RANGE_SPECS = ("sgd", "adamw", "lion", "signum", "muon", "normuon", "adamuon")
+_SURROGATES = ("\udcff", "\udc80", "\ud800", "\udfff")
+
+
+def hostile_case(d: Draw, kind: str | None = None) -> dict:
+    """One hostile scenario: its class and what the class needs, drawn."""
+    kind = kind or d.choice(HOSTILE_CLASSES)
+    return {"class": kind, **_HOSTILE[kind](d)}
+
+
+def _resource_bomb(d: Draw) -> dict:
+    head = "optimizer o(lr = 0.1{}):\n    for tensor W:\n"
+    tail = "        W = W - lr * grad\n"
+    n = d.choice((10, 99_999, 100_000, 100_001, 1_000_000_000, 2 ** 64))
+    r = d.int(0, 11)
+    if r == 0:
+        return {"text": head.format(f', static k = "{d.choice(("a", "ab", ""))}" * {n} == "b"') + tail}
+    if r == 1:
+        return {"text": head.format(f", static k = (({d.choice(('1, 2', '0,', '1, 2, 3'))}) * {n})[0]") + tail}
+    if r == 2:
+        return {"text": head.format(', static s = "ab"') + f"        let x = s\n        repeat {d.choice((5, 16, 17, 40))}:\n"
+                "            x = x + x\n" + tail}
+    if r == 3:
+        return {"text": head.format("") + f'        let x = "a" * 99999\n        repeat {d.choice((50, 101, 400))} as i:\n'
+                '            let y = x + "c"\n' + tail}
+    if r == 4:
+        size = d.choice((1_000, 100_000, 300_000))
+        literal = d.choice(("a" * size, "\\n" * (size // 2), "\\\\" * (size // 2), '\\"' * (size // 2)))
+        return {"text": head.format(f', static s = "{literal}"') + tail}
+    if r == 5:
+        size = d.choice((1_000, 300_000))
+        return {"text": d.choice(('"""' + '"a' * (size // 2) + '"""\n', "#" + "x" * size + "\n")) + head.format("") + tail}
+    if r == 6:
+        base, exponent = d.choice((("(-1)", "0.5"), ("(-8.0)", "(1 / 3)"), ("-2", "0.5"), ("(-0.5)", "1.5")))
+        return {"text": head.format(f", static k = {base} ^ {exponent}") + tail}
+    if r == 7:
+        return {"text": head.format(f", static k = bias_correction({d.choice(('-2', '-0.5', '2'))}, "
+                                    f"{d.choice(('0.5', '1.5', '3'))})") + tail}
+    if r == 8:
+        return {"use_chain": d.choice((3, 64, 65, 300))}
+    if r == 9:
+        return {"optimizer_chain": d.choice((10, 64, 65, 500))}
+    if r == 10:
+        return {"text": head.format(", static k = " + " ^ ".join(["2"] * d.int(3, 8))) + tail}
+    return {"oversized": d.choice(("file", "text")), "extra": d.int(0, 64)}
+
+
+def _non_regular_file(d: Draw) -> dict:
+    return {"target": d.choice(("fifo", "directory", "/dev/zero", "/dev/urandom", "/dev/null", "link to /dev/zero",
+                                "sparse 2 MiB", "socket")),
+            "via": d.choice(("path", "use"))}
+
+
+def _surrogate(d: Draw) -> dict:
+    return {"where": d.choice(("file name", "spec escape", "spec raw", "keyword", "param name", "route",
+                               "optimizer name", "used name")),
+            "char": d.choice(_SURROGATES)}
+
+
+def _symlink(d: Draw) -> dict:
+    return {"link": d.choice(("secret outside", "spec outside", "spec beside", "dangling", "to a folder",
+                              "link to a link beside", "link to a link outside", "secret beside without .geo"))}
+
+
+def _hostile_cache(d: Draw) -> dict:
+    return {"folder": d.choice(("sound", "sound", "triton is a file", "uncreatable", "world-writable",
+                                "group-writable", "another user's")),
+            "entry": d.choice(("none", "sound", "directory", "fifo", "symlink", "unkeyed plant", "keyed plant",
+                               "garbage", "huge", "truncated", "group-writable")),
+            "key": d.choice(("none", "sound", "directory", "short", "group-readable", "symlink", "fifo")),
+            "damage_after_load": d.bool(0.3)}
+
+
+def _range_violation(d: Draw) -> dict:
+    where = d.choice(("constructor", "group", "checkpoint", "spec"))
+    if where == "spec":
+        lo, hi = d.choice(("0", "-1", "0.5", "1", "-inf", "inf")), d.choice(("0", "1", "0.5", "2", "inf", "-1"))
+        return {"where": where, "default": d.choice(("0", "0.5", "1", "-0.1", "2", "1e308")), "lo": lo, "hi": hi,
+                "lo_closed": d.bool(), "hi_closed": d.bool()}
+    value = d.choice(("-1", "-1e-12", "0", "0.5", "0.999", "1", "2", "nan", "inf", "-inf", "1e308", "tensor nan",
+                      "tensor -1", "tensor 0.5", "tensor 2 elements", "string", "bool", "none", "huge int",
+                      "pair", "pair with nan", "pair with 1", "pair too long"))
+    return {"where": where, "spec": d.choice(RANGE_SPECS), "pick": d.int(0, 99), "value": value,
+            "step": d.choice(("keep", "nan", "-5", "1.5", "inf", "3")) if where == "checkpoint" else "keep"}
+
+
+def _failing_mid_step(d: Draw) -> dict:
+    return {"spec": d.choice(("sgd", "adamw", "lion", "muon")), "groups": d.int(2, 3),
+            "fail": d.choice(("hyper", "init", "static", "nonfinite", "kernel")), "warm": d.bool(),
+            "value": d.choice(("-1", "nan", "string", "tensor nan"))}
+
+
+_HOSTILE = {"resource-bomb": _resource_bomb, "non-regular-file": _non_regular_file, "surrogate": _surrogate,
+            "symlink": _symlink, "kernel-cache": _hostile_cache, "range-violation": _range_violation,
+            "failing-mid-step": _failing_mid_step}

@@ -5,12 +5,13 @@ geo_version}`; the fingerprint hashes the text of every spec module involved. Ea
 the step count under `STEP_KEY` (as torch.optim does) and one tensor per state slot of its rule's program;
 each param group records its rule (`geo_rule`) and every hyperparameter of that rule.
 
-Loading validates everything (owner, version, groups, rules, every slot's presence, dtype and shape) before
-anything changes, so a failed load leaves the optimizer untouched: torch's own loader would accept another
+Loading validates everything (owner, version, groups, rules, every hyperparameter's kind and range, every
+slot's presence, dtype and shape, every step count) before anything changes, so a failed load leaves the optimizer untouched: torch's own loader would accept another
 optimizer's state of the same layout and fail, or silently go wrong, at the next step.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -131,6 +132,15 @@ def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> 
             if isinstance(step, bool) or not (isinstance(step, (int, float)) or (
                     isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_floating_point())):
                 raise CheckpointError(f"state `{STEP_KEY}` of parameter {pname} is not a step count: {step!r}")
+            try:
+                count = float(step.item() if isinstance(step, torch.Tensor) else step)
+            except OverflowError:  # an int beyond every float
+                count = math.inf
+            if not (math.isfinite(count) and count >= 0 and count.is_integer()):
+                # the next step would compute bias corrections (1 - β^t) from it: NaN, or a negative t, corrupts
+                # every later step of the parameter
+                raise CheckpointError(f"state `{STEP_KEY}` of parameter {pname} is {count!r}, not a step count (a "
+                                      "whole number >= 0)")
             for name, slot in expected.items():
                 value = entry[name]
                 if not (isinstance(value, torch.Tensor) and value.is_floating_point()):

@@ -5,7 +5,10 @@ torch's own tooling see them as they see `lr` of torch.optim. A group's value of
 last one winning, from the spec's default, the constructor's keywords, the constructor's per-route keywords
 (`muon={"lr": 0.02}`) and the user's param group. Static values are checked against their declared kind and
 choices (they select compiled code); runtime values must be finite numbers, or 1-element tensors that a
-scheduler may update in place.
+scheduler may update in place. Every number must lie in its declared range (`lr = 1e-3 in [0, inf)`), as
+torch.optim checks `0 <= lr`: when the optimizer is built, when a checkpoint is loaded, and at every step for
+the values the step reads from `param_groups` (a scheduler changes them between steps; a value it, or anyone,
+put there that is not a number in range stops the step before anything changes).
 """
 from __future__ import annotations
 
@@ -19,18 +22,30 @@ from ..compiler.spec import REQUIRED, HyperInfo, OptimizerInfo, RuleInfo
 
 
 def check_hyper(opt: str, h: HyperInfo, value: Any) -> Any:
-    """The value to store for hyperparameter `h` of optimizer `opt`; TypeError or ValueError when it is not one."""
+    """The value to store for hyperparameter `h` of optimizer `opt`; TypeError or ValueError when it is not one
+    (not a number, not finite, or outside the declared range). A 1-element tensor is checked by its value and
+    stored as it is (a scheduler may update it in place)."""
     if h.static:
         return h.check_static(opt, value)
+    checked = step_value(opt, h, value)
+    return value if isinstance(value, torch.Tensor) else checked
+
+
+def step_value(opt: str, h: HyperInfo, value: Any) -> Any:
+    """The host value a step reads for runtime hyperparameter `h`: a float (a tuple of floats), from a number
+    or a 1-element tensor; TypeError or ValueError when it is not a finite number in the declared range."""
     if isinstance(h.default, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(h.default):
             raise TypeError(f"{opt}: `{h.name}` takes a tuple of {len(h.default)} numbers, got {value!r}")
-        return tuple(_number(opt, h.name, v) for v in value)
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
+        number: Any = tuple(_number(opt, f"{h.name}[{i}]", v) for i, v in enumerate(value))
+    else:
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
             raise TypeError(f"{opt}: `{h.name}` must be a number or a 1-element tensor")
-        return value
-    return _number(opt, h.name, value)
+        number = _number(opt, h.name, value)
+    problem = h.range_error(opt, number)
+    if problem is not None:
+        raise ValueError(problem)
+    return number
 
 
 def validate_kwargs(info: OptimizerInfo, hypers: dict[str, Any]) -> dict[str, Any]:
@@ -86,24 +101,39 @@ def group_values(info: OptimizerInfo, rule: RuleInfo, kwargs: dict[str, Any], us
     return values
 
 
-def runtime_values(rule: RuleInfo, group: dict[str, Any]) -> dict[str, Any]:
+def runtime_values(opt: str, rule: RuleInfo, group: dict[str, Any]) -> dict[str, Any]:
     """The runtime hyperparameters a step reads from a param group, as host numbers (a scheduler may have stored
-    a 1-element tensor)."""
-    return {k: _runtime_value(group[k]) for k, h in rule.hypers.items() if not h.static}
+    a 1-element tensor), each checked as the constructor checks it; TypeError or ValueError naming the first
+    that is missing, not a finite number or outside its range."""
+    out = {}
+    for k, h in rule.hypers.items():
+        if h.static:
+            continue
+        if k not in group:
+            raise ValueError(f"{opt}: a param group of rule `{rule.text}` has no hyperparameter `{k}`")
+        out[k] = step_value(opt, h, group[k])
+    return out
+
+
+def static_values(opt: str, rule: RuleInfo, group: dict[str, Any]) -> dict[str, Any]:
+    """The static hyperparameters of a param group (the declared default where the group has none), each checked
+    as the constructor checks it: they choose the program the step runs."""
+    return {k: h.check_static(opt, v) for k, v in rule.statics(group).items() for h in (rule.hypers[k],)}
 
 
 def _number(opt: str, name: str, value: Any) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and (value.is_floating_point() or not value.is_complex()) \
+            and value.dtype != torch.bool:
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{opt}: `{name}` takes a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{opt}: `{name}` must be finite, got {value!r}")
-    return float(value)
-
-
-def _runtime_value(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return float(v.item())
-    return v
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{opt}: `{name}` must be finite, got an integer beyond every float") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{opt}: `{name}` must be finite, got {number!r}")
+    return number
 
 
 def _close(name: str, options) -> str:

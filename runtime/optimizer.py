@@ -16,6 +16,7 @@ checkpoints validated in `checkpoint.py`; this module is the optimizer's life cy
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -28,7 +29,7 @@ from ..dsl.diagnostics import Diagnostic, GeoError, Label
 from . import checkpoint, torch_optim
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
-from .hypers import group_values, runtime_values, validate_kwargs
+from .hypers import group_values, runtime_values, static_values, validate_kwargs
 
 NONFINITE = ("skip", "raise", "propagate")
 
@@ -247,6 +248,16 @@ class GeoOptimizer(torch.optim.Optimizer):
     def step(self, closure=None):
         """One step for every parameter with a gradient; `closure` (re-evaluating the loss) as torch.optim.
 
+        Atomic for every failure geo can foresee: first, without writing anything, it checks every group's
+        hyperparameters (numbers in range, valid statics), compiles every program the step needs, checks shapes and
+        (nonfinite="raise") gradients, and builds the initial state of parameters seen for the first time; only then
+        does it update any parameter. A step that raises in that first part leaves parameters, states, step counts
+        and `nonfinite_skips` as they were, so a retry is not applied twice. (A failure inside a kernel after that
+        — out of memory, say — can leave the groups before it updated: undoing them would cost a copy of every
+        parameter and state at every step. Their step counts are then advanced with them, so each parameter stays
+        consistent with its state.) A parameter listed twice in a group is stepped twice, one after the other, as
+        torch.optim's loop does (torch warns about such a group when it is added).
+
         Under `torch.compile` (of this method or of a training step that calls it) the closure is traced and
         geo's own step is not: it runs as compiled already (multi-tensor torch calls, or Triton kernels), with
         its hyperparameter arithmetic in double precision on the host, as torch.optim's eager step does. Traced,
@@ -263,54 +274,100 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     @_not_traced
     def _geo_step(self) -> None:
+        work, skipped = self._prepare()
+        self._apply(work)
+        for key in skipped:
+            self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
+
+    def _prepare(self) -> tuple[list[_Work], list[str | int]]:
+        """Everything a step needs, checked, and nothing written: one `_Work` per (group, parameter) to step,
+        in order, and the keys (`_param_key`) of parameters whose non-finite gradient makes this step skip them."""
         spec = self._geo
-        misfits = [d for group in self.param_groups for d in self._misfits(group)]  # a changed static: new programs
+        opt = spec.info.name
+        groups = []
+        for i, group in enumerate(self.param_groups):
+            index = group.get("geo_rule")
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(spec.rules):
+                raise ValueError(f"{opt}: param group {i} has `geo_rule` {index!r}, not a rule of this optimizer")
+            rule = spec.rules[index]
+            groups.append((group, rule, static_values(opt, rule, group), runtime_values(opt, rule, group)))
+        misfits = [d for group, *_ in groups for d in self._misfits(group)]  # a changed static: new programs
         if misfits:
             raise GeoError(misfits)
         todo = []  # (group, parameters with a gradient to apply)
-        for group in self.param_groups:
+        for group, *_ in groups:
             ps = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
-                    raise RuntimeError(f"{spec.info.name} does not support sparse gradients")
+                    raise RuntimeError(f"{opt} does not support sparse gradients")
                 if p.numel():  # a 0×n matrix has nothing to update (and no singular values to orthogonalize)
                     ps.append(p)
             todo.append((group, ps))
+        skipped: list[str] = []
         if self.nonfinite != "propagate":
-            todo = self._finite_only(todo)  # "raise" raises here, before any parameter changes
-        for group, ps in todo:
-            rule = spec.rules[group["geo_rule"]]
-            statics = rule.statics(group)
-            hypers = runtime_values(rule, group)
-            batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
+            todo = self._finite_only(todo, skipped)  # "raise" raises here, before any parameter changes
+        work: list[_Work] = []
+        for (group, rule, statics, hypers), (_, ps) in zip(groups, todo):
+            listed: dict[torch.Tensor, int] = {}
             for p in ps:
+                listed[p] = listed.get(p, 0) + 1
+            for p, times in listed.items():
                 _, rank, active = self._geo_binding[p]
                 runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
-                view = rule.view
-                base, grad = (p.T, p.grad.T) if p in self._geo_transposed else (p, p.grad)  # views, no copies
-                param_view = view.forward(base, rule.view_args) if view is not None else base
-                grad_view = view.forward(grad, rule.view_args) if view is not None else grad
-                state = self.state[p]
+                state = self.state.get(p)
+                fresh = None
                 if not state:
-                    state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
-                    state.update(_unaliased(runner.init(param_view, hypers), (p, p.grad)))
-                state[STEP_KEY] += 1
-                batch = batches.setdefault(id(runner), (runner, [], [], [], [], []))
-                for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
-                    items.append(item)
-            for runner, ps_, param_views, grad_views, states, ts in batches.values():
-                if group.get("maximize"):  # ascent: torch.optim's `grad = -grad` (exact), on a copy
-                    grad_views = list(torch._foreach_neg(grad_views))
-                runner.step_group(param_views, grad_views, states, hypers, ts)
-                for p, v in zip(ps_, param_views):
-                    if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
-                        base = p.T if p in self._geo_transposed else p
-                        base.copy_(v.reshape(base.shape))
+                    base = p.T if p in self._geo_transposed else p  # a view, no copy
+                    view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
+                    fresh = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
+                    fresh.update(_unaliased(runner.init(view, hypers), (p, p.grad)))
+                    state = fresh
+                work.append(_Work(group, rule, hypers, p, p in self._geo_transposed, runner, state,
+                                  fresh is not None, float(state[STEP_KEY]), times))
+        return work, skipped
 
-    def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
-        """Drops (and counts) the parameters whose gradient holds NaN or ±Inf, or raises for "raise".
+    def _apply(self, work: list[_Work]) -> None:
+        """Runs the prepared steps, one call per (group, program) and round: round r steps the parameters listed
+        more than r times in their group. A parameter's step count is written once its step has run; a new
+        parameter's initial state enters `self.state` just before, and leaves again if the step fails first."""
+        entered: list[_Work] = []
+        try:
+            for round_ in range(max((w.times for w in work), default=0)):
+                batches: dict[tuple[int, int], list[_Work]] = {}  # one call per (group, program)
+                for w in work:
+                    if w.times > round_:
+                        batches.setdefault((id(w.group), id(w.runner)), []).append(w)
+                for batch in batches.values():
+                    rule, runner = batch[0].rule, batch[0].runner
+                    for w in batch:
+                        if w.fresh and round_ == 0:
+                            self.state[w.p] = w.state
+                            entered.append(w)
+                    bases = [w.p.T if w.transposed else w.p for w in batch]  # views, no copies
+                    views = [rule.view.forward(b, rule.view_args) if rule.view is not None else b for b in bases]
+                    grads = [w.p.grad.T if w.transposed else w.p.grad for w in batch]
+                    if rule.view is not None:
+                        grads = [rule.view.forward(g, rule.view_args) for g in grads]
+                    if batch[0].group.get("maximize"):  # ascent: torch.optim's `grad = -grad` (exact), on a copy
+                        grads = list(torch._foreach_neg(grads))
+                    runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers,
+                                      [w.t0 + round_ + 1 for w in batch])
+                    for w, base, v in zip(batch, bases, views):
+                        if v is not w.p and storage_id(v) != storage_id(w.p):  # a view that had to copy
+                            base.copy_(v.reshape(base.shape))
+                        _set_step(w.state, w.t0 + round_ + 1)
+                        w.ran = True
+        except BaseException:
+            for w in entered:
+                if not w.ran:  # its initial state never took part in a step: the parameter is as it was
+                    self.state.pop(w.p, None)
+            raise
+
+    def _finite_only(self, todo: list[tuple[dict, list]], skipped: list[str]) -> list[tuple[dict, list]]:
+        """Drops the parameters whose gradient holds NaN or ±Inf, naming them in `skipped` (the step counts them
+        once it has run), or raises for "raise".
 
         One reduction per gradient, read once with no temporaries, and one host sync for all of them: a NaN or
         Inf anywhere makes the result NaN or Inf. On CUDA a multi-tensor 2-norm per dtype (one launch for all); on
@@ -345,8 +402,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                 if self.nonfinite == "raise":
                     raise FloatingPointError(f"{spec.info.name}: the gradient of parameter {param_name(group, p)} "
                                              "is not finite")
-                key = self._param_key(group, p)
-                self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
+                skipped.append(self._param_key(group, p))
             out.append((group, kept))
         return out
 
@@ -411,6 +467,33 @@ class GeoOptimizer(torch.optim.Optimizer):
 # ---- helpers -------------------------------------------------------------------------------------------
 _PICKLED = ("_geo_backend", "nonfinite", "nonfinite_skips", "_geo_roles", "_geo_kwargs", "_geo_binding",
             "_geo_transposed", "_geo_unnamed")
+
+
+@dataclass(eq=False)
+class _Work:
+    """One parameter of one group to step, as `_prepare` found it: its program's runner, its state (a new one,
+    not yet in `self.state`, when `fresh`), its step count before this step, and how often its group lists it."""
+
+    group: dict[str, Any]
+    rule: Any
+    hypers: dict[str, Any]
+    p: torch.Tensor
+    transposed: bool  # stored (in, out): the rule sees p.T
+    runner: Any
+    state: dict[str, Any]
+    fresh: bool
+    t0: float
+    times: int
+    ran: bool = False
+
+
+def _set_step(state: dict[str, Any], t: float) -> None:
+    """The step count after a step, in place where it is a tensor (as torch.optim's `step_t += 1`)."""
+    step = state.get(STEP_KEY)
+    if isinstance(step, torch.Tensor):
+        step.fill_(t)
+    else:
+        state[STEP_KEY] = torch.tensor(t, dtype=torch.float32)
 
 
 def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ arXiv 2507.11005; code Chongjie-Si/AdaMuon).
 Departure: v is stored in the parameter's dtype (the code keeps it flat in bf16, like O).
 """
 
-optimizer adamuon(lr = 0.02, momentum = 0.95, weight_decay = 0.01, eps = 1e-8,
+optimizer adamuon(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], weight_decay = 0.01 in [0, inf),
+                  eps = 1e-8 in [0, inf),
                   static nesterov = true, static ns_steps = 5):
     for matrix W:
         state momentum_buffer = zeros_like(W)

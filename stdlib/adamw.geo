@@ -8,7 +8,8 @@ divide the step size and sqrt(v), and eps is added after the bias-corrected sqrt
     W ← W − lr/(1 − β₁ᵗ) · m / (sqrt(v)/sqrt(1 − β₂ᵗ) + ε)
 """
 
-step adamw_step(W; lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 1e-2):
+step adamw_step(W; lr = 1e-3 in [0, inf), betas = (0.9, 0.999) in [0, 1), eps = 1e-8 in [0, inf),
+                   weight_decay = 1e-2 in [0, inf)):
     state exp_avg = zeros_like(W)
     state exp_avg_sq = zeros_like(W)
     W = W * (1 - lr * weight_decay)

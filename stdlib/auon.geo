@@ -17,13 +17,15 @@ def cosh_brake(x, gamma, form):
     let r = sqrt(mean(square(cosh(gamma * X)))) if form == "code" else sqrt(mean(square(cosh(X))))
     return (x if form == "code" else X) / (r + 1e-8)
 
-step auon_step(W; lr = 0.24, momentum = 0.95, weight_decay = 0.0, gamma = 1.5, static form = one_of("code", "paper")):
+step auon_step(W; lr = 0.24 in [0, inf), momentum = 0.95 in [0, 1], weight_decay = 0.0 in [0, inf), gamma = 1.5 in [0, inf),
+               static form = one_of("code", "paper")):
     state momentum_buffer = zeros_like(W)
     W = W * (1 - lr * weight_decay)
     momentum_buffer = lerp(momentum_buffer, grad, 1 - momentum)
     W = W - lr * cosh_brake(lerp(grad, momentum_buffer, momentum), gamma, form)
 
-step hybrid_auon_step(matrix W; lr = 0.24, momentum = 0.95, weight_decay = 0.0, gamma = 1.5, static form = one_of("code", "paper"),
+step hybrid_auon_step(matrix W; lr = 0.24 in [0, inf), momentum = 0.95 in [0, 1], weight_decay = 0.0 in [0, inf),
+                      gamma = 1.5 in [0, inf), static form = one_of("code", "paper"),
                       static ns_steps = 5):
     state momentum_buffer = zeros_like(W)
     W = W * (1 - lr * weight_decay)

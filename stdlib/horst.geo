@@ -21,16 +21,18 @@ near 0, HAM's effective inverse metric (algorithms.md §2.2). Exact zeros stay z
 """
 use adamw
 
-step hyperbolic(matrix W; lr = 1e-3, alpha = 200.0, l1 = 1e-3, beta = 5e-3):
+step hyperbolic(matrix W; lr = 1e-3 in [0, inf), alpha = 200.0 in [0, inf), l1 = 1e-3 in [0, inf),
+                beta = 5e-3 in (0, inf)):
     """The dual-space step is clamped to ±5, as HAM clamps its exponent: cosh and sinh stay finite."""
     let dual_step = clamp(lr * (alpha * grad + l1 * sign(W)), -5, 5)
     W = mirror_step(W, dual_step, 1, "hypentropy", beta)
 
-step ham_step(matrix W; lr = 1e-3, alpha = 200.0, l1 = 1e-3):
+step ham_step(matrix W; lr = 1e-3 in [0, inf), alpha = 200.0 in [0, inf), l1 = 1e-3 in [0, inf)):
     """HAM's multiplicative step: entropic mirror descent on |W| for α·f + λ₁·‖W‖₁; never flips a sign."""
     W = W * exp(clamp(-lr * (alpha * sign(W) * grad + l1), -5, 5))
 
-step adam_in_hypentropy(W; lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 1e-2, beta = 5e-3):
+step adam_in_hypentropy(W; lr = 1e-3 in [0, inf), betas = (0.9, 0.999) in [0, 1), eps = 1e-8 in [0, inf),
+                        weight_decay = 1e-2 in [0, inf), beta = 5e-3 in (0, inf)):
     """R3: the bias-corrected Adam direction m̂/(sqrt(v̂) + ε) as a hypentropy mirror step (first order: the
     preconditioner sqrt(W² + β²)/(sqrt(v̂) + ε), a product where R1 and R2 give a sum)."""
     state exp_avg = zeros_like(W)

@@ -8,7 +8,7 @@ Algorithms", 2023). Steepest descent in ℓ∞: sign(·) is the LMO of the max n
 Use a learning rate 3–10× smaller than AdamW's and a weight decay 3–10× larger.
 """
 
-optimizer lion(lr = 1e-4, betas = (0.9, 0.99), weight_decay = 0.0):
+optimizer lion(lr = 1e-4 in [0, inf), betas = (0.9, 0.99) in [0, 1], weight_decay = 0.0 in [0, inf)):
     for tensor W:
         state exp_avg = zeros_like(W)
         let c = lerp(exp_avg, grad, 1 - betas[0])

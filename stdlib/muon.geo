@@ -17,7 +17,8 @@ Variants: muon_polar_express (Polar Express coefficients, arXiv 2505.16932), muo
 QKV weights: `for name "*.qkv.weight" W as split(3) = muon`, `for name "*.attn.*" matrix W as heads(8) = muon`.
 """
 
-optimizer muon(lr = 0.02, momentum = 0.95, weight_decay = 0.0, eps = 1e-7,
+optimizer muon(lr = 0.02 in [0, inf), momentum = 0.95 in [0, inf), weight_decay = 0.0 in [0, inf),
+               eps = 1e-7 in [0, inf),
                static nesterov = true, static ns_steps = 5, static ns_coeffs = "keller",
                static ns_dtype = "bf16", static adjust_lr = one_of("original", "match_rms_adamw")):
     for matrix W:

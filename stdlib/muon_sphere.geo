@@ -12,7 +12,8 @@ Same departures as spectral_sphere.geo (power iteration warm-started from a stat
 right vectors; σ = ‖W v₀ᵀ‖; the retraction always rescales). M is not normalized: msign is scale-invariant.
 """
 
-optimizer muon_sphere(lr = 0.02, momentum = 0.9, radius_scaler = 1.0, weight_decay = 0.0, eps = 1e-7,
+optimizer muon_sphere(lr = 0.02 in [0, inf), momentum = 0.9 in [0, 1], radius_scaler = 1.0 in [0, inf),
+                      weight_decay = 0.0 in [0, inf), eps = 1e-7 in [0, inf),
                       static nesterov = true, static power_steps = 5, static power_rank = 8, static msign_steps = 8,
                       static msign_dtype = "fp32", static msign_method = "ns"):
     for matrix W:

@@ -14,7 +14,8 @@ Follows the code's defaults (not the paper's 0.2·sqrt(mn) RMS matching). Conv k
 def frobenius(x):
     return sqrt(sum(x * x))
 
-optimizer normuon(lr = 0.02, momentum = 0.95, beta2 = 0.95, weight_decay = 0.0, eps = 1e-10,
+optimizer normuon(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], beta2 = 0.95 in [0, 1],
+                  weight_decay = 0.0 in [0, inf), eps = 1e-10 in [0, inf),
                   static ns_steps = 5, static ns_dtype = "bf16"):
     for matrix W:
         state momentum_buffer = zeros_like(W)

@@ -22,7 +22,7 @@ def scion_lmo(g, norm):
         d = scale_factor(g, "scion_sign") * sign(g)
     return d
 
-step scion_step(W; lr = 1e-3, momentum = 0.1, radius = 1.0,
+step scion_step(W; lr = 1e-3 in [0, inf), momentum = 0.1 in [0, 1], radius = 1.0 in [0, inf),
                 static norm = one_of("spectral", "colnorm", "sign", "bias_rms"), static constrained = false):
     state m = zeros_like(W)
     m = lerp(m, grad, momentum)

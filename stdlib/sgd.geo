@@ -6,7 +6,8 @@
     W ← W − lr·d
 """
 
-optimizer sgd(lr = 1e-3, momentum = 0.0, dampening = 0.0, weight_decay = 0.0, static nesterov = false):
+optimizer sgd(lr = 1e-3 in [0, inf), momentum = 0.0 in [0, inf), dampening = 0.0, weight_decay = 0.0 in [0, inf),
+              static nesterov = false):
     for tensor W:
         state momentum_buffer = zeros_like(W)
         let g = grad + weight_decay * W

@@ -5,7 +5,7 @@ Problems", 2018). Steepest descent in ℓ∞ on the momentum; momentum = 0 gives
     W ← W·(1 − lr·λ) − lr·sign(B)
 """
 
-optimizer signum(lr = 1e-3, momentum = 0.9, weight_decay = 0.0):
+optimizer signum(lr = 1e-3 in [0, inf), momentum = 0.9 in [0, 1], weight_decay = 0.0 in [0, inf)):
     for tensor W:
         state momentum_buffer = zeros_like(W)
         momentum_buffer = lerp(momentum_buffer, grad, 1 - momentum)

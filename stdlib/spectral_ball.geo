@@ -34,8 +34,9 @@ Until this version the heuristic projected M instead of −M (msign(proj_T(M)), 
 one-sided cone that keeps the outward part of the step and removes the inward one.
 """
 
-optimizer spectral_ball(lr = 0.02, momentum = 0.95, radius_scaler = 1.0, dual_step = 1.0, dual_atol = 1e-4,
-                        dual_rtol = 1e-3, static nesterov = true, static direction = one_of("heuristic", "dual_ascent"),
+optimizer spectral_ball(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], radius_scaler = 1.0 in [0, inf),
+                        dual_step = 1.0 in [0, inf), dual_atol = 1e-4 in [0, inf), dual_rtol = 1e-3 in [0, inf),
+                        static nesterov = true, static direction = one_of("heuristic", "dual_ascent"),
                         static dual_steps = 32, static ns_steps = 8, static ns_dtype = "fp32",
                         static boundary_tol = 1e-3):
     for matrix W:

@@ -18,8 +18,9 @@ as in the paper's Megatron runs (sso.py casts to bf16, whose ~5e-3 noise in h de
 pass msign_dtype = "bf16" for sso.py's behaviour). Matrices only.
 """
 
-optimizer spectral_sphere(lr = 0.02, momentum = 0.9, radius_scaler = 1.0, weight_decay = 0.0, eps = 1e-7,
-                          solver_tol = 1e-6, static nesterov = true, static power_steps = 5, static power_rank = 8,
+optimizer spectral_sphere(lr = 0.02 in [0, inf), momentum = 0.9 in [0, 1], radius_scaler = 1.0 in [0, inf),
+                          weight_decay = 0.0 in [0, inf), eps = 1e-7 in [0, inf), solver_tol = 1e-6 in [0, inf),
+                          static nesterov = true, static power_steps = 5, static power_rank = 8,
                           static msign_steps = 8, static msign_dtype = "fp32", static msign_method = "ns",
                           static solver_max_iter = 20):
     for matrix W:

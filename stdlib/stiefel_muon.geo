@@ -14,7 +14,8 @@ scaled by ‖M‖_F/√n, the most tangent iterate returned. The first step star
 nn.init.orthogonal_, scaled by s); its retraction puts W on the manifold.
 """
 
-optimizer stiefel_muon(lr = 0.02, momentum = 0.95, dual_step = 0.5, static nesterov = true, static dual_iters = 5,
+optimizer stiefel_muon(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], dual_step = 0.5 in [0, inf),
+                       static nesterov = true, static dual_iters = 5,
                        static dual_method = "dual_ascent", static ns_steps = 8, static ns_dtype = "fp32"):
     for matrix W:
         state momentum_buffer = zeros_like(W)

@@ -197,13 +197,13 @@ def test_an_unreadable_file(spec, monkeypatch):
     os.chmod(path, 0)
     if os.name != "posix" or os.geteuid() == 0:
         # root reads a file of mode 0 (and CI runs as root): the OS's refusal is simulated for this path alone
-        real = Path.read_bytes
+        real = os.open
 
-        def refuse(self):
-            if self == Path(path):
-                raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
-        monkeypatch.setattr(Path, "read_bytes", refuse)
+        def refuse(name, *args, **kwargs):
+            if str(name) == str(path):
+                raise PermissionError(13, "Permission denied", str(name))
+            return real(name, *args, **kwargs)
+        monkeypatch.setattr(os, "open", refuse)
     rc, _, err = run("check", path)
     assert rc == 1 and "permission denied" in err
 

@@ -233,6 +233,26 @@ def test_unreadable_file(tmp_path):
         assert why in str(info.value)
 
 
+def test_a_chain_of_uses_too_deep(tmp_path):
+    """1000 specs, each `use`ing the next: GEO0503 at the 65th (a RecursionError, exit 3, before the fix)."""
+    for i in range(1000):
+        (tmp_path / f"m{i}.geo").write_text((f"use m{i + 1}\n" if i < 999 else "")
+                                             + f"optimizer o{i}(lr = 0.1):\n    for tensor W:\n        W = W\n")
+    with pytest.raises(geo.GeoError) as info:
+        geo.compile(tmp_path / "m0.geo")
+    assert [d.code for d in info.value.diagnostics] == ["GEO0503"]
+    assert "more than 64 deep" in str(info.value)
+
+
+def test_a_chain_of_optimizers_too_deep():
+    """1000 optimizers, each made of the next (RecursionError before the fix)."""
+    text = "".join(f"optimizer a{i}(lr = 0.1) = a{i - 1}\n" for i in range(1000, 0, -1))
+    with pytest.raises(geo.GeoError) as info:
+        geo.compile(text + "optimizer a0(lr = 0.1):\n    for tensor W:\n        W = W - lr * grad\n", name="a1000")
+    assert {d.code for d in info.value.diagnostics} == {"GEO0109"}
+    assert "nested more than 64 deep" in str(info.value)
+
+
 # ---- a few renderings, locked byte for byte ------------------------------------------------------------
 GOLDEN_CASES = ["msign_vector.geo", "multiple_errors.geo", "runtime_repeat_count.geo", "syntax_missing_colon.geo",
                 "syntax_unclosed_paren.geo", "duplicate_definitions.geo", "use_cycle/main.geo"]
@@ -274,6 +294,7 @@ TESTED_IN_PYTHON = {
     "GEO0401": "test_param_matching_no_rule",
     "GEO0402": "test_shape_that_does_not_fit_the_view",
     "GEO0403": "test_a_complex_parameter",
+    "GEO0503": "test_a_chain_of_uses_too_deep",
     "GEO0601": "test_unreadable_file",
 }
 # Emitted by code that no spec reaches today (kept for the catalogue; see docs/errors.md).

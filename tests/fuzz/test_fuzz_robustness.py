@@ -21,21 +21,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo.fuzz.draw import HypothesisDraw
+from geo.fuzz.hostile import check_hostile
 from geo.fuzz.robustness import check_diagnostics, check_input, robustness_campaign, robustness_input
-from geo.fuzz.specgen import SpecGenerator, mutate_bytes, stdlib_texts
+from geo.fuzz.specgen import HOSTILE_CLASSES, SpecGenerator, hostile_case, mutate_bytes, stdlib_texts
 
 INPUTS = int(os.environ.get("GEO_FUZZ_INPUTS", "10000"))
 SEED = int(os.environ.get("GEO_FUZZ_SEED", "0"))
+# CI's share of hostile cases: every 40th input (250 of 10 000, ~36 a class) keeps the campaign near its time
+# before they existed; `geo fuzz --robustness` runs one in 8 (GEO_FUZZ_HOSTILE_EVERY=8 here does the same).
+HOSTILE_EVERY = int(os.environ.get("GEO_FUZZ_HOSTILE_EVERY", "40"))
 
 
 def test_front_end_campaign():
     start = time.perf_counter()
-    campaign = robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1))
+    campaign = robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1), hostile_every=HOSTILE_EVERY)
     print(f"\n{campaign.render()}\n({time.perf_counter() - start:.0f}s)")
     assert campaign.count == INPUTS >= 10000 or "GEO_FUZZ_INPUTS" in os.environ
     assert not campaign.failures, campaign.render()
     # Both kinds of input ran, and some of them got past the checker into code generation and a step.
     assert campaign.by_origin.get("mutated", 0) and campaign.by_origin.get("generated", 0)
+    # Every hostile class ran (issue 16), and the refusals the API owes happened.
+    assert all(campaign.by_origin.get(f"hostile-{kind}", 0) for kind in HOSTILE_CLASSES), campaign.by_origin
+    assert campaign.outcomes.get("refused", 0) > 0
     assert campaign.outcomes.get("ok", 0) > INPUTS // 20 and campaign.outcomes.get("diagnostic", 0) > INPUTS // 4
 
 
@@ -58,6 +65,17 @@ def test_byte_mutations_of_the_stdlib_with_hypothesis(tmp_path_factory, data):
     stem = draw.choice(sorted(texts))
     mutated = mutate_bytes(draw, texts[stem], list(texts.values()))
     check_input(mutated, tmp_path_factory.mktemp("mut") / f"{stem}.geo", f"mutated {stem}")
+
+
+@pytest.mark.parametrize("kind", HOSTILE_CLASSES)
+@settings(max_examples=5, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_hostile_cases_with_hypothesis(tmp_path_factory, kind, data):
+    """The hostile classes (files, links, surrogates, the kernel cache, ranges, failures mid-step) drawn by
+    hypothesis: a failure shrinks to the simplest case."""
+    case = hostile_case(HypothesisDraw(data), kind)
+    check_hostile(case, tmp_path_factory.mktemp("hostile"))
 
 
 # Inputs that made geo fail before the fixes these tests came with, each with the outcome it has now.
@@ -108,6 +126,25 @@ REGRESSIONS = {
     # a string for a runtime argument that the operator's type rule does not look at
     "string for a runtime argument": ("optimizer o(lr = 0.01):\n    for matrix W:\n"
                                       "        W = W - lr * msign(grad, \"bf16\")\n", "diagnostic"),
+    # issue 16: a 100-byte spec that allocated 2.1 GB, a tuple bomb (MemoryError), complex folds (TypeError)
+    "string bomb": ('optimizer o(lr = 0.1, static k = "a" * 1000000000 == "b"):\n    for tensor W:\n'
+                    "        W = W - lr * grad\n", "diagnostic"),
+    "tuple bomb": ("optimizer o(lr = 0.1, static k = ((1, 2) * 1000000000)[0]):\n    for tensor W:\n"
+                   "        W = W - lr * grad\n", "diagnostic"),
+    "string doubling": ('optimizer o(lr = 0.1, static s = "ab"):\n    for tensor W:\n        let x = s\n'
+                        "        repeat 40:\n            x = x + x\n        W = W - lr * grad\n", "diagnostic"),
+    "complex power": ("optimizer o(lr = 0.1):\n    for tensor W:\n        W = W - lr * grad * ((-8.0) ^ (1 / 3))\n",
+                      "diagnostic"),
+    "complex bias correction": ("optimizer o(lr = 0.1):\n    for tensor W:\n"
+                                "        W = W - lr * grad * bias_correction(-2, 0.5)\n", "diagnostic"),
+    # issue 16: checked, then KeyError at the first step (no gradient exists when a state is built)
+    "state from grad": ("optimizer o(lr = 0.1):\n    for tensor W:\n        state m = grad\n        W = W - lr * m\n",
+                        "diagnostic"),
+    "state from t": ("optimizer o(lr = 0.1):\n    for tensor W:\n        state m = t\n        W = W - lr * m * grad\n",
+                     "diagnostic"),
+    # issue 16: a state from a runtime hyperparameter was a Python float in the state dict
+    "state from a hyperparameter": ("optimizer o(lr = 0.1):\n    for tensor W:\n        state m = lr\n"
+                                    "        W = W - m * grad\n", "ok"),
     # exponential inlining: geo check never finished
     "exponential inlining": ("".join(f"def f{i}(x):\n    return {'x * 2' if i == 0 else f'f{i - 1}(x) + f{i - 1}(x)'}\n"
                                      for i in range(40)) + "optimizer o(lr = 0.1):\n    for tensor W:\n"

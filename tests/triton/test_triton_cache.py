@@ -8,7 +8,6 @@ import torch
 
 import geo
 from geo.compiler.backends.triton import cache as triton_cache
-from geo.compiler.backends.triton import step as triton_step
 
 
 def _fresh(folder, monkeypatch):
@@ -83,7 +82,6 @@ def test_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
     entries = sorted((tmp_path / "triton").glob("*.py"))
     assert entries
     path = entries[0]
-    context = {"BLOCK": triton_step.BLOCK, "device": "interpreter", "versions": triton_cache.versions()}
     intact = path.read_text()
     damages = {"empty": b"", "binary junk": b"garbage \x00\xff not python",
                "torn": intact.encode()[: len(intact) // 2],
@@ -96,7 +94,7 @@ def test_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
         assert triton_cache.STATS["rebuilt"] == rebuilt + 1, what
         for a, b in zip(got, want):
             assert torch.equal(a, b), what
-        assert path.read_text() == intact and triton_cache._read(path, context) is not None, what
+        assert path.read_text() == intact, what
     assert not [p for p in (tmp_path / "triton").iterdir() if p.suffix == ".tmp"]  # no temporary file left behind
 
 

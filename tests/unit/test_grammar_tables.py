@@ -89,3 +89,23 @@ def test_the_keyword_list_is_the_grammars():
     words = set(re.findall(r'"([A-Za-z_]\w*)"', parser.GRAMMAR.read_text()))  # quoted in rules and terminals
     assert set(KEYWORDS) == words
     assert len(KEYWORDS) == len(set(KEYWORDS))
+
+
+def test_strings_and_docstrings_lex_as_the_per_character_forms_did():
+    """STRING and DOCSTRING (issue 16) are written to cost constant memory; they accept exactly what the
+    per-character alternations they replace accepted: the longest match of each, on random texts over the
+    characters that matter."""
+    import random
+    import re
+    grammar = parser.GRAMMAR.read_text()
+    string = re.compile(re.search(r"^STRING: /(.*)/$", grammar, re.M).group(1))
+    docstring = re.compile(re.search(r"^DOCSTRING\.2: /(.*)/$", grammar, re.M).group(1))
+    old_string, old_docstring = re.compile(r'"([^"\\\n]|\\.)*"'), re.compile(r'"""(\\[\s\S]|[^\\])*?"""')
+    rng = random.Random(16)
+    for _ in range(20_000):
+        s = '"' + "".join(rng.choice('a\\"\n') for _ in range(rng.randint(0, 12)))
+        a, b = old_string.match(s), string.match(s)
+        assert (a and a.end()) == (b and b.end()), repr(s)
+        d = '"""' + "".join(rng.choice('a\\"\n') for _ in range(rng.randint(0, 12)))
+        a, b = old_docstring.match(d), docstring.match(d)
+        assert (a and a.end()) == (b and b.end()), repr(d)
