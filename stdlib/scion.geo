@@ -23,7 +23,8 @@ nn.Linear, whose weight is d_out × d_in).
 Departures from scion.py: its ColNorm and BiasRMS divide by (RMS + 1e-8), ours by RMS with 0/0 = 0 (a zero
 row, column or vector stays zero); its NS normalizes by ‖X‖_F + 1e-7, ours by max(‖X‖_F, 1e-7), and returns
 the update in the parameter's dtype where scion.py keeps it in bf16; the radii ρ are our defaults after the
-repository's nanoGPT example (1, 3, 10, and 1 for vectors; Scion tunes them per model); the momentum default
+repository's nanoGPT example (1, 3, 10, and 1 for vectors; Scion tunes them per model; that example also takes
+max(1, √(d_out/d_in)) for hidden layers where we keep Spectral's default √(d_out/d_in)); the momentum default
 0.1 is the README's recommendation (scion.py's own default, 1.0, is no momentum); Scion's norm-matched
 weight initialization (`Scion.init`) is left to the user.
 """
