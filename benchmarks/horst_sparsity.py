@@ -21,7 +21,7 @@ import torch
 import geo
 
 RUNS = [("adamw", "adamw", {}), ("horst", "horst", {}), ("horst", "horst_r2", {}), ("horst", "ham", {}),
-        ("horst", "horst", {"l1": 1.0}), ("horst", "horst_r3", {"lr": 0.1})]
+        ("horst", "horst", {"l1": 1.0}), ("horst", "horst_r3", {"lr": 1e-3})]
 
 
 def problem(seed: int = 1):

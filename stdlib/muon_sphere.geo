@@ -9,12 +9,12 @@ retraction removes that drift (references/algorithms.md §4.1).
     v ← power_iter(W, v);  W ← (R/‖W v₀ᵀ‖)·W;  W ← W − lr·R·msign(M)     (msign: "sso8", fp32)
 
 Same departures as spectral_sphere.geo (power iteration warm-started from a state, on a block of power_rank
-right vectors; σ = ‖W v₀ᵀ‖; the retraction always rescales). M is not normalized: msign is scale-invariant.
+right vectors, 40 rounds a step for the retraction's accuracy; σ = ‖W v₀ᵀ‖; the retraction always rescales). M is not normalized: msign is scale-invariant.
 """
 
 optimizer muon_sphere(lr = 0.02 in [0, inf), momentum = 0.9 in [0, 1], radius_scaler = 1.0 in [0, inf),
                       weight_decay = 0.0 in [0, inf), eps = 1e-7 in [0, inf),
-                      static nesterov = true, static power_steps = 5, static power_rank = 8, static msign_steps = 8,
+                      static nesterov = true, static power_steps = 40, static power_rank = 8, static msign_steps = 8,
                       static msign_dtype = "fp32", static msign_method = "ns"):
     for matrix W:
         state momentum_buffer = zeros_like(W)
