@@ -494,6 +494,8 @@ class Elaborator:
         i = self.static_value(idx, e.index, "an index")
         if i is _NOT_STATIC:
             return self.poison(e.span)
+        if isinstance(base.type, TupleT) and base.op not in ("const", "hyper"):  # a factorization: `eigh(A)[1]`
+            return self.apply("item", [(base, e.value.span)], {"index": (idx, e.index.span)}, e.span, symbol="[]")
         size = len(base.value) if base.is_const and isinstance(base.value, tuple) else \
             len(base.type.items) if isinstance(base.type, TupleT) else None
         if size is None:
@@ -541,7 +543,9 @@ class Elaborator:
         runtime = any(not bound[p.name][0].is_const for p in opdef.value_params)
         for p in opdef.value_params if runtime else ():  # a runtime argument is a number or a tensor (static
             node, arg_span = bound[p.name]               # calls fold: `form == "code"` compares strings)
-            if isinstance(node.type, TupleT) or (isinstance(node.type, Static) and node.type.kind in ("str", "tuple")):
+            factors = isinstance(node.type, TupleT) and all(isinstance(i, Tensor) for i in node.type.items)
+            if (isinstance(node.type, TupleT) and not factors) or \
+                    (isinstance(node.type, Static) and node.type.kind in ("str", "tuple")):
                 self.bag.error("GEO0202", f"argument `{p.name}` of {shown} takes a number or a tensor, found "
                                f"`{node.type.show()}`", arg_span, notes=[f"signature: {opdef.signature()}"])
                 return self.poison(span)

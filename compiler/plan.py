@@ -249,6 +249,8 @@ def phase_cost(phase: Kernel | OpCall, shapes: dict[int, tuple[int, ...]], param
     nodes = phase.nodes
     reads = phase.inputs if isinstance(phase, Kernel) else [a for a in phase.node.args if not is_host(a)]
     writes = phase.outputs if isinstance(phase, Kernel) else [phase.node]
+    # a factorization's tuple is its factors, counted where they are read (`item`); a random key is no memory
+    reads, writes = [n for n in reads if n.id in shapes], [n for n in writes if n.id in shapes]
     c.bytes_read = sum(_numel(shapes[n.id]) * _itemsize(n, param_bytes) for n in reads)
     c.bytes_written = sum(_numel(shapes[n.id]) * _itemsize(n, param_bytes) for n in writes)
     for n in nodes:

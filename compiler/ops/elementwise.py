@@ -205,6 +205,38 @@ def pow(a, b):  # noqa: A001 - the operator's name
     return a ** b
 
 
+def _fold_mod(a, b):
+    return a % b
+
+
+def _mod_law(f, ab):
+    a, b = ab
+    r = f(a, b)
+    assert ((r >= 0) & (r <= b)).all(), "mod(a, b) is outside [0, b] for b > 0"  # −1e-20 mod 1 rounds to 1
+    _close(a, b * torch.floor(a / b) + r, 1e-9)
+
+
+def _mod_sample():
+    st = sampling._st()
+    return sampling.tensors(sampling.shapes(1, 2), -50.0, 50.0).flatmap(
+        lambda a: st.floats(0.5, 10.0).map(lambda b: (a, torch.full_like(a, b))))
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_mod, triton=_triton.template("G.mod({0}, {1})"),
+    laws=[Law("a = b·floor(a/b) + mod(a, b) with 0 ≤ mod(a, b) ≤ b (b > 0; = b only by rounding)", _mod_sample, _mod_law)],
+    domain={"b": Domain(low=1e-3)})
+def mod(a, b):
+    """a mod b, the remainder with the divisor's sign (Python's `%`, torch.remainder): a − b·floor(a/b).
+    On the step count it schedules work: `mod(t - 1, k) == 0` holds at steps 1, k + 1, 2k + 1, … (`every k:` is
+    that condition). b = 0 gives NaN."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.remainder(a, b)
+    try:
+        return a % b
+    except ZeroDivisionError:
+        return math.nan
+
+
 def _neg_neg(node, graph):
     (a,) = node.args
     return a.args[0] if a.op == "neg" else None

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from ..types import SCALAR, ShapeError, Tensor
-from .registry import INIT, SHAPE, host_scalar, op
+from ..types import SCALAR, ShapeError, Tensor, TupleT
+from .registry import INIT, SHAPE, StaticArg, host_scalar, op
 
 
 def _shape_rule(needs_matrix: bool):
@@ -104,3 +104,20 @@ def scalar_like(x, value):
     """A 0-d tensor holding `value`, on x's device and in x's dtype: the initial value of a numeric state
     (`state lam = 0.0`), which stays on the device like torch.optim's `step`."""
     return torch.full((), host_scalar(float(value), x), dtype=x.dtype, device=x.device)
+
+
+def _item_rule(args, attrs, constraints):
+    x, i = args[0], attrs.get("index")
+    if not (isinstance(x, TupleT) and all(isinstance(t, Tensor) for t in x.items)):
+        raise ShapeError(f"takes the result of a factorization (a tuple of tensors), found `{x.show()}`", arg=0,
+                         code="GEO0202", help="index the factorization itself: `eigh(A)[1]`")
+    if not isinstance(i, int) or isinstance(i, bool) or not -len(x.items) <= i < len(x.items):
+        raise ShapeError(f"index {i!r} is out of range for a tuple of {len(x.items)}", code="GEO0206")
+    return x.items[i]
+
+
+@op(SHAPE, _item_rule)
+def item(x, index: StaticArg = 0):
+    """The `index`-th tensor of a factorization's result: `eigh(A)[1]` is written for `item(eigh(A), index = 1)`,
+    so that one decomposition serves every factor read from it."""
+    return x[index]
