@@ -144,6 +144,7 @@ class Elaborator:
             else:
                 hyper_scope.vars[name] = Var("hyper", g.node("hyper", (), {"name": name}, type=h.type, span=h.span), h.span)
         current = param
+        direction = grad  # what each step reads as `grad`: a step that assigns `grad` hands the next one its value
         outputs: dict[str, Node] = {}
         for i, use in enumerate(rule.chain):
             if self.active is not None and i not in self.active:
@@ -158,7 +159,7 @@ class Elaborator:
             for name, var in hyper_scope.vars.items():
                 if use.name == "" and name not in scope.vars:
                     scope.vars[name] = var
-            scope.vars["grad"] = Var("grad", grad, rule.binder.name_span)
+            scope.vars["grad"] = Var("grad", direction, rule.binder.name_span)
             scope.vars["t"] = Var("t", t, rule.span)
             scope.vars[use.binder.name] = Var("param", current, use.binder.name_span)
             self.init_scope = Scope(dict(scope.vars))
@@ -168,6 +169,7 @@ class Elaborator:
             body_scope = Scope(parent=scope)
             self.block(use.body, body_scope, top=True)
             current = scope.lookup(use.binder.name).node if use.binder.name in scope.vars else current
+            direction = scope.vars["grad"].node
             for slot in [s for s in self.states if s.name.startswith(use.prefix)]:
                 var = body_scope.vars.get(slot.name[len(use.prefix):])
                 if var is not None and var.kind == "state":
@@ -296,7 +298,7 @@ class Elaborator:
                            help=did_you_mean(s.name, scope.names()) or f"declare it with `let {s.name} = ...` or "
                                                                         f"`state {s.name} = ...`")
             return
-        if var.kind in ("hyper", "static", "grad", "t", "loop", "binding"):
+        if var.kind in ("hyper", "static", "t", "loop", "binding"):
             self.bag.error("GEO0107", f"cannot assign to {_kind_word(var.kind)} `{s.name}`", s.span,
                            secondary=[Label(var.span, "declared here")] if var.span.source.text and var.kind != "t" else [],
                            help=f"introduce a new name: `let {s.name}_new = ...`")
@@ -304,8 +306,11 @@ class Elaborator:
         if isinstance(node.type, Poison):
             scope.owner(s.name).vars[s.name] = Var(var.kind, node, var.span, var.slot)
             return
-        if var.kind in ("param", "state"):
+        if var.kind in ("param", "state", "grad"):  # `grad = ...` transforms the direction later steps read
             node = self._fit(node, var, s)
+            if var.kind == "grad" and not isinstance(node.type, (Tensor, Poison)):  # `grad = 0`: a tensor of zeros
+                like = self.graph.node("grad", type=self.param_type(), span=var.span)
+                node = self.apply("full_like", [(like, s.span), (node, s.value.span)], {}, s.value.span)
         owner = scope.owner(s.name)
         owner.vars[s.name] = Var(var.kind, node, var.span, var.slot)
 
