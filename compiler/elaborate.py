@@ -5,13 +5,22 @@ rank the runtime meets; it reports errors as `check` does, collecting all of the
 
 Elaboration is symbolic evaluation: runtime values become IR nodes, static values are folded to constants,
 `if` on a static condition picks its branch (the other branches are still checked), `repeat` unrolls, and
-user functions are inlined. Steps composed with `∘` run in order on the same gradient, each with its own
-state namespace.
+user functions are inlined. Steps composed with `∘` run in order, each with its own state namespace; a step
+that assigns `grad` hands the later steps that direction (a chain of transforms). A `when`/`every` block whose
+condition is known only on the host becomes a guard: the program is specialized per outcome (`firing`), and the
+full program records the guards that choose. An `across` block is elaborated like a rule over the vector of the
+layers; its top-level values are `input` nodes of the rules. A random operator gets the step's key (`input`
+"rng") and its call site.
+
+It is over 800 lines because it is one recursive evaluator: statements, expressions, calls and inlining share
+one scope model, one diagnostic policy (poison, check-only branches) and one graph, and splitting it would pass
+all of that through every call.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from ..dsl import ast
@@ -21,8 +30,8 @@ from .binding import rule_type
 from .ir import Constraint, Graph, Node, Program, StateSlot
 from .ops import registry
 from .ops.registry import OpDef
-from .spec import BUILTINS, RESERVED_STATES, STATE_DTYPES, Checked, RuleInfo
-from .types import SCALAR, ShapeError, Static, Tensor, TupleT, Type, broadcast
+from .spec import ACROSS, BUILTINS, RESERVED_STATES, STATE_DTYPES, Checked, RuleInfo
+from .types import KEY, SCALAR, Scalar, ShapeError, Static, Tensor, TupleT, Type, broadcast
 
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow", "==": "eq",
               "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "and": "and", "or": "or"}
@@ -44,11 +53,12 @@ POISON_T = Poison()
 
 
 def elaborate(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
-              active: tuple[int, ...] | None = None) -> Program:
+              active: tuple[int, ...] | None = None, firing: frozenset | None = None) -> Program:
     """The program of `rule` for these static values and parameter rank, with only the `active` steps of its
-    chain (None: all); raises GeoError with every diagnostic found."""
+    chain (None: all) and only the `when`/`every` blocks in `firing` (None: all of them, the full program whose
+    `guards` decide the others); raises GeoError with every diagnostic found."""
     bag = DiagnosticBag()
-    program = Elaborator(checked, rule, statics, rank, bag, active).run()
+    program = Elaborator(checked, rule, statics, rank, bag, active, firing).run()
     bag.raise_if_errors()
     return program
 
@@ -101,9 +111,15 @@ class _Return(Exception):
 
 class Elaborator:
     def __init__(self, checked: Checked | None, rule: RuleInfo | None, statics: dict[str, Any], rank: int | None,
-                 bag: DiagnosticBag, active: tuple[int, ...] | None = None):
+                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, firing: frozenset | None = None):
         self.checked, self.rule, self.statics, self.rank, self.bag = checked, rule, statics, rank, bag
         self.active = active
+        self.firing = firing                 # the `when` blocks that run (None: all)
+        self.guards: dict[tuple, Node] = {}  # site of each `when` met on the live path -> its host condition
+        self.guard_parents: dict[tuple, tuple | None] = {}
+        self._guard_stack: list[tuple] = []
+        self._occurrences: dict[tuple, int] = {}  # how often each site was met (repeat, inlining): sites stay distinct
+        self.checking_only = 0               # > 0 inside a branch that is checked but not taken
         self.graph = Graph()
         self.root = Scope()
         self.constraints: list[Constraint] = []
@@ -121,6 +137,8 @@ class Elaborator:
     # -- the rule
     def param_type(self) -> Tensor:
         rule = self.rule
+        if rule.is_across:
+            return rule_type(1)  # the vector of the layers' indices, whatever the selector picks
         base = rule_type(self.rank)
         if rule.view is not None:
             try:
@@ -143,9 +161,15 @@ class Elaborator:
                 hyper_scope.vars[name] = Var("static", g.const(value, h.span), h.span)
             else:
                 hyper_scope.vars[name] = Var("hyper", g.node("hyper", (), {"name": name}, type=h.type, span=h.span), h.span)
+        across = self.checked.optimizers.get(rule.optimizer) if not rule.is_across else None
+        for name in across.exports if across is not None else ():  # an `across` value: this parameter's entry
+            hyper_scope.vars.setdefault(name, Var("across", g.node("input", (), {"name": f"{ACROSS}.{name}"},
+                                                                    type=SCALAR, span=across.across.span),
+                                                   across.across.span))
         current = param
         direction = grad  # what each step reads as `grad`: a step that assigns `grad` hands the next one its value
         outputs: dict[str, Node] = {}
+        exports: dict[str, Node] = {}
         for i, use in enumerate(rule.chain):
             if self.active is not None and i not in self.active:
                 continue
@@ -157,11 +181,12 @@ class Elaborator:
                 elif name in hyper_scope.vars:
                     scope.vars[name] = hyper_scope.vars[name]
             for name, var in hyper_scope.vars.items():
-                if use.name == "" and name not in scope.vars:
+                if (use.name == "" or var.kind == "across") and name not in scope.vars:
                     scope.vars[name] = var
-            scope.vars["grad"] = Var("grad", direction, rule.binder.name_span)
+            if not rule.is_across:  # the across block sees no gradient: it decides before any step
+                scope.vars["grad"] = Var("grad", direction, rule.binder.name_span)
             scope.vars["t"] = Var("t", t, rule.span)
-            scope.vars[use.binder.name] = Var("param", current, use.binder.name_span)
+            scope.vars[use.binder.name] = Var("layers" if rule.is_across else "param", current, use.binder.name_span)
             self.init_scope = Scope(dict(scope.vars))
             self.init_scope.vars[use.binder.name] = Var("param", param, use.binder.name_span)
             self.prefix = use.prefix
@@ -169,16 +194,38 @@ class Elaborator:
             body_scope = Scope(parent=scope)
             self.block(use.body, body_scope, top=True)
             current = scope.lookup(use.binder.name).node if use.binder.name in scope.vars else current
-            direction = scope.vars["grad"].node
             for slot in [s for s in self.states if s.name.startswith(use.prefix)]:
                 var = body_scope.vars.get(slot.name[len(use.prefix):])
                 if var is not None and var.kind == "state":
                     outputs[slot.name] = var.node
+            if rule.is_across:
+                exports = self._exports(body_scope, ptype)
+            else:
+                direction = scope.vars["grad"].node
         self._check_param(current, ptype)
         outputs = {"param": current, **{k: v for k, v in outputs.items() if not (v.op == "state" and v.attr("name") == k)}}
         return Program(rule.optimizer, rule.index, rule.text, rule.binder.name, ptype, dict(self.statics),
                        [k for k, h in rule.hypers.items() if not h.static], self.states, outputs, self.constraints,
-                       rule.span)
+                       rule.span, dict(self.guards), dict(self.guard_parents), exports)
+
+    def _exports(self, scope: Scope, ptype: Tensor) -> dict[str, Node]:
+        """The values an `across` block gives the rules: each top-level `let` and `state`, a vector over the layers
+        (each parameter reads its entry) or one number for all of them."""
+        out = {}
+        for name in self.checked.optimizers[self.rule.optimizer].exports:
+            var = scope.vars.get(name)
+            if var is None or isinstance(var.node.type, Poison):
+                continue
+            t = var.node.type
+            ok = isinstance(t, Scalar) or (isinstance(t, Static) and t.kind in ("int", "float", "bool")) or (
+                isinstance(t, Tensor) and not t.batched and t.shape in ((), ptype.shape, (1,)))
+            if not ok:
+                self.bag.error("GEO0205", f"the `across` value `{name}` is `{t.show()}`; each parameter reads one "
+                               "number from it", var.span, help="make it a vector over the layers (shaped like "
+                               f"`{self.rule.binder.name}`) or a single number")
+                continue
+            out[name] = var.node
+        return out
 
     def _check_param(self, node: Node, ptype: Tensor) -> None:
         if isinstance(node.type, Poison):
@@ -219,7 +266,8 @@ class Elaborator:
                                secondary=[Label(scope.vars[s.name].span, "defined here")],
                                help=f"assign with `{s.name} = ...`")
                 return
-            if s.name in BUILTINS or (scope.lookup(s.name) and scope.lookup(s.name).kind in ("param", "hyper", "static", "state")):
+            if s.name in BUILTINS or (scope.lookup(s.name) and scope.lookup(s.name).kind in ("param", "hyper", "static", "state",
+                                                                                            "across", "layers")):
                 what = scope.lookup(s.name).kind if scope.lookup(s.name) else "builtin"
                 self.bag.error("GEO0104", f"`let {s.name}` would hide {_kind_word(what)} `{s.name}`", s.span,
                                help="choose another name")
@@ -231,6 +279,8 @@ class Elaborator:
             self.if_stmt(s, scope)
         elif isinstance(s, ast.Repeat):
             self.repeat(s, scope)
+        elif isinstance(s, ast.When):
+            self.when_stmt(s, scope)
         elif isinstance(s, ast.Return):
             if self.function_depth == 0:
                 self.bag.error("GEO0108", "`return` outside a function", s.span,
@@ -298,7 +348,7 @@ class Elaborator:
                            help=did_you_mean(s.name, scope.names()) or f"declare it with `let {s.name} = ...` or "
                                                                         f"`state {s.name} = ...`")
             return
-        if var.kind in ("hyper", "static", "t", "loop", "binding"):
+        if var.kind in ("hyper", "static", "t", "loop", "binding", "across", "layers"):
             self.bag.error("GEO0107", f"cannot assign to {_kind_word(var.kind)} `{s.name}`", s.span,
                            secondary=[Label(var.span, "declared here")] if var.span.source.text and var.kind != "t" else [],
                            help=f"introduce a new name: `let {s.name}_new = ...`")
@@ -366,13 +416,85 @@ class Elaborator:
         those are checked in the specializations that take the branch."""
         saved_states, saved_bag = list(self.states), self.bag
         self.bag = DiagnosticBag()
+        self.checking_only += 1
         try:
             self.block(body, Scope(parent=scope.clone()))
         except _Return:
             pass
         finally:
+            self.checking_only -= 1
             self.states, branch_bag, self.bag = saved_states, self.bag, saved_bag
         self.bag.extend(d for d in branch_bag.items if d.code not in TYPE_CODES)
+
+    def site(self, span: Span) -> tuple:
+        """A stable name for a statement or call as elaboration meets it: (file, offset, occurrence). Every
+        specialization meets the same sites in the same order (a branch not taken is still elaborated, in
+        `_check_only`), so a site names the same thing in all of them: a `when` block, a random draw."""
+        where = (span.source.name, span.start)
+        count = self._occurrences.get(where, 0)
+        self._occurrences[where] = count + 1
+        return (*where, count)
+
+    def when_stmt(self, s: ast.When, scope: Scope) -> None:
+        """`when cond:` / `every k:`. The condition must be known on the host (a static value decides at compile
+        time, like `if`); the rule is compiled once per outcome of its conditions, and each step runs the
+        specialization its conditions choose (the runtime evaluates them from `t`, hyperparameters, shape facts
+        and `across` values): skipped work costs nothing, and no value changes code."""
+        key = self.site(s.span)
+        cond = self.every_condition(s, scope) if s.period is not None else self.expr(s.test, scope)
+        if isinstance(cond.type, Poison):
+            return self._check_only(s.body, scope)
+        if cond.is_const:
+            if bool(cond.value):
+                self.block(s.body, Scope(parent=scope))
+            else:
+                self._check_only(s.body, scope)
+            return
+        if not isinstance(cond.type, Scalar):
+            self.bag.error("GEO0306", f"a `when` condition must be known on the host, found a `{cond.type.show()}`",
+                           s.test.span, "a tensor, on the device",
+                           notes=["the condition chooses which compiled step runs, before any kernel"],
+                           help="build it from `t`, hyperparameters, shape facts and `across` values; for an "
+                                "elementwise choice use `where(cond, a, b)`")
+            return self._check_only(s.body, scope)
+        if self.checking_only:  # inside a branch not taken: checked, never a guard of this program
+            return self.block(s.body, Scope(parent=scope))
+        self.guards[key] = cond
+        self.guard_parents[key] = self._guard_stack[-1] if self._guard_stack else None
+        if self.firing is None or key in self.firing:
+            self._guard_stack.append(key)
+            try:
+                self.block(s.body, Scope(parent=scope))
+            finally:
+                self._guard_stack.pop()
+        else:
+            self._check_only(s.body, scope)
+
+    def every_condition(self, s: ast.When, scope: Scope) -> Node:
+        """`every k:` is `when mod(t - 1, k) == 0:` — steps 1, k + 1, 2k + 1, …; k a positive integer (a static
+        one is checked here, a runtime one is the user's to keep integral)."""
+        k = self.expr(s.period, scope)
+        if isinstance(k.type, Poison):
+            return k
+        if k.is_const and (not isinstance(k.value, int) or isinstance(k.value, bool) or k.value < 1):
+            self.bag.error("GEO0307", f"`every` takes a positive integer period, found {k.value!r}", s.period.span,
+                           help="`every 10:` runs its block at steps 1, 11, 21, …")
+            return self.poison(s.period.span)
+        if not (k.is_const or isinstance(k.type, Scalar)):
+            self.bag.error("GEO0306", f"an `every` period must be known on the host, found a `{k.type.show()}`",
+                           s.period.span, "a tensor, on the device",
+                           help="a static or runtime hyperparameter, or a literal")
+            return self.poison(s.period.span)
+        t = scope.lookup("t")
+        if t is None or t.kind != "t":
+            self.bag.error("GEO0306", "`every` counts the steps of a step body; a function has no step count `t`",
+                           s.span.head(), help="move the `every` block into the step that calls the function")
+            return self.poison(s.period.span)
+        span = s.period.span
+        one = self.graph.const(1, span)
+        elapsed = self.apply("sub", [(t.node, span), (one, span)], {}, span, symbol="-")
+        phase = self.apply("mod", [(elapsed, span), (k, span)], {}, span)
+        return self.apply("eq", [(phase, span), (self.graph.const(0, span), span)], {}, span, symbol="==")
 
     def repeat(self, s: ast.Repeat, scope: Scope) -> None:
         node = self.expr(s.count, scope)
@@ -540,9 +662,21 @@ class Elaborator:
         """Binds arguments to a registry operator, checks them with its type rule, folds static values."""
         opdef: OpDef = registry.get(name)
         shown = f"`{symbol}`" if symbol else f"`{name}`"
-        bound = self.bind(opdef.params, args, kwargs, shown, opdef.signature(), name_span or span)
+        bound = self.bind(opdef.user_params, args, kwargs, shown, opdef.signature(), name_span or span)
         if bound is None:
             return self.poison(span)
+        if opdef.kind == registry.RANDOM:
+            if self.in_init:
+                self.bag.error("GEO0114", f"a state's initial value cannot draw random numbers (`{name}`)", span,
+                               notes=["a draw belongs to a step: it is keyed by the step count"],
+                               help="initialize with `zeros_like(...)` and draw in an `every k:` block, which runs at "
+                                    "the first step")
+                return self.poison(span)
+            if self.rule is not None:
+                self.rule.randomized = True  # the optimizer keeps a generator seed in its state dict
+            site = self.site(span)
+            bound["key"] = (self.graph.node("input", (), {"name": "rng"}, type=KEY, span=span), span)
+            bound["site"] = (self.graph.const(f"{PurePath(site[0]).stem}:{site[1]}:{site[2]}", span), span)
         if any(isinstance(n.type, Poison) for n, _ in bound.values()):
             return self.poison(span)
         runtime = any(not bound[p.name][0].is_const for p in opdef.value_params)
@@ -726,7 +860,8 @@ _NOT_STATIC = _NotStatic()
 def _kind_word(kind: str) -> str:
     return {"hyper": "the runtime hyperparameter", "static": "the static hyperparameter", "grad": "the gradient",
             "t": "the step count", "loop": "the loop variable", "binding": "the bound hyperparameter",
-            "param": "the parameter", "state": "the state", "let": "the local", "builtin": "the builtin"}.get(kind, kind)
+            "param": "the parameter", "state": "the state", "let": "the local", "builtin": "the builtin",
+            "across": "the `across` value", "layers": "the layer indices"}.get(kind, kind)
 
 
 _PREDICATES = {"needs", "reduces", "expected", "expects", "takes", "has", "is", "cannot", "must", "does", "gives"}

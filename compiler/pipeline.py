@@ -38,8 +38,9 @@ def front(source: SourceFile) -> tuple[Loaded, Checked]:
 
 
 def specialize(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
-               active: tuple[int, ...] | None = None, *, optimize: bool = True, check_ir: bool = True) -> Program:
-    program = elaborate(checked, rule, statics, rank, active)
+               active: tuple[int, ...] | None = None, *, firing: frozenset | None = None, optimize: bool = True,
+               check_ir: bool = True) -> Program:
+    program = elaborate(checked, rule, statics, rank, active, firing)
     if check_ir:
         verify(program, "elaborate")
     if optimize:
@@ -77,6 +78,9 @@ def emit(source: SourceFile, stage: str, *, name: str | None = None, statics: Ma
     info = checked.select(source.name, name)
     overrides = _checked_overrides(info, dict(statics or {}))
     out = []
+    if info.across is not None:
+        program = specialize(checked, info.across, info.across.statics(overrides), 1, (0,), optimize=stage != "ir")
+        out.append(_print(stage, program, f"# {info.name}[across] {escaped(program.rule_text)}"))
     for rule in info.rules:
         for variant_rank, active in rule.variants():
             program = specialize(checked, rule, rule.statics(overrides),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..compiler import backends
+from ..compiler.backends.reference import evaluate
+from ..compiler.ir import reachable
 from ..compiler.pipeline import specialize
 from ..compiler.spec import Checked, OptimizerInfo, RuleInfo
 
@@ -24,29 +26,45 @@ class CompiledSpec:
         self.checked, self.info, self.backend = checked, info, backend
         self._programs: dict[tuple, Any] = {}
         self._runners: dict[tuple, Any] = {}
+        self._guard_nodes: dict[int, list] = {}  # id(full program) -> what its guards need, in order
 
     @property
     def rules(self) -> list[RuleInfo]:
         return self.info.rules
 
-    def program(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...]):
-        """The rule specialized to these static values and rank (every backend runs the same program)."""
-        key = (rule.index, _statics_key(statics), rank, active)
+    def program(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
+                firing: frozenset | None = None):
+        """The rule specialized to these static values and rank (every backend runs the same program); with
+        `firing`, the specialization that runs only those `when` blocks (None: all, the full program)."""
+        key = (rule.index, _statics_key(statics), rank, active, firing)
         found = self._programs.get(key)
         if found is None:
-            found = self._programs[key] = specialize(self.checked, rule, statics, rank, active)
+            found = self._programs[key] = specialize(self.checked, rule, statics, rank, active, firing=firing)
         return found
 
     def runner(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
-               backend: str) -> Any:
+               backend: str, firing: frozenset | None = None) -> Any:
         """The program lowered by a backend ("torch", "triton" or "reference"; resolve "auto" first)."""
-        key = (rule.index, _statics_key(statics), rank, active, backend)
+        key = (rule.index, _statics_key(statics), rank, active, backend, firing)
         found = self._runners.get(key)
         if found is None:
-            program = self.program(rule, statics, rank, active)
+            program = self.program(rule, statics, rank, active, firing)
             found = backends.backend(backend)(program)
             self._runners[key] = found
         return found
+
+    def firing(self, program, param: Any, grad: Any, hypers: dict[str, Any], t: float,
+               inputs: dict[str, Any] | None = None) -> frozenset | None:
+        """Which `when`/`every` blocks of a full program run at this step of this parameter: its guards evaluated
+        on the host (from `t`, hyperparameters, shape facts and per-parameter inputs; no device work)."""
+        if not program.guards:
+            return None
+        nodes = self._guard_nodes.get(id(program))
+        if nodes is None:
+            nodes = self._guard_nodes[id(program)] = reachable(list(program.guards.values()))
+        values = evaluate(nodes, {"param": param, "grad": grad, "hypers": hypers, "t": t, "state": {},
+                                  "inputs": inputs or {}})
+        return program.firing(values)
 
 
 def _statics_key(statics: dict[str, Any]) -> tuple:

@@ -22,8 +22,10 @@ import torch
 from ..compiler import backends
 from ..compiler.backends.epilogue import storage_id
 from ..compiler.binding import ROLES, ParamInfo, bind_rule, infer_role, misfit
+from ..compiler.ops.randomness import RandomKey
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import checkpoint
+from ..compiler.spec import ACROSS
+from . import across, checkpoint
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, validate_kwargs
@@ -35,7 +37,7 @@ class GeoOptimizer(torch.optim.Optimizer):
     _geo: ClassVar[CompiledSpec]
 
     def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None,
-                 nonfinite: str = "skip", **hypers: Any):
+                 nonfinite: str = "skip", seed: int | None = None, **hypers: Any):
         """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
         roles: {tensor or name: role} overriding the roles inferred from names.
         backend: "auto", "torch", "triton" or "reference" (default: the one given to geo.compile).
@@ -43,6 +45,8 @@ class GeoOptimizer(torch.optim.Optimizer):
         step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
         "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or
         "propagate" (no check, as torch.optim: NaN flows into the parameter and state).
+        seed: the seed of the optimizer's random draws (`uniform`, `subset`, ...; default: torch's initial seed,
+        so `torch.manual_seed` decides it); saved in the state dict, so a resumed run draws as the uninterrupted one.
         **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only."""
         spec = self._geo
         self._geo_backend = backend or spec.backend
@@ -52,11 +56,17 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise ValueError(f"unknown nonfinite policy {nonfinite!r}; choose one of {', '.join(NONFINITE)}")
         self.nonfinite = nonfinite
         self.nonfinite_skips: dict[str, int] = {}
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an integer, got {seed!r}")
+        self._geo_seed = int(seed) if seed is not None else torch.initial_seed()
         self._geo_roles = _role_table(roles)
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
         self._geo_unnamed = 0
         self._geo_fits: set[tuple[int, tuple[int, ...]]] = set()  # (program, shape) pairs already checked
+        self._geo_params: dict[torch.Tensor, ParamInfo] = {}  # name, shape and role of each parameter
+        self._geo_across_state: dict[str, torch.Tensor] = {}  # the `across` block's states (runtime/across.py)
+        self._geo_across_step = 0
         super().__init__(params, defaults={})
 
     # -- construction
@@ -111,6 +121,8 @@ class GeoOptimizer(torch.optim.Optimizer):
             if key in self._geo_fits:
                 continue
             problem = misfit(program, rule, tuple(p.shape), param_name(group, p))
+            if problem is None and any(n.startswith(ACROSS + ".") for n in program.inputs) and not across.covers(self, p):
+                problem = across.uncovered(self, rule, p, param_name(group, p))
             if problem is not None:
                 out.append(problem)
             else:
@@ -131,7 +143,8 @@ class GeoOptimizer(torch.optim.Optimizer):
                      "real parameter), or leave it to another optimizer"))
             return None
         role = self._geo_roles.get(id(p)) or self._geo_roles.get(name) or infer_role(name, tuple(p.shape))
-        binding = bind_rule(self._geo.info, ParamInfo(name, tuple(p.shape), role))
+        self._geo_params[p] = ParamInfo(name, tuple(p.shape), role)
+        binding = bind_rule(self._geo.info, self._geo_params[p])
         if isinstance(binding, Diagnostic):
             diagnostics.append(binding)
             return None
@@ -161,6 +174,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             todo.append((group, ps))
         if self.nonfinite != "propagate":
             todo = self._finite_only(todo)  # "raise" raises here, before any parameter changes
+        decided = across.run(self) if spec.info.across is not None else {}  # optimizer-level values, this step
         for group, ps in todo:
             rule = spec.rules[group["geo_rule"]]
             statics = rule.statics(group)
@@ -168,7 +182,8 @@ class GeoOptimizer(torch.optim.Optimizer):
             batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
             for p in ps:
                 _, rank, active = self._geo_binding[p]
-                runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
+                backend = backends.resolve(self._geo_backend, p.is_cuda)
+                runner = spec.runner(rule, statics, rank, active, backend)
                 view = rule.view
                 param_view = view.forward(p, rule.view_args) if view is not None else p
                 grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
@@ -177,15 +192,38 @@ class GeoOptimizer(torch.optim.Optimizer):
                     state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
                     state.update(_unaliased(runner.init(param_view, hypers), (p, p.grad)))
                 state[STEP_KEY] += 1
-                batch = batches.setdefault(id(runner), (runner, [], [], [], [], []))
-                for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
+                t = float(state[STEP_KEY])
+                inputs = self._inputs(runner.program, group, p, t, decided.get(id(p), {}))
+                firing = spec.firing(runner.program, param_view, grad_view, hypers, t, inputs)
+                if firing is not None:  # some `when` block does not run at this step: its specialization does
+                    runner = spec.runner(rule, statics, rank, active, backend, firing)
+                batch = batches.setdefault(id(runner), (runner, [], [], [], [], [], []))
+                for items, item in zip(batch[1:], (p, param_view, grad_view, state, t, inputs)):
                     items.append(item)
-            for runner, ps_, param_views, grad_views, states, ts in batches.values():
-                runner.step_group(param_views, grad_views, states, hypers, ts)
+            for runner, ps_, param_views, grad_views, states, ts, inputs in batches.values():
+                runner.step_group(param_views, grad_views, states, hypers, ts, inputs)
                 for p, v in zip(ps_, param_views):
                     if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
                         p.copy_(v.reshape(p.shape))
         return loss
+
+    def _inputs(self, program, group: dict[str, Any], p: torch.Tensor, t: float,
+                decided: dict[str, float]) -> dict[str, Any]:
+        """What a program's `input` nodes read for this parameter at step t: its random key (`rng`) and the values
+        the `across` block decided for it (`across.NAME`)."""
+        if not program.inputs:
+            return {}
+        out: dict[str, Any] = dict(decided)
+        if "rng" in program.inputs:
+            out["rng"] = RandomKey(self._geo_seed, self._stream(group, p), int(t))
+        return out
+
+    def _stream(self, group: dict[str, Any], p: torch.Tensor) -> str:
+        """The random stream of a parameter: its name, or `#i`, its place among the optimizer's parameters."""
+        if "param_names" in group:
+            return str(group["param_names"][next(i for i, q in enumerate(group["params"]) if q is p)])
+        index = next(i for i, q in enumerate(q for g in self.param_groups for q in g["params"]) if q is p)
+        return f"#{index}"
 
     def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
         """Drops (and counts) the parameters whose gradient holds NaN or ±Inf, or raises for "raise".
@@ -231,6 +269,8 @@ class GeoOptimizer(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         sd["geo"] = checkpoint.identity(self._geo.info)
+        if self._geo.info.uses_global:
+            sd[checkpoint.GLOBAL_KEY] = checkpoint.global_state(self)
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
@@ -240,8 +280,10 @@ class GeoOptimizer(torch.optim.Optimizer):
         or with missing or mismatched entries raises CheckpointError naming what differs.
         """
         checkpoint.validate(self, state_dict, allow_spec_change)
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "geo"})
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in ("geo", checkpoint.GLOBAL_KEY)})
         checkpoint.restore_dtypes(self)
+        if self._geo.info.uses_global:
+            checkpoint.restore_global(self, state_dict[checkpoint.GLOBAL_KEY])
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
