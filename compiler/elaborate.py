@@ -27,7 +27,7 @@ from ..dsl import ast
 from ..dsl.diagnostics import DiagnosticBag, Label, did_you_mean
 from ..dsl.source import Span
 from .binding import rule_type
-from .ir import Constraint, Graph, Node, Program, StateSlot
+from .ir import SOURCE_OPS, Constraint, Graph, Node, Program, StateSlot
 from .ops import registry
 from .ops.registry import OpDef
 from .spec import ACROSS, BUILTINS, RESERVED_STATES, STATE_DTYPES, Checked, RuleInfo
@@ -53,14 +53,42 @@ POISON_T = Poison()
 
 
 def elaborate(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
-              active: tuple[int, ...] | None = None, firing: frozenset | None = None) -> Program:
+              active: tuple[int, ...] | None = None, firing: frozenset | None = None,
+              dims: tuple[int, ...] | None = None) -> Program:
     """The program of `rule` for these static values and parameter rank, with only the `active` steps of its
     chain (None: all) and only the `when`/`every` blocks in `firing` (None: all of them, the full program whose
-    `guards` decide the others); raises GeoError with every diagnostic found."""
+    `guards` decide the others); `dims`, the parameter's shape as the rule sees it, makes shape facts static (for
+    a rule whose `per_shape` program says it needs them). Raises GeoError with every diagnostic found."""
     bag = DiagnosticBag()
-    program = Elaborator(checked, rule, statics, rank, bag, active, firing).run()
+    program = Elaborator(checked, rule, statics, rank, bag, active, firing, dims).run()
     bag.raise_if_errors()
     return program
+
+
+class NeedsRank(Exception):
+    """Raised when a rule of unknown rank needs its rank to decide something static (`if ndim(W) == 2:`): the
+    checker then checks the rule once per rank (RuleInfo.rank_dependent), as the runtime specializes it."""
+
+
+RANKS = (0, 1, 2, 3, 4)  # the ranks the selectors name: scalar, vector, matrix, stack, conv
+
+
+def check_rule(checked: Checked, rule: RuleInfo, statics: dict[str, Any], bag: DiagnosticBag) -> None:
+    """Elaborates every variant of a rule (RuleInfo.variants) into `bag`. A rule of unknown rank whose static
+    choices depend on the rank is checked instead for each rank a parameter may have: a branch is then checked
+    where it is taken, against the ranks that take it, and each diagnostic says for which rank it holds."""
+    for rank, active in rule.variants():
+        sub = DiagnosticBag()
+        try:
+            Elaborator(checked, rule, statics, rank, sub, active).run()
+        except NeedsRank:
+            rule.rank_dependent = True
+            return check_rule(checked, rule, statics, bag)
+        for d in sub.items:
+            if rule.rank_dependent and rule.rank() is None:
+                d.notes = list(d.notes) + [f"found checking the rule for a parameter of rank {rank} (its static "
+                                           "choices depend on the rank, so it is checked once per rank)"]
+            bag.add(d)  # (the same error at several ranks is reported once)
 
 
 @dataclass
@@ -111,9 +139,12 @@ class _Return(Exception):
 
 class Elaborator:
     def __init__(self, checked: Checked | None, rule: RuleInfo | None, statics: dict[str, Any], rank: int | None,
-                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, firing: frozenset | None = None):
+                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, firing: frozenset | None = None,
+                 dims: tuple[int, ...] | None = None):
         self.checked, self.rule, self.statics, self.rank, self.bag = checked, rule, statics, rank, bag
         self.active = active
+        self.dims = dims                     # the parameter's shape as the rule sees it, for a per-shape program
+        self.per_shape = False               # a static choice met a shape fact only a real shape decides
         self.firing = firing                 # the `when` blocks that run (None: all)
         self.guards: dict[tuple, Node] = {}  # site of each `when` met on the live path -> its host condition
         self.guard_parents: dict[tuple, tuple | None] = {}
@@ -142,9 +173,12 @@ class Elaborator:
         base = rule_type(self.rank)
         if rule.view is not None:
             try:
-                return rule.view.type(base, rule.view_args)
+                base = rule.view.type(base, rule.view_args)
             except ValueError:
                 return base
+        if self.dims is not None and base.shape is not None:  # a per-shape specialization: the sizes are known
+            sizes = self.dims[len(self.dims) - len(base.shape):]
+            base = base.with_shape(tuple(sizes))
         return base
 
     def run(self) -> Program:
@@ -206,7 +240,7 @@ class Elaborator:
         outputs = {"param": current, **{k: v for k, v in outputs.items() if not (v.op == "state" and v.attr("name") == k)}}
         return Program(rule.optimizer, rule.index, rule.text, rule.binder.name, ptype, dict(self.statics),
                        [k for k, h in rule.hypers.items() if not h.static], self.states, outputs, self.constraints,
-                       rule.span, dict(self.guards), dict(self.guard_parents), exports)
+                       rule.span, dict(self.guards), dict(self.guard_parents), exports, self.per_shape)
 
     def _exports(self, scope: Scope, ptype: Tensor) -> dict[str, Node]:
         """The values an `across` block gives the rules: each top-level `let` and `state`, a vector over the layers
@@ -391,11 +425,14 @@ class Elaborator:
     def if_stmt(self, s: ast.If, scope: Scope) -> None:
         chosen: ast.Block | None = None
         decided = False
+        undecided = False
         for test, body in s.branches:
             node = self.expr(test, scope)
             value = self.static_value(node, test, "an `if` condition",
                                       "use `where(cond, a, b)` for an elementwise runtime choice")
-            if value is _NOT_STATIC:
+            if value is _UNDECIDED:
+                undecided = True  # a shape decides: every branch may run for some shape
+            elif value is _NOT_STATIC:
                 decided = True  # an error was reported; check the bodies without choosing
                 chosen = None
             elif not decided and bool(value):
@@ -403,10 +440,23 @@ class Elaborator:
         if not decided:
             chosen = s.orelse
         for body in [b for _, b in s.branches] + ([s.orelse] if s.orelse else []):
-            if body is chosen:
+            if undecided:
+                self._check_all(body, scope)
+            elif body is chosen:
                 self.block(body, Scope(parent=scope))
             else:
                 self._check_only(body, scope)
+
+    def _check_all(self, body: ast.Block, scope: Scope) -> None:
+        """Checks a branch that some shape takes (a per-shape choice, in the program of no shape): every error is
+        reported, the effects are discarded (the program of each real shape is elaborated apart)."""
+        saved = list(self.states)
+        try:
+            self.block(body, Scope(parent=scope.clone()))
+        except _Return:
+            pass
+        finally:
+            self.states = saved
 
     def _check_only(self, body: ast.Block, scope: Scope) -> None:
         """Checks a branch not taken, discarding its effects.
@@ -499,6 +549,9 @@ class Elaborator:
     def repeat(self, s: ast.Repeat, scope: Scope) -> None:
         node = self.expr(s.count, scope)
         value = self.static_value(node, s.count, "a `repeat` count")
+        if value is _UNDECIDED:
+            self._check_all(s.body, scope)
+            return
         if value is _NOT_STATIC:
             self._check_only(s.body, scope)
             return
@@ -524,10 +577,39 @@ class Elaborator:
             return _NOT_STATIC
         if node.is_const:
             return node.value
+        if self._shape_decides(node):
+            self.per_shape = True
+            return _UNDECIDED
         self.bag.error("GEO0301", f"{what} must be static, found a runtime `{node.type.show()}`", expr.span,
                        "known only at run time", secondary=self._runtime_origin(expr),
                        help=help or "make the value a static hyperparameter (`static NAME = ...`) or a literal")
         return _NOT_STATIC
+
+    def _shape_decides(self, node: Node) -> bool:
+        """Whether a value that is not static here is decided by the parameter's rank or sizes alone (`ndim(W)`,
+        `rows(W) > 1024`, `cols(W) // 2`): it is static in every real specialization. A rule of unknown rank is
+        then checked per rank (NeedsRank); a rule of known rank gets a program per parameter shape (`per_shape`,
+        the runtime specializes it with `dims`), and returns True. Anything read at run time (a hyperparameter,
+        `t`, a tensor's values) makes it False: then it is an error."""
+        if self.rule is None or self.dims is not None:
+            return False
+        rank_needed = False
+        stack, seen = [node], set()
+        while stack:
+            n = stack.pop()
+            if n.id in seen or n.op == "const":
+                continue
+            seen.add(n.id)
+            if n.op in ("ndim", "rows", "cols", "numel"):
+                x = n.args[0].type
+                rank_needed |= isinstance(x, Tensor) and x.shape is None
+                continue
+            if n.op in SOURCE_OPS or not isinstance(n.type, (Scalar, Static)):
+                return False
+            stack.extend(n.args)
+        if rank_needed and self.rank is None and not self.rule.is_across:
+            raise NeedsRank()
+        return True
 
     def _runtime_origin(self, expr: ast.Expr) -> list[Label]:
         if self.rule is None:
@@ -574,6 +656,8 @@ class Elaborator:
             then, orelse = self.expr(e.then, scope), self.expr(e.orelse, scope)
             if value is _NOT_STATIC:
                 return self.poison(e.span)
+            if value is _UNDECIDED:  # both were checked; a per-shape program chooses (this one is never run)
+                return then
             return then if value else orelse
         if isinstance(e, ast.Attr):
             value = self.expr(e.value, scope)
@@ -619,7 +703,7 @@ class Elaborator:
         if isinstance(base.type, Poison) or isinstance(idx.type, Poison):
             return self.poison(e.span)
         i = self.static_value(idx, e.index, "an index")
-        if i is _NOT_STATIC:
+        if i is _NOT_STATIC or i is _UNDECIDED:
             return self.poison(e.span)
         if isinstance(base.type, TupleT) and base.op not in ("const", "hyper"):  # a factorization: `eigh(A)[1]`
             return self.apply("item", [(base, e.value.span)], {"index": (idx, e.index.span)}, e.span, symbol="[]")
@@ -694,6 +778,12 @@ class Elaborator:
         for p in opdef.params:
             node, arg_span = bound[p.name]
             if p.static:
+                if not node.is_const and self._shape_decides(node):  # a per-shape program decides it
+                    self.per_shape = True
+                    if p.required:
+                        return self.poison(span)
+                    attrs[p.name] = p.default  # checked with the default here; each shape's program has its own
+                    continue
                 if not node.is_const:
                     self.bag.error("GEO0301", f"argument `{p.name}` of `{name}` must be static, found a runtime "
                                    f"`{node.type.show()}`", arg_span, "known only at run time",
@@ -855,6 +945,7 @@ class _NotStatic:
 
 
 _NOT_STATIC = _NotStatic()
+_UNDECIDED = _NotStatic()  # static in every real specialization, decided by the parameter's shape
 
 
 def _kind_word(kind: str) -> str:

@@ -119,6 +119,9 @@ class Program:
     guard_parents: dict[tuple, tuple | None] = field(default_factory=dict)
     # an `across` block's program: the values it gives the rules, by name (a vector over the layers or a number)
     exports: dict[str, Node] = field(default_factory=dict)
+    # a static choice depends on the parameter's sizes (`rows(W) > 1024`): this program, for no shape in particular,
+    # only checks; the runtime specializes the rule per parameter shape (elaborate's `dims`)
+    per_shape: bool = False
 
     def roots(self) -> list[Node]:
         return (list(self.outputs.values()) + [s.init for s in self.states] + list(self.guards.values())
@@ -180,6 +183,9 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
     statics = " ".join(f"{k}={geo_literal(v)}" for k, v in sorted(p.statics.items()))
     index = "across" if p.rule_index < 0 else p.rule_index
     lines = [f"rule {p.optimizer}[{index}] {p.rule_text}: {p.param_type.show()}" + (f"  # {statics}" if statics else "")]
+    if p.per_shape:
+        lines.append("  # compiled per parameter shape: its static choices read rows/cols; shown here for no shape in "
+                     "particular (shape-dependent arguments at their defaults, shape-dependent branches left out)")
     for s in p.states:
         dt = f" ({s.dtype})" if s.dtype else ""
         lines.append(f"  state {s.name}: {s.type.show()}{dt} = %{num[s.init.id]}")

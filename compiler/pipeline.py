@@ -38,9 +38,9 @@ def front(source: SourceFile) -> tuple[Loaded, Checked]:
 
 
 def specialize(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
-               active: tuple[int, ...] | None = None, *, firing: frozenset | None = None, optimize: bool = True,
-               check_ir: bool = True) -> Program:
-    program = elaborate(checked, rule, statics, rank, active, firing)
+               active: tuple[int, ...] | None = None, *, firing: frozenset | None = None,
+               dims: tuple[int, ...] | None = None, optimize: bool = True, check_ir: bool = True) -> Program:
+    program = elaborate(checked, rule, statics, rank, active, firing, dims)
     if check_ir:
         verify(program, "elaborate")
     if optimize:
@@ -103,6 +103,9 @@ def _checked_overrides(info, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print(stage: str, program: Program, header: str) -> str:
+    if program.per_shape and stage in ("plan", "torch", "triton"):
+        return (f"{header}\n# compiled per parameter shape (its static choices read rows/cols): the {stage} of one "
+                "shape is `geo explain SPEC --param NAME=SHAPE`'s")
     if stage == "plan":
         return plan(program).show()
     if stage == "torch":

@@ -21,7 +21,7 @@ from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded
 from ..dsl.source import Span
 from .binding import SELECTORS, VIEWS, ViewDef, implied_ranks, rule_type, selector_rank
-from .elaborate import Elaborator, Poison
+from .elaborate import Elaborator, Poison, check_rule
 from .ops import registry
 from .spec import (ACROSS, BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, OptimizerInfo, RuleInfo,
                    StepUse)
@@ -36,8 +36,7 @@ def check(loaded: Loaded) -> Checked:
     bag.raise_if_errors()
     acrosses = [opt.across for opt in checked.optimizers.values() if opt.across is not None]
     for rule in acrosses + [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
-        for rank, active in rule.variants():
-            Elaborator(checked, rule, rule.statics(), rank, bag, active).run()
+        check_rule(checked, rule, rule.statics(), bag)
     bag.raise_if_errors()
     return checked
 

@@ -99,6 +99,7 @@ class RuleInfo:
     view: ViewDef | None = None
     view_args: tuple[Any, ...] = ()
     randomized: bool = False            # some step draws random numbers (set when the checker meets a draw)
+    rank_dependent: bool = False        # of unknown rank, with static choices the rank decides (set by the checker)
 
     @property
     def is_across(self) -> bool:
@@ -138,7 +139,9 @@ class RuleInfo:
         if self.rank() is not None:
             return [(self.rank(), tuple(range(len(self.chain))))]
         out = []
-        for rank in dict.fromkeys([None] + step_ranks):
+        # A rank-dependent rule (`if ndim(W) == 2:`) is checked and printed for each rank a parameter may have.
+        ranks = (0, 1, 2, 3, 4) if self.rank_dependent else [None] + step_ranks
+        for rank in dict.fromkeys(ranks):
             active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank)
             if active:
                 out.append((rank, active))

@@ -66,7 +66,7 @@ def _values(opt: GeoOptimizer, rule: RuleInfo) -> tuple[dict[str, Any], dict[str
 def program(opt: GeoOptimizer, firing: frozenset | None = None) -> Program:
     rule = opt._geo.info.across
     statics, _ = _values(opt, rule)
-    return opt._geo.program(rule, statics, 1, (0,), firing)
+    return opt._geo.program(rule, statics, 1, (0,), firing, (len(covered(opt)),))
 
 
 def slot_shapes(prog: Program, count: int) -> dict[str, tuple[int, ...]]:

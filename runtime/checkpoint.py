@@ -110,7 +110,7 @@ def restore_dtypes(opt: GeoOptimizer) -> None:
 
 def _slots(opt: GeoOptimizer, rule: RuleInfo, group: dict[str, Any], p: torch.Tensor) -> list[StateSlot]:
     _, rank, active = opt._geo_binding[p]
-    return opt._geo.program(rule, rule.statics(group), rank, active).states
+    return opt._geo.program(rule, rule.statics(group), rank, active, shape=tuple(p.shape)).states
 
 
 def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> None:

@@ -14,7 +14,9 @@ from ..compiler import backends
 from ..compiler.backends.reference import evaluate
 from ..compiler.ir import reachable
 from ..compiler.pipeline import specialize
+from ..compiler.binding import viewed_shape
 from ..compiler.spec import Checked, OptimizerInfo, RuleInfo
+from ..dsl.diagnostics import InternalError
 
 BACKENDS = (backends.AUTO, *backends.BACKENDS)
 
@@ -33,24 +35,35 @@ class CompiledSpec:
         return self.info.rules
 
     def program(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
-                firing: frozenset | None = None):
+                firing: frozenset | None = None, shape: tuple[int, ...] | None = None):
         """The rule specialized to these static values and rank (every backend runs the same program); with
-        `firing`, the specialization that runs only those `when` blocks (None: all, the full program)."""
+        `firing`, the specialization that runs only those `when` blocks (None: all, the full program). A rule
+        whose static choices read the parameter's sizes (`per_shape`) is specialized to `shape` too (the
+        parameter's own shape; without one, the program for no shape: it has the states, but does not run)."""
         key = (rule.index, _statics_key(statics), rank, active, firing)
         found = self._programs.get(key)
         if found is None:
             found = self._programs[key] = specialize(self.checked, rule, statics, rank, active, firing=firing)
+        if found.per_shape and shape is not None:
+            dims = viewed_shape(rule, tuple(shape)) if rule.index >= 0 else tuple(shape)
+            key = key + (dims,)
+            found = self._programs.get(key)
+            if found is None:
+                found = self._programs[key] = specialize(self.checked, rule, statics, rank, active, firing=firing,
+                                                         dims=dims)
         return found
 
     def runner(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
-               backend: str, firing: frozenset | None = None) -> Any:
+               backend: str, firing: frozenset | None = None, shape: tuple[int, ...] | None = None) -> Any:
         """The program lowered by a backend ("torch", "triton" or "reference"; resolve "auto" first)."""
-        key = (rule.index, _statics_key(statics), rank, active, backend, firing)
+        program = self.program(rule, statics, rank, active, firing, shape)
+        if program.per_shape:
+            raise InternalError("runtime", f"rule `{rule.text}` is compiled per parameter shape, and no shape was "
+                                "given", None, "")
+        key = (rule.index, _statics_key(statics), rank, active, backend, firing, program.param_type)
         found = self._runners.get(key)
         if found is None:
-            program = self.program(rule, statics, rank, active, firing)
-            found = backends.backend(backend)(program)
-            self._runners[key] = found
+            found = self._runners[key] = backends.backend(backend)(program)
         return found
 
     def firing(self, program, param: Any, grad: Any, hypers: dict[str, Any], t: float,

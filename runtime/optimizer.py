@@ -116,7 +116,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         out = []
         for p in group["params"]:
             _, rank, active = self._geo_binding[p]
-            program = spec.program(rule, statics, rank, active)
+            program = spec.program(rule, statics, rank, active, shape=tuple(p.shape))
             key = (id(program), tuple(p.shape))
             if key in self._geo_fits:
                 continue
@@ -183,7 +183,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             for p in ps:
                 _, rank, active = self._geo_binding[p]
                 backend = backends.resolve(self._geo_backend, p.is_cuda)
-                runner = spec.runner(rule, statics, rank, active, backend)
+                runner = spec.runner(rule, statics, rank, active, backend, shape=tuple(p.shape))
                 view = rule.view
                 param_view = view.forward(p, rule.view_args) if view is not None else p
                 grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
@@ -196,7 +196,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                 inputs = self._inputs(runner.program, group, p, t, decided.get(id(p), {}))
                 firing = spec.firing(runner.program, param_view, grad_view, hypers, t, inputs)
                 if firing is not None:  # some `when` block does not run at this step: its specialization does
-                    runner = spec.runner(rule, statics, rank, active, backend, firing)
+                    runner = spec.runner(rule, statics, rank, active, backend, firing, tuple(p.shape))
                 batch = batches.setdefault(id(runner), (runner, [], [], [], [], [], []))
                 for items, item in zip(batch[1:], (p, param_view, grad_view, state, t, inputs)):
                     items.append(item)

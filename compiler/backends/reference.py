@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ...dsl.diagnostics import InternalError
 from ..ir import Node, Program, reachable
 from ..ops import registry
 from . import epilogue  # `epilogue.store` by attribute: every backend's new values pass through that one function
@@ -45,6 +46,9 @@ class ReferenceStep:
     name = "reference"
 
     def __init__(self, program: Program):
+        if program.per_shape:  # every backend builds one of these: none runs the program of no shape
+            raise InternalError("backend", f"rule `{program.rule_text}` is compiled per parameter shape: specialize "
+                                "it with the parameter's shape (`dims`) before running it", program.span)
         self.program = program
         self.step_nodes = program.step_nodes()
         self.init_nodes = reachable([s.init for s in program.states])

@@ -27,4 +27,4 @@ def rebuild(program: Program, replace: Callable[[Node, Graph], Node | None] | No
     return Program(program.optimizer, program.rule_index, program.rule_text, program.param_name, program.param_type,
                    program.statics, program.hypers, states, outputs, program.constraints, program.span,
                    {k: new[v.id] for k, v in program.guards.items()}, dict(program.guard_parents),
-                   {k: new[v.id] for k, v in program.exports.items()})
+                   {k: new[v.id] for k, v in program.exports.items()}, program.per_shape)
