@@ -201,7 +201,10 @@ class GeoOptimizer(torch.optim.Optimizer):
                 for items, item in zip(batch[1:], (p, param_view, grad_view, state, t, inputs)):
                     items.append(item)
             for runner, ps_, param_views, grad_views, states, ts, inputs in batches.values():
-                runner.step_group(param_views, grad_views, states, hypers, ts, inputs)
+                if any(inputs):  # a random key or `across` values (a program without `input` nodes is called as before)
+                    runner.step_group(param_views, grad_views, states, hypers, ts, inputs)
+                else:
+                    runner.step_group(param_views, grad_views, states, hypers, ts)
                 for p, v in zip(ps_, param_views):
                     if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
                         p.copy_(v.reshape(p.shape))

@@ -72,8 +72,9 @@ class ReferenceStep:
 
     def step_group(self, params, grads, states, hypers, ts, inputs=None) -> None:
         """One parameter at a time: writes each new parameter into its buffer and rebinds each state."""
+        per_param = inputs
         for i, (p, g, state, t) in enumerate(zip(params, grads, states, ts)):
-            new_param, new_state = self.step(p, g, state, hypers, t, inputs[i] if inputs else None)
+            new_param, new_state = self.step(p, g, state, hypers, t, per_param[i] if per_param else None)
             # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
             # them). The copy would then overlap, and a state would change with the parameter or grad.
             inputs = (storage_id(p), storage_id(g))

@@ -363,6 +363,10 @@ def _inverse_law(name, f_name, g, low, high):
                lambda f, x: _close(g(f(x)), x, 1e-7))
 
 
+def _floor_law(y, x):
+    assert ((y <= x) & (x < y + 1)).all() and torch.equal(y, y.round()), "floor(x) is not the integer below x"
+
+
 def _fold_sign(x):
     return float((x > 0) - (x < 0))
 
@@ -382,3 +386,7 @@ asinh = _unary("asinh", torch.asinh, math.asinh, "arcsinh x = log(x + √(x² + 
                [_inverse_law("asinh", "sinh", torch.sinh, -1e3, 1e3)], foreach=False)
 tanh = _unary("tanh", torch.tanh, math.tanh, "tanh x.")
 square = _unary("square", torch.square, lambda x: x * x, "x².", foreach=False, triton="({0} * {0})")
+floor = _unary("floor", torch.floor, math.floor,
+               "⌊x⌋, the largest integer ≤ x (a static value folds to an int: `floor(density * cols(W))` is a rank).",
+               [Law("floor(x) ≤ x < floor(x) + 1, an integer", lambda: sampling.tensors(),
+                    lambda f, x: _floor_law(f(x), x))], triton="tl.floor({0})")
