@@ -170,7 +170,8 @@ class TorchPathStep:
             first = n.args[0] if n.args else None
             reuse = (first is not None and first.id in owned and n.id in inplace
                      and self.last_use.get(first.id) == self.position[n.id]
-                     and all(a.id != first.id for a in n.args[1:]) and _row_major_first(args))
+                     and all(a.id != first.id for a in n.args[1:]) and _row_major_first(args)
+                     and not _shares(args[0], args[1:]))  # `x + x.T`: the second reads the buffer being written
             opdef = registry.get(n.op)
             attrs = dict(n.attrs)
             out = opdef.foreach(args, attrs, reuse) if n.id in self.fused and opdef.foreach is not None else None
