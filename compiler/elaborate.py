@@ -546,6 +546,18 @@ class Elaborator:
         phase = self.apply("mod", [(elapsed, span), (k, span)], {}, span)
         return self.apply("eq", [(phase, span), (self.graph.const(0, span), span)], {}, span, symbol="==")
 
+    def _check_only_expr(self, e: ast.Expr, scope: Scope) -> None:
+        """The expression `_check_only` checks for a branch not taken (`a if cond else b` with a static cond)."""
+        saved_bag = self.bag
+        self.bag = DiagnosticBag()
+        self.checking_only += 1
+        try:
+            self.expr(e, scope)
+        finally:
+            self.checking_only -= 1
+            branch_bag, self.bag = self.bag, saved_bag
+        self.bag.extend(d for d in branch_bag.items if d.code not in TYPE_CODES)
+
     def repeat(self, s: ast.Repeat, scope: Scope) -> None:
         node = self.expr(s.count, scope)
         value = self.static_value(node, s.count, "a `repeat` count")
@@ -653,12 +665,19 @@ class Elaborator:
             test = self.expr(e.test, scope)
             value = self.static_value(test, e.test, "the condition of `a if cond else b`",
                                       "use `where(cond, a, b)` for an elementwise runtime choice")
-            then, orelse = self.expr(e.then, scope), self.expr(e.orelse, scope)
-            if value is _NOT_STATIC:
-                return self.poison(e.span)
-            if value is _UNDECIDED:  # both were checked; a per-shape program chooses (this one is never run)
-                return then
-            return then if value else orelse
+            if value is _NOT_STATIC or value is _UNDECIDED:  # both are checked in full
+                then, orelse = self.expr(e.then, scope), self.expr(e.orelse, scope)
+                # (undecided: a per-shape program chooses; this one, for no shape, is never run)
+                return self.poison(e.span) if value is _NOT_STATIC else then
+            # As for `if`: the side not taken is checked for names and arities, not against a rank it cannot have.
+            taken, other = (e.then, e.orelse) if value else (e.orelse, e.then)
+            if value:
+                node = self.expr(taken, scope)
+                self._check_only_expr(other, scope)
+            else:
+                self._check_only_expr(other, scope)
+                node = self.expr(taken, scope)
+            return node
         if isinstance(e, ast.Attr):
             value = self.expr(e.value, scope)
             if e.name == "T":

@@ -192,3 +192,192 @@ def _aro_oracle(lr=0.02, beta=0.95):
 def test_aro_follows_the_papers_update():
     losses = compare("aro", None, _aro_oracle(), rtol=1e-8, atol=1e-10)
     assert losses[-1] < losses[0]
+
+
+# ---- Drop-Muon (arXiv 2510.02239: randomized progressive training with Muon's layer step) --------------------
+def _drop_muon_run(sampling, steps, seed=3, save_at=None, keep=0.5):
+    """geo's drop_muon on the three matrices; returns per-step (updated layer indices, params), and a checkpoint."""
+    import io
+    import geo
+    from oracle_harness import data, matrices, model
+    x, y = data()
+    m = model()
+    params = matrices(m)
+    opt = geo.compile("drop_muon")(params, seed=seed, sampling=sampling, keep=keep, ns_dtype="fp64")
+    history, saved = [], None
+    for t in range(1, steps + 1):
+        before = [p.detach().clone() for _, p in params]
+        opt.zero_grad()
+        ((m(x) - y) ** 2).mean().backward()
+        grads = [p.grad.clone() for _, p in params]
+        opt.step()
+        changed = [i for i, ((_, p), b) in enumerate(zip(params, before)) if not torch.equal(p.detach(), b)]
+        history.append((changed, before, grads, [p.detach().clone() for _, p in params]))
+        if t == save_at:
+            buf = io.BytesIO()
+            torch.save(opt.state_dict(), buf)
+            saved = buf.getvalue()
+    return history, saved, opt
+
+
+def test_drop_muon_updates_a_random_suffix_of_layers_with_muons_step():
+    """Each step updates a suffix of the layers (RPT's cutoff), and the updated layers follow Muon exactly as an
+    oracle that knows which layers were chosen (plain torch: EMA momentum, Nesterov, Newton–Schulz in float64)."""
+    history, _, _ = _drop_muon_run("cutoff", 25)
+    bufs = [None] * 3
+    seen = set()
+    for changed, before, grads, after in history:
+        assert changed == list(range(changed[0], 3)) if changed else False, changed  # s ≤ L − 1: never empty
+        seen.add(changed[0])
+        for i in range(3):
+            if i not in changed:
+                torch.testing.assert_close(after[i], before[i], rtol=0, atol=0)
+                continue
+            bufs[i] = torch.zeros_like(grads[i]) if bufs[i] is None else bufs[i]
+            bufs[i].lerp_(grads[i], 0.05)
+            u = grads[i].lerp(bufs[i], 0.95)
+            o = newton_schulz(u, 5)
+            want = before[i] - 0.02 * math.sqrt(max(1, before[i].size(0) / before[i].size(1))) * o
+            torch.testing.assert_close(after[i], want, rtol=1e-5, atol=1e-7)  # NS: ‖x‖ + eps vs max(‖x‖, eps)
+    assert seen == {0, 1, 2}, seen  # 25 uniform cutoffs over 3 layers reach every one
+
+
+def test_drop_muon_subset_and_bernoulli_sampling():
+    history, _, _ = _drop_muon_run("subset", 12)
+    assert all(len(changed) == 2 for changed, *_ in history)  # round(0.5 · 3) = 2 of 3 layers
+    history, _, _ = _drop_muon_run("bernoulli", 12, keep=1.0)
+    assert all(changed == [0, 1, 2] for changed, *_ in history)
+
+
+def test_drop_muon_resumes_bit_exact_with_its_seed_from_the_state_dict():
+    import io
+    import geo
+    from oracle_harness import data, matrices, model
+    straight, _, _ = _drop_muon_run("cutoff", 16)
+    _, saved, _ = _drop_muon_run("cutoff", 8, save_at=8)
+    x, y = data()
+    m = model()
+    params = matrices(m)
+    with torch.no_grad():
+        for (_, p), w in zip(params, straight[7][3]):
+            p.copy_(w)
+    opt = geo.compile("drop_muon")(params, seed=12345, ns_dtype="fp64")  # another seed: the checkpoint's wins
+    opt.load_state_dict(torch.load(io.BytesIO(saved), weights_only=True))
+    for t in range(8, 16):
+        opt.zero_grad()
+        ((m(x) - y) ** 2).mean().backward()
+        opt.step()
+        for (_, p), want in zip(params, straight[t][3]):
+            assert torch.equal(p.detach(), want), f"step {t + 1} differs after resuming"
+
+
+# ---- FRUGAL (released code: GaloreOptimizer / CoordOptimizer with the AdamW state-full part) ----------------
+def _frugal_oracle(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, gap=5, density=0.5, columns_of=None):
+    def step(params, grads, state, t):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            s = state.setdefault(i, {})
+            if (t - 1) % gap == 0:                               # update_states: new projector, reset statistics
+                r = max(1, math.floor(density * g.size(1) + 0.5))
+                s["P"] = torch.linalg.svd(g, full_matrices=False).Vh[:r] if columns_of is None else None
+                s["cols"] = None if columns_of is None else columns_of(i)
+                s["k"] = 0
+                s["m"] = s["v"] = None
+            s["k"] += 1
+            down = g @ s["P"].T if s["P"] is not None else g[:, s["cols"]]
+            if s["m"] is None:
+                s["m"], s["v"] = torch.zeros_like(down), torch.zeros_like(down)
+            s["m"].mul_(betas[0]).add_(down, alpha=1 - betas[0])
+            s["v"].mul_(betas[1]).addcmul_(down, down, value=1 - betas[1])
+            denom = s["v"].sqrt() / math.sqrt(1 - betas[1] ** s["k"]) + eps
+            small = s["m"] / denom * (-lr / (1 - betas[0] ** s["k"]))
+            if s["P"] is not None:
+                update, up = small @ s["P"], down @ s["P"]
+            else:
+                update, up = torch.zeros_like(g), torch.zeros_like(g)
+                update[:, s["cols"]], up[:, s["cols"]] = small, down
+            p.add_(update - lr * (g - up).sign())
+    return step
+
+
+def test_frugal_svd_follows_the_released_code():
+    """density 0.2: r = 1 or 2 < the gradients' ranks, so the state-free residual is not rounding noise (whose
+    sign would be arbitrary, for FRUGAL's own code too)."""
+    losses = compare("frugal", "frugal", _frugal_oracle(density=0.2),
+                     hypers={"update_gap": 5, "density": 0.2, "lr": 1e-3}, rtol=1e-9, atol=1e-12)
+    assert losses[-1] < losses[0]
+
+
+def test_frugal_columns_follows_the_released_code():
+    import geo
+    from oracle_harness import data, matrices, model
+    holder = {}
+
+    def columns_of(i):  # the columns geo drew from its generator (the draw is geo's; the arithmetic is the oracle's)
+        return holder["opt"].state[holder["params"][i][1]]["columns"].flatten().nonzero().flatten()
+
+    original = geo.compile
+
+    def compile_and_keep(*args, **kwargs):
+        Opt = original(*args, **kwargs)
+
+        class Keeping(Opt):
+            def __init__(self, params, **kw):
+                super().__init__(params, **kw)
+                holder["opt"], holder["params"] = self, params
+        return Keeping
+    geo.compile = compile_and_keep
+    try:
+        compare("frugal", "frugal_columns", _frugal_oracle(columns_of=columns_of),
+                hypers={"update_gap": 5, "density": 0.5, "seed": 7}, rtol=1e-9, atol=1e-12)
+    finally:
+        geo.compile = original
+
+
+def test_frugal_random_projection_is_an_orthonormal_frame_redrawn_every_gap():
+    import geo
+    from oracle_harness import data, matrices, model
+    x, y = data()
+    m = model()
+    params = matrices(m)
+    opt = geo.compile("frugal")(params, projection="random", update_gap=3, density=0.5, seed=1)
+    frames = []
+    for _ in range(7):
+        opt.zero_grad()
+        ((m(x) - y) ** 2).mean().backward()
+        opt.step()
+        frames.append(opt.state[params[1][1]]["basis"].clone())
+    q = frames[0]
+    assert q.shape == (5, 10) and torch.allclose(q @ q.T, torch.eye(5, dtype=q.dtype), atol=1e-12)
+    assert torch.equal(frames[0], frames[2]) and not torch.equal(frames[2], frames[3])  # refreshed at steps 1, 4, 7
+    assert torch.equal(frames[3], frames[5]) and not torch.equal(frames[5], frames[6])
+
+
+# ---- SAGE (naubull2/SAGE-optimizer: sage.py for the code form; the paper's equations for the paper form) -----
+def _sage_oracle(form, lr=1e-3, betas=(0.9, 0.99), eps=1e-8, wd=0.01):
+    def step(params, grads, state, t):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            matrix = p.dim() == 2
+            s = state.setdefault(i, {"m": torch.zeros_like(p),
+                                     "S": torch.zeros_like(p[:1]) if matrix else torch.zeros_like(p)})
+            p.mul_(1 - lr * wd)
+            snap = g.abs().mean(dim=0, keepdim=True) if matrix else g.abs()
+            s["S"].mul_(betas[1]).add_(snap, alpha=1 - betas[1])
+            s_hat = s["S"] / (1 - betas[1] ** t)
+            damper = torch.clamp(s_hat.square().mean().sqrt() / (s_hat + eps), max=1.0)
+            if form == "paper":
+                damper = torch.minimum(damper, snap.square().mean().sqrt() / (snap + eps))
+            p.add_(s["m"].clone().mul_(betas[0]).add(g, alpha=1 - betas[0]).sign_() * damper, alpha=-lr)
+            s["m"].mul_(betas[1]).add_(g, alpha=1 - betas[1])
+    return step
+
+
+def _all_params(m):
+    """Matrices and biases: SAGE is one rule for every rank (the statistic is per column or per entry)."""
+    return [(name, p) for name, p in m.named_parameters()]
+
+
+def test_sage_follows_the_released_code_and_the_paper_form():
+    for form in ("code", "paper"):
+        losses = compare("sage", None, _sage_oracle(form, lr=1e-2), hypers={"form": form, "lr": 1e-2},
+                         params=_all_params, rtol=1e-9, atol=1e-12)
+        assert losses[-1] < losses[0]
