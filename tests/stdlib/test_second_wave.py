@@ -381,3 +381,99 @@ def test_sage_follows_the_released_code_and_the_paper_form():
         losses = compare("sage", None, _sage_oracle(form, lr=1e-2), hypers={"form": form, "lr": 1e-2},
                          params=_all_params, rtol=1e-9, atol=1e-12)
         assert losses[-1] < losses[0]
+
+
+# ---- MKOR (mkor/mkor.py: SM inverse updates every inv_freq steps, norm rescaling, SGD with momentum) ----------
+def _sm(inv, v):
+    iv = inv @ v
+    return inv - (iv @ (v.T @ inv)) / (1 + v.T @ iv)
+
+
+def _mkor_oracle(lr=0.1, mu=0.9, freq=3):
+    """The code's arithmetic, with its hook vectors replaced as the spec documents: the gradient's exact top
+    singular pair (float64 SVD), √σ·u and √σ·v."""
+    def step(params, grads, state, t):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            m, n = g.shape
+            s = state.setdefault(i, {"L": torch.eye(m, dtype=g.dtype), "R": torch.eye(n, dtype=g.dtype), "buf": None})
+            if (t - 1) % freq == 0:
+                U, S, Vh = torch.linalg.svd(g)
+                gv, av = (S[0].sqrt() * U[:, :1]).clamp(-100, 100), (S[0].sqrt() * Vh[:1].T).clamp(-100, 100)
+                if t == 1 or max(s["L"].abs().max(), s["R"].abs().max()) > 2:
+                    s["L"], s["R"] = torch.eye(m, dtype=g.dtype), torch.eye(n, dtype=g.dtype)
+                else:
+                    s["L"] = _sm(0.95 * s["L"] + 0.05 * torch.eye(m, dtype=g.dtype), gv)
+                    s["R"] = _sm(0.95 * s["R"] + 0.05 * torch.eye(n, dtype=g.dtype), av)
+            d = s["L"] @ g @ s["R"]
+            d = d * (g.norm() / d.norm())
+            s["buf"] = d.clone() if s["buf"] is None else s["buf"].mul(mu).add(d)
+            p.sub_(lr * s["buf"])
+    return step
+
+
+def test_mkor_follows_the_released_code_with_the_documented_rank_one_vectors():
+    losses = compare("mkor", None, _mkor_oracle(), hypers={"inv_freq": 3, "power_steps": 200}, rtol=1e-7, atol=1e-9)
+    assert losses[-1] < losses[0]
+
+
+# ---- adaptive memory (the spec's documented reconstruction of βₜ; see stdlib/adaptive_memory.geo) -----------
+def _adaptive_memory_oracle(lr=0.01, lam=1.0):
+    def step(params, grads, state, t):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            d = state.get(i, g)
+            gap = g - d
+            beta = float((g * gap).sum() / (gap * gap).sum()) if float((gap * gap).sum()) > 0 else 0.0
+            beta = min(max(beta, 0.0), 1.0)
+            state[i] = (beta + lam) / (1 + lam) * d + (1 - beta) / (1 + lam) * g
+            p.sub_(lr * state[i])
+    return step
+
+
+def test_adaptive_memory_computes_its_documented_momentum_coefficient():
+    losses = compare("adaptive_memory", None, _adaptive_memory_oracle(lr=0.1), hypers={"lr": 0.1},
+                     params=_all_params, rtol=1e-9, atol=1e-12)
+    assert losses[-1] < losses[0]
+
+
+# ---- Hypersphere (nGPT) and Hyperball: retractions composed after Adam's or Muon's direction ------------------
+def _adam_dir(s, g, t, betas=(0.9, 0.999), eps=1e-8):
+    s.setdefault("m", torch.zeros_like(g)).lerp_(g, 1 - betas[0])
+    v = s.setdefault("v", torch.zeros_like(g))
+    v.mul_(betas[1]).add_(g * g, alpha=1 - betas[1])
+    return s["m"] / (1 - betas[0] ** t) / (v.sqrt() / math.sqrt(1 - betas[1] ** t) + eps)
+
+
+def _muon_dir(s, g, t, mu=0.95):
+    buf = s.setdefault("buf", torch.zeros_like(g))
+    buf.lerp_(g, 1 - mu)
+    return math.sqrt(max(1, g.size(0) / g.size(1))) * newton_schulz(g.lerp(buf, mu), 5)
+
+
+def _sphere_oracle(direction, lr):
+    def step(params, grads, state, t):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            moved = p - lr * direction(state.setdefault(i, {}), g, t)
+            p.copy_(moved / moved.norm(dim=1, keepdim=True))
+    return step
+
+
+def _ball_oracle(direction, lr):
+    def step(params, grads, state, t):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            s = state.setdefault(i, {})
+            radius = s.setdefault("R", p.norm().clone())
+            u = direction(s, g, t)
+            moved = p - lr * radius * u / u.norm()
+            p.copy_(radius * moved / moved.norm())
+    return step
+
+
+def test_hypersphere_and_hyperball_follow_their_update_rules():
+    compare("hypersphere", "hypersphere", _sphere_oracle(_adam_dir, 1e-2), hypers={"lr": 1e-2}, rtol=1e-9, atol=1e-12)
+    compare("hypersphere", "hyperball", _ball_oracle(_adam_dir, 1e-2), hypers={"lr": 1e-2}, rtol=1e-9, atol=1e-12)
+    # Newton–Schulz divides by max(‖M‖, 1e-7) in geo and by ‖M‖ + 1e-7 in Muon's code: 1e-7/‖M‖ relative, ~1e-5 here
+    compare("hypersphere", "hypersphere_muon", _sphere_oracle(_muon_dir, 0.02), hypers={"ns_dtype": "fp64"},
+            rtol=1e-4, atol=1e-6)
+    losses = compare("hypersphere", "hyperball_muon", _ball_oracle(_muon_dir, 0.02), hypers={"ns_dtype": "fp64"},
+                     rtol=1e-4, atol=1e-6)
+    assert losses[-1] < losses[0]
