@@ -327,6 +327,12 @@ class _Assembler:
                 self.bag.error("GEO0110", f"`{ref.name}` routes parameters with several rules; it cannot be used as a step",
                                ref.span, help="compose steps, or route to an optimizer with a single rule")
                 return None
+            if info.across is not None:
+                self.bag.error("GEO0110", f"`{ref.name}` decides across parameters (an `across` block); it cannot be "
+                               "used as a step", ref.span,
+                               notes=["its rules read values that only its own `across` block computes"],
+                               help=f"use `{ref.name}` as an optimizer of its own, or copy its `across` block")
+                return None
             src = info.rules[0]
             uses = [StepUse(u.name or ref.name, _merge_binders(src.binder, u.binder), u.body,
                             {k: src.hypers.get(k, h) for k, h in u.hypers.items()}, dict(u.bindings)) for u in src.chain]

@@ -29,7 +29,9 @@ def sherman_morrison(inverse, v):
     return inverse - (iv @ (v.T @ inverse)) / (1 + v.T @ iv)
 
 def frobenius(x):
-    return sqrt(sum(x * x))
+    """‖x‖_F scaled by the largest entry first, so that huge gradients do not overflow the sum of squares."""
+    let big = max(amax(abs(x)), 1e-30)
+    return big * sqrt(sum((x / big) * (x / big)))
 
 optimizer mkor(lr = 0.1, momentum = 0.9, weight_decay = 0.0, reset_threshold = 2.0, clip = 100.0,
                static inv_freq = 10, static power_steps = 5):

@@ -112,9 +112,10 @@ def test_root_picks_newton_schulz_coefficients_by_shape():
 
 
 # ---- FISMO (arXiv 2601.21750, Algorithm 1) ----------------------------------------------------------------
-def _inv_sqrt(a):
+def _inv_sqrt(a, eps=1e-6):
+    """(A + εI)^(−1/2): the spec's documented ε (stdlib/fismo.geo)."""
     lam, q = torch.linalg.eigh(0.5 * (a + a.mT))
-    return (q * lam.clamp(min=0).rsqrt()) @ q.mT
+    return (q * (lam.clamp(min=0) + eps).rsqrt()) @ q.mT
 
 
 def _fismo_oracle(lr=0.02, beta=0.95, gamma=0.95, mu=1e-3):
