@@ -24,7 +24,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ..dsl import ast
-from ..dsl.diagnostics import DiagnosticBag, Label, did_you_mean
+from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.source import Span
 from .binding import rule_type
 from .ir import SOURCE_OPS, Constraint, Graph, Node, Program, StateSlot
@@ -60,7 +60,11 @@ def elaborate(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: i
     `guards` decide the others); `dims`, the parameter's shape as the rule sees it, makes shape facts static (for
     a rule whose `per_shape` program says it needs them). Raises GeoError with every diagnostic found."""
     bag = DiagnosticBag()
-    program = Elaborator(checked, rule, statics, rank, bag, active, firing, dims).run()
+    try:
+        program = Elaborator(checked, rule, statics, rank, bag, active, firing, dims).run()
+    except NeedsRank:
+        raise InternalError("elaborate", f"rule `{rule.text}` decides static values by the parameter's rank: specialize "
+                            "it for a rank (RuleInfo.variants lists them)", rule.span) from None
     bag.raise_if_errors()
     return program
 
