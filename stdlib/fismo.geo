@@ -25,7 +25,8 @@ to working precision and P^(−1/2) would be infinite; with ε the root stays be
 Choices of this spec (the summaries give none): defaults lr = 0.02, β = 0.95, γ = 0.95, μ = 1e-3; inverses by
 `solve`, inverse square roots by `inv_root` (eigendecomposition, or `root_method = "newton"`), recomputed every
 `root_every` steps (1 = the algorithm as stated; larger amortizes them as Shampoo does, using the stale roots in
-between); msign by Newton–Schulz (keller, fp32). Matrices only.
+between); the factors and their roots computed and stored in fp32 whatever the parameter's dtype (a bf16 model's
+Gram matrices lose too much in bf16); msign by Newton–Schulz (keller, fp32). Matrices only.
 """
 
 def sym(x):
@@ -35,13 +36,14 @@ optimizer fismo(lr = 0.02, momentum = 0.95, gamma = 0.95, damping = 1e-3, weight
                 static ns_steps = 5, static ns_dtype = "fp32", static method = one_of("ns", "svd"),
                 static root_method = one_of("eigh", "newton"), static root_every = 1):
     for matrix W:
-        state P = eye(W @ W.T)
-        state Q = eye(W.T @ W)
-        state P_root = eye(W @ W.T)
-        state Q_root = eye(W.T @ W)
+        state P: fp32 = eye(W @ W.T)
+        state Q: fp32 = eye(W.T @ W)
+        state P_root: fp32 = eye(W @ W.T)
+        state Q_root: fp32 = eye(W.T @ W)
         state momentum_buffer = zeros_like(W)
-        let c = max(amax(abs(grad)), 1)
-        let g = grad / c
+        let g32 = cast(grad, "fp32")
+        let c = max(amax(abs(g32)), 1)
+        let g = g32 / c
         let left = g @ solve(Q, g.T) / cols(W) + damping * trace(P) / rows(W) / (c * c) * eye(P)
         let p_tilde = gamma / (c * c) * P + (1 - gamma) * left
         P = sym(rows(W) * p_tilde / trace(p_tilde))

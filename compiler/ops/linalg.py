@@ -248,12 +248,12 @@ def _solve_law(f, ab):
     cost=lambda shapes, attrs: (2.0 * shapes[0][-1] ** 3 / 3 + 2.0 * shapes[0][-1] ** 2 * shapes[1][-1])
     * math.prod(shapes[0][:-2]))
 def solve(a, b):
-    """X = A⁻¹B for a square A (float64 LU with partial pivoting, returned in B's dtype); NaN for a singular or
-    non-finite A."""
+    """X = A⁻¹B for a square A (float64 LU with partial pivoting, returned in the wider of A's and B's dtypes); NaN
+    for a singular or non-finite A."""
     bad, clean = _clean(_f64(a))
     x, info = torch.linalg.solve_ex(clean, _f64(b))
     bad = bad | (info != 0) | ~torch.isfinite(x).all(-1).all(-1)
-    return _nan_where(bad, x).to(b.dtype)
+    return _nan_where(bad, x).to(torch.promote_types(a.dtype, b.dtype))
 
 
 # ---- factorizations ------------------------------------------------------------------------------------

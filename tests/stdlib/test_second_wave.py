@@ -141,7 +141,8 @@ def _fismo_oracle(lr=0.02, beta=0.95, gamma=0.95, mu=1e-3):
 
 
 def test_fismo_follows_the_papers_algorithm():
-    losses = compare("fismo", None, _fismo_oracle(), hypers={"method": "svd"}, rtol=1e-8, atol=1e-10)
+    # (the spec stores P, Q and their roots in fp32, the oracle in float64: agreement to fp32's ~1e-7)
+    losses = compare("fismo", None, _fismo_oracle(), hypers={"method": "svd"}, rtol=1e-5, atol=1e-8)
     assert losses[-1] < losses[0]
 
 
