@@ -94,9 +94,15 @@ def param_name(group: dict[str, Any], p: torch.Tensor) -> str:
     return f"#{index} of its group (shape {show_shape(tuple(p.shape))})"
 
 
-def restore_dtypes(opt: GeoOptimizer) -> None:
-    """Casts each loaded slot back to its declared storage dtype: torch's loader casts floating state to the
-    parameter's dtype, which would turn a bf16 state of an fp32 parameter into fp32."""
+def restore_dtypes(opt: GeoOptimizer, sd: dict[str, Any] | None = None) -> None:
+    """Gives each loaded slot back its declared storage dtype: torch's loader casts floating state to the
+    parameter's dtype, which would turn a bf16 state of an fp32 parameter into fp32 — and round an fp32 state of a
+    bf16 parameter to bf16, so such a slot is taken again from the saved state_dict `sd`, at its full precision."""
+    saved: dict[int, Any] = {}
+    if sd is not None:
+        for g_saved, g_now in zip(sd.get("param_groups", []), opt.param_groups):
+            for pid, p in zip(g_saved.get("params", []), g_now["params"]):
+                saved[id(p)] = sd.get("state", {}).get(pid)
     for group in opt.param_groups:
         rule = opt._geo.rules[group["geo_rule"]]
         for p in group["params"]:
@@ -105,7 +111,9 @@ def restore_dtypes(opt: GeoOptimizer) -> None:
                 continue
             for slot in _slots(opt, rule, group, p):
                 if slot.dtype and isinstance(state.get(slot.name), torch.Tensor):
-                    state[slot.name] = state[slot.name].to(torch_dtype(slot.dtype))
+                    original = (saved.get(id(p)) or {}).get(slot.name)
+                    source = original if isinstance(original, torch.Tensor) else state[slot.name]
+                    state[slot.name] = source.to(device=p.device, dtype=torch_dtype(slot.dtype), copy=True)
 
 
 def _slots(opt: GeoOptimizer, rule: RuleInfo, group: dict[str, Any], p: torch.Tensor) -> list[StateSlot]:

@@ -284,7 +284,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         """
         checkpoint.validate(self, state_dict, allow_spec_change)
         super().load_state_dict({k: v for k, v in state_dict.items() if k not in ("geo", checkpoint.GLOBAL_KEY)})
-        checkpoint.restore_dtypes(self)
+        checkpoint.restore_dtypes(self, state_dict)
         if self._geo.info.uses_global:
             checkpoint.restore_global(self, state_dict[checkpoint.GLOBAL_KEY])
 
