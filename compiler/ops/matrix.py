@@ -116,7 +116,8 @@ def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.
         lead = X.shape[:-2]
         X = X.reshape(-1, *X.shape[-2:])
     for k in range(steps):
-        a, b, c = schedule.coefficients(k)
+        # (a user's coefficient beyond the dtype's range is ±inf there, as a cast gives, not torch's refusal)
+        a, b, c = (host_scalar(float(v), X) for v in schedule.coefficients(k))
         if batched:
             A = X @ X.mT
             B = torch.baddbmm(A, A, A, beta=b, alpha=c)
