@@ -349,9 +349,30 @@ def slot_shape(slot: StateSlot, shape: tuple[int, ...], rule: RuleInfo) -> tuple
     seen = viewed_shape(rule, shape)
     if slot.type.shape is None:
         return seen
-    if len(slot.type.shape) == len(seen) and all(d == 1 or isinstance(d, str) for d in slot.type.shape):
-        return tuple(1 if d == 1 else s for d, s in zip(slot.type.shape, seen))
-    return None
+    # The slot's dims are the body's dim names (`m`, `n`, ...) or sizes: a Gram factor `W @ W.T` is [m, m], a row
+    # of column statistics [1, n], a per-shape program's slot is all sizes.
+    body = rule_type(len(shape))
+    if rule.view is not None:
+        try:
+            body = rule.view.type(body, rule.view_args)
+        except ValueError:
+            return None
+    names = body.shape or ()
+    lead = seen[:len(seen) - len(names)]
+    sizes = {d: n for d, n in zip(names, seen[len(seen) - len(names):]) if isinstance(d, str)}
+    dims = []
+    for d in slot.type.shape:
+        if d == 1:
+            dims.append(1)
+        elif isinstance(d, int):  # a size the type bounds rather than fixes (`right_init`'s min(rank, m, n))
+            return None
+        elif d in sizes:
+            dims.append(sizes[d])
+        else:
+            return None
+    if slot.type.batched:  # leading batch dims: the parameter's, as the view shows them
+        return tuple(lead) + tuple(dims) if body.batched else None
+    return tuple(dims)
 
 
 def show_shape(shape: Iterable[int]) -> str:

@@ -5,24 +5,33 @@ rank the runtime meets; it reports errors as `check` does, collecting all of the
 
 Elaboration is symbolic evaluation: runtime values become IR nodes, static values are folded to constants,
 `if` on a static condition picks its branch (the other branches are still checked), `repeat` unrolls, and
-user functions are inlined. Steps composed with `∘` run in order on the same gradient, each with its own
-state namespace.
+user functions are inlined. Steps composed with `∘` run in order, each with its own state namespace; a step
+that assigns `grad` hands the later steps that direction (a chain of transforms). A `when`/`every` block whose
+condition is known only on the host becomes a guard: the program is specialized per outcome (`firing`), and the
+full program records the guards that choose. An `across` block is elaborated like a rule over the vector of the
+layers; its top-level values are `input` nodes of the rules. A random operator gets the step's key (`input`
+"rng") and its call site.
+
+It is over 800 lines because it is one recursive evaluator: statements, expressions, calls and inlining share
+one scope model, one diagnostic policy (poison, check-only branches) and one graph, and splitting it would pass
+all of that through every call.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from ..dsl import ast
-from ..dsl.diagnostics import DiagnosticBag, Label, did_you_mean
+from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.source import Span
 from .binding import rule_type
 from .fold import FOLD_BUDGET, MAX_STATIC_SIZE, FoldBudget, has_complex, sequence_size, too_large_power
-from .ir import Constraint, Graph, Node, Program, StateSlot
+from .ir import SOURCE_OPS, Constraint, Graph, Node, Program, StateSlot
 from .ops import registry
 from .ops.registry import OpDef
-from .spec import BUILTINS, RESERVED_STATES, STATE_DTYPES, Checked, RuleInfo
-from .types import SCALAR, ShapeError, Static, Tensor, TupleT, Type, broadcast
+from .spec import ACROSS, BUILTINS, RESERVED_STATES, STATE_DTYPES, Checked, RuleInfo
+from .types import KEY, SCALAR, Scalar, ShapeError, Static, Tensor, TupleT, Type, broadcast
 
 BINARY_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow", "==": "eq",
               "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "and": "and", "or": "or"}
@@ -44,13 +53,47 @@ POISON_T = Poison()
 
 
 def elaborate(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
-              active: tuple[int, ...] | None = None) -> Program:
+              active: tuple[int, ...] | None = None, firing: frozenset | None = None,
+              dims: tuple[int, ...] | None = None) -> Program:
     """The program of `rule` for these static values and parameter rank, with only the `active` steps of its
-    chain (None: all); raises GeoError with every diagnostic found."""
+    chain (None: all) and only the `when`/`every` blocks in `firing` (None: all of them, the full program whose
+    `guards` decide the others); `dims`, the parameter's shape as the rule sees it, makes shape facts static (for
+    a rule whose `per_shape` program says it needs them). Raises GeoError with every diagnostic found."""
     bag = DiagnosticBag()
-    program = Elaborator(checked, rule, statics, rank, bag, active).run()
+    try:
+        program = Elaborator(checked, rule, statics, rank, bag, active, firing, dims).run()
+    except NeedsRank:
+        raise InternalError("elaborate", f"rule `{rule.text}` decides static values by the parameter's rank: specialize "
+                            "it for a rank (RuleInfo.variants lists them)", rule.span) from None
     bag.raise_if_errors()
     return program
+
+
+class NeedsRank(Exception):
+    """Raised when a rule of unknown rank needs its rank to decide something static (`if ndim(W) == 2:`): the
+    checker then checks the rule once per rank (RuleInfo.rank_dependent), as the runtime specializes it."""
+
+
+RANKS = (0, 1, 2, 3, 4)  # the ranks the selectors name: scalar, vector, matrix, stack, conv
+
+
+def check_rule(checked: Checked, rule: RuleInfo, statics: dict[str, Any], bag: DiagnosticBag,
+               budget: FoldBudget | None = None) -> None:
+    """Elaborates every variant of a rule (RuleInfo.variants) into `bag`. A rule of unknown rank whose static
+    choices depend on the rank is checked instead for each rank a parameter may have: a branch is then checked
+    where it is taken, against the ranks that take it, and each diagnostic says for which rank it holds."""
+    for rank, active in rule.variants():
+        sub = DiagnosticBag()
+        try:
+            Elaborator(checked, rule, statics, rank, sub, active, budget=budget).run()
+        except NeedsRank:
+            rule.rank_dependent = True
+            return check_rule(checked, rule, statics, bag, budget)
+        for d in sub.items:
+            if rule.rank_dependent and rule.rank() is None:
+                d.notes = list(d.notes) + [f"found checking the rule for a parameter of rank {rank} (its static "
+                                           "choices depend on the rank, so it is checked once per rank)"]
+            bag.add(d)  # (the same error at several ranks is reported once)
 
 
 @dataclass
@@ -101,10 +144,19 @@ class _Return(Exception):
 
 class Elaborator:
     def __init__(self, checked: Checked | None, rule: RuleInfo | None, statics: dict[str, Any], rank: int | None,
-                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, budget: FoldBudget | None = None):
+                 bag: DiagnosticBag, active: tuple[int, ...] | None = None, firing: frozenset | None = None,
+                 dims: tuple[int, ...] | None = None, budget: FoldBudget | None = None):
         self.checked, self.rule, self.statics, self.rank, self.bag = checked, rule, statics, rank, bag
         self.active = active
         self.budget = budget if budget is not None else FoldBudget()
+        self.dims = dims                     # the parameter's shape as the rule sees it, for a per-shape program
+        self.per_shape = False               # a static choice met a shape fact only a real shape decides
+        self.firing = firing                 # the `when` blocks that run (None: all)
+        self.guards: dict[tuple, Node] = {}  # site of each `when` met on the live path -> its host condition
+        self.guard_parents: dict[tuple, tuple | None] = {}
+        self._guard_stack: list[tuple] = []
+        self._occurrences: dict[tuple, int] = {}  # how often each site was met (repeat, inlining): sites stay distinct
+        self.checking_only = 0               # > 0 inside a branch that is checked but not taken
         self.graph = Graph()
         self.root = Scope()
         self.constraints: list[Constraint] = []
@@ -123,12 +175,17 @@ class Elaborator:
     # -- the rule
     def param_type(self) -> Tensor:
         rule = self.rule
+        if rule.is_across:
+            return rule_type(1)  # the vector of the layers' indices, whatever the selector picks
         base = rule_type(self.rank)
         if rule.view is not None:
             try:
-                return rule.view.type(base, rule.view_args)
+                base = rule.view.type(base, rule.view_args)
             except ValueError:
                 return base
+        if self.dims is not None and base.shape is not None:  # a per-shape specialization: the sizes are known
+            sizes = self.dims[len(self.dims) - len(base.shape):]
+            base = base.with_shape(tuple(sizes))
         return base
 
     def run(self) -> Program:
@@ -145,8 +202,15 @@ class Elaborator:
                 hyper_scope.vars[name] = Var("static", g.const(value, h.span), h.span)
             else:
                 hyper_scope.vars[name] = Var("hyper", g.node("hyper", (), {"name": name}, type=h.type, span=h.span), h.span)
+        across = self.checked.optimizers.get(rule.optimizer) if not rule.is_across else None
+        for name in across.exports if across is not None else ():  # an `across` value: this parameter's entry
+            hyper_scope.vars.setdefault(name, Var("across", g.node("input", (), {"name": f"{ACROSS}.{name}"},
+                                                                    type=SCALAR, span=across.across.span),
+                                                   across.across.span))
         current = param
+        direction = grad  # what each step reads as `grad`: a step that assigns `grad` hands the next one its value
         outputs: dict[str, Node] = {}
+        exports: dict[str, Node] = {}
         for i, use in enumerate(rule.chain):
             if self.active is not None and i not in self.active:
                 continue
@@ -158,11 +222,12 @@ class Elaborator:
                 elif name in hyper_scope.vars:
                     scope.vars[name] = hyper_scope.vars[name]
             for name, var in hyper_scope.vars.items():
-                if use.name == "" and name not in scope.vars:
+                if (use.name == "" or var.kind == "across") and name not in scope.vars:
                     scope.vars[name] = var
-            scope.vars["grad"] = Var("grad", grad, rule.binder.name_span)
+            if not rule.is_across:  # the across block sees no gradient: it decides before any step
+                scope.vars["grad"] = Var("grad", direction, rule.binder.name_span)
             scope.vars["t"] = Var("t", t, rule.span)
-            scope.vars[use.binder.name] = Var("param", current, use.binder.name_span)
+            scope.vars[use.binder.name] = Var("layers" if rule.is_across else "param", current, use.binder.name_span)
             self.init_scope = Scope(dict(scope.vars))
             self.init_scope.vars[use.binder.name] = Var("param", param, use.binder.name_span)
             self.prefix = use.prefix
@@ -174,11 +239,34 @@ class Elaborator:
                 var = body_scope.vars.get(slot.name[len(use.prefix):])
                 if var is not None and var.kind == "state":
                     outputs[slot.name] = var.node
+            if rule.is_across:
+                exports = self._exports(body_scope, ptype)
+            else:
+                direction = scope.vars["grad"].node
         self._check_param(current, ptype)
         outputs = {"param": current, **{k: v for k, v in outputs.items() if not (v.op == "state" and v.attr("name") == k)}}
         return Program(rule.optimizer, rule.index, rule.text, rule.binder.name, ptype, dict(self.statics),
                        [k for k, h in rule.hypers.items() if not h.static], self.states, outputs, self.constraints,
-                       rule.span)
+                       rule.span, dict(self.guards), dict(self.guard_parents), exports, self.per_shape)
+
+    def _exports(self, scope: Scope, ptype: Tensor) -> dict[str, Node]:
+        """The values an `across` block gives the rules: each top-level `let` and `state`, a vector over the layers
+        (each parameter reads its entry) or one number for all of them."""
+        out = {}
+        for name in self.checked.optimizers[self.rule.optimizer].exports:
+            var = scope.vars.get(name)
+            if var is None or isinstance(var.node.type, Poison):
+                continue
+            t = var.node.type
+            ok = isinstance(t, Scalar) or (isinstance(t, Static) and t.kind in ("int", "float", "bool")) or (
+                isinstance(t, Tensor) and not t.batched and t.shape in ((), ptype.shape, (1,)))
+            if not ok:
+                self.bag.error("GEO0205", f"the `across` value `{name}` is `{t.show()}`; each parameter reads one "
+                               "number from it", var.span, help="make it a vector over the layers (shaped like "
+                               f"`{self.rule.binder.name}`) or a single number")
+                continue
+            out[name] = var.node
+        return out
 
     def _check_param(self, node: Node, ptype: Tensor) -> None:
         if isinstance(node.type, Poison):
@@ -219,7 +307,8 @@ class Elaborator:
                                secondary=[Label(scope.vars[s.name].span, "defined here")],
                                help=f"assign with `{s.name} = ...`")
                 return
-            if s.name in BUILTINS or (scope.lookup(s.name) and scope.lookup(s.name).kind in ("param", "hyper", "static", "state")):
+            if s.name in BUILTINS or (scope.lookup(s.name) and scope.lookup(s.name).kind in ("param", "hyper", "static", "state",
+                                                                                            "across", "layers")):
                 what = scope.lookup(s.name).kind if scope.lookup(s.name) else "builtin"
                 self.bag.error("GEO0104", f"`let {s.name}` would hide {_kind_word(what)} `{s.name}`", s.span,
                                help="choose another name")
@@ -231,6 +320,8 @@ class Elaborator:
             self.if_stmt(s, scope)
         elif isinstance(s, ast.Repeat):
             self.repeat(s, scope)
+        elif isinstance(s, ast.When):
+            self.when_stmt(s, scope)
         elif isinstance(s, ast.Return):
             if self.function_depth == 0:
                 self.bag.error("GEO0108", "`return` outside a function", s.span,
@@ -304,7 +395,7 @@ class Elaborator:
                            help=did_you_mean(s.name, scope.names()) or f"declare it with `let {s.name} = ...` or "
                                                                         f"`state {s.name} = ...`")
             return
-        if var.kind in ("hyper", "static", "grad", "t", "loop", "binding"):
+        if var.kind in ("hyper", "static", "t", "loop", "binding", "across", "layers"):
             self.bag.error("GEO0107", f"cannot assign to {_kind_word(var.kind)} `{s.name}`", s.span,
                            secondary=[Label(var.span, "declared here")] if var.span.source.text and var.kind != "t" else [],
                            help=f"introduce a new name: `let {s.name}_new = ...`")
@@ -312,8 +403,11 @@ class Elaborator:
         if isinstance(node.type, Poison):
             scope.owner(s.name).vars[s.name] = Var(var.kind, node, var.span, var.slot)
             return
-        if var.kind in ("param", "state"):
+        if var.kind in ("param", "state", "grad"):  # `grad = ...` transforms the direction later steps read
             node = self._fit(node, var, s)
+            if var.kind == "grad" and not isinstance(node.type, (Tensor, Poison)):  # `grad = 0`: a tensor of zeros
+                like = self.graph.node("grad", type=self.param_type(), span=var.span)
+                node = self.apply("full_like", [(like, s.span), (node, s.value.span)], {}, s.value.span)
         owner = scope.owner(s.name)
         owner.vars[s.name] = Var(var.kind, node, var.span, var.slot)
 
@@ -344,11 +438,14 @@ class Elaborator:
     def if_stmt(self, s: ast.If, scope: Scope) -> None:
         chosen: ast.Block | None = None
         decided = False
+        undecided = False
         for test, body in s.branches:
             node = self.expr(test, scope)
             value = self.static_value(node, test, "an `if` condition",
                                       "use `where(cond, a, b)` for an elementwise runtime choice")
-            if value is _NOT_STATIC:
+            if value is _UNDECIDED:
+                undecided = True  # a shape decides: every branch may run for some shape
+            elif value is _NOT_STATIC:
                 decided = True  # an error was reported; check the bodies without choosing
                 chosen = None
             elif not decided and bool(value):
@@ -356,10 +453,23 @@ class Elaborator:
         if not decided:
             chosen = s.orelse
         for body in [b for _, b in s.branches] + ([s.orelse] if s.orelse else []):
-            if body is chosen:
+            if undecided:
+                self._check_all(body, scope)
+            elif body is chosen:
                 self.block(body, Scope(parent=scope))
             else:
                 self._check_only(body, scope)
+
+    def _check_all(self, body: ast.Block, scope: Scope) -> None:
+        """Checks a branch that some shape takes (a per-shape choice, in the program of no shape): every error is
+        reported, the effects are discarded (the program of each real shape is elaborated apart)."""
+        saved = list(self.states)
+        try:
+            self.block(body, Scope(parent=scope.clone()))
+        except _Return:
+            pass
+        finally:
+            self.states = saved
 
     def _check_only(self, body: ast.Block, scope: Scope) -> None:
         """Checks a branch not taken, discarding its effects.
@@ -369,17 +479,104 @@ class Elaborator:
         those are checked in the specializations that take the branch."""
         saved_states, saved_bag = list(self.states), self.bag
         self.bag = DiagnosticBag()
+        self.checking_only += 1
         try:
             self.block(body, Scope(parent=scope.clone()))
         except _Return:
             pass
         finally:
+            self.checking_only -= 1
             self.states, branch_bag, self.bag = saved_states, self.bag, saved_bag
+        self.bag.extend(d for d in branch_bag.items if d.code not in TYPE_CODES)
+
+    def site(self, span: Span) -> tuple:
+        """A stable name for a statement or call as elaboration meets it: (file, offset, occurrence). Every
+        specialization meets the same sites in the same order (a branch not taken is still elaborated, in
+        `_check_only`), so a site names the same thing in all of them: a `when` block, a random draw."""
+        where = (span.source.name, span.start)
+        count = self._occurrences.get(where, 0)
+        self._occurrences[where] = count + 1
+        return (*where, count)
+
+    def when_stmt(self, s: ast.When, scope: Scope) -> None:
+        """`when cond:` / `every k:`. The condition must be known on the host (a static value decides at compile
+        time, like `if`); the rule is compiled once per outcome of its conditions, and each step runs the
+        specialization its conditions choose (the runtime evaluates them from `t`, hyperparameters, shape facts
+        and `across` values): skipped work costs nothing, and no value changes code."""
+        key = self.site(s.span)
+        cond = self.every_condition(s, scope) if s.period is not None else self.expr(s.test, scope)
+        if isinstance(cond.type, Poison):
+            return self._check_only(s.body, scope)
+        if cond.is_const:
+            if bool(cond.value):
+                self.block(s.body, Scope(parent=scope))
+            else:
+                self._check_only(s.body, scope)
+            return
+        if not isinstance(cond.type, Scalar):
+            self.bag.error("GEO0307", f"a `when` condition must be known on the host, found a `{cond.type.show()}`",
+                           s.test.span, "a tensor, on the device",
+                           notes=["the condition chooses which compiled step runs, before any kernel"],
+                           help="build it from `t`, hyperparameters, shape facts and `across` values; for an "
+                                "elementwise choice use `where(cond, a, b)`")
+            return self._check_only(s.body, scope)
+        if self.checking_only:  # inside a branch not taken: checked, never a guard of this program
+            return self.block(s.body, Scope(parent=scope))
+        self.guards[key] = cond
+        self.guard_parents[key] = self._guard_stack[-1] if self._guard_stack else None
+        if self.firing is None or key in self.firing:
+            self._guard_stack.append(key)
+            try:
+                self.block(s.body, Scope(parent=scope))
+            finally:
+                self._guard_stack.pop()
+        else:
+            self._check_only(s.body, scope)
+
+    def every_condition(self, s: ast.When, scope: Scope) -> Node:
+        """`every k:` is `when mod(t - 1, k) == 0:` — steps 1, k + 1, 2k + 1, …; k a positive integer (a static
+        one is checked here, a runtime one is the user's to keep integral)."""
+        k = self.expr(s.period, scope)
+        if isinstance(k.type, Poison):
+            return k
+        if k.is_const and (not isinstance(k.value, int) or isinstance(k.value, bool) or k.value < 1):
+            self.bag.error("GEO0308", f"`every` takes a positive integer period, found {k.value!r}", s.period.span,
+                           help="`every 10:` runs its block at steps 1, 11, 21, …")
+            return self.poison(s.period.span)
+        if not (k.is_const or isinstance(k.type, Scalar)):
+            self.bag.error("GEO0307", f"an `every` period must be known on the host, found a `{k.type.show()}`",
+                           s.period.span, "a tensor, on the device",
+                           help="a static or runtime hyperparameter, or a literal")
+            return self.poison(s.period.span)
+        t = scope.lookup("t")
+        if t is None or t.kind != "t":
+            self.bag.error("GEO0307", "`every` counts the steps of a step body; a function has no step count `t`",
+                           s.span.head(), help="move the `every` block into the step that calls the function")
+            return self.poison(s.period.span)
+        span = s.period.span
+        one = self.graph.const(1, span)
+        elapsed = self.apply("sub", [(t.node, span), (one, span)], {}, span, symbol="-")
+        phase = self.apply("mod", [(elapsed, span), (k, span)], {}, span)
+        return self.apply("eq", [(phase, span), (self.graph.const(0, span), span)], {}, span, symbol="==")
+
+    def _check_only_expr(self, e: ast.Expr, scope: Scope) -> None:
+        """The expression `_check_only` checks for a branch not taken (`a if cond else b` with a static cond)."""
+        saved_bag = self.bag
+        self.bag = DiagnosticBag()
+        self.checking_only += 1
+        try:
+            self.expr(e, scope)
+        finally:
+            self.checking_only -= 1
+            branch_bag, self.bag = self.bag, saved_bag
         self.bag.extend(d for d in branch_bag.items if d.code not in TYPE_CODES)
 
     def repeat(self, s: ast.Repeat, scope: Scope) -> None:
         node = self.expr(s.count, scope)
         value = self.static_value(node, s.count, "a `repeat` count")
+        if value is _UNDECIDED:
+            self._check_all(s.body, scope)
+            return
         if value is _NOT_STATIC:
             self._check_only(s.body, scope)
             return
@@ -405,10 +602,39 @@ class Elaborator:
             return _NOT_STATIC
         if node.is_const:
             return node.value
+        if self._shape_decides(node):
+            self.per_shape = True
+            return _UNDECIDED
         self.bag.error("GEO0301", f"{what} must be static, found a runtime `{node.type.show()}`", expr.span,
                        "known only at run time", secondary=self._runtime_origin(expr),
                        help=help or "make the value a static hyperparameter (`static NAME = ...`) or a literal")
         return _NOT_STATIC
+
+    def _shape_decides(self, node: Node) -> bool:
+        """Whether a value that is not static here is decided by the parameter's rank or sizes alone (`ndim(W)`,
+        `rows(W) > 1024`, `cols(W) // 2`): it is static in every real specialization. A rule of unknown rank is
+        then checked per rank (NeedsRank); a rule of known rank gets a program per parameter shape (`per_shape`,
+        the runtime specializes it with `dims`), and returns True. Anything read at run time (a hyperparameter,
+        `t`, a tensor's values) makes it False: then it is an error."""
+        if self.rule is None or self.dims is not None:
+            return False
+        rank_needed = False
+        stack, seen = [node], set()
+        while stack:
+            n = stack.pop()
+            if n.id in seen or n.op == "const":
+                continue
+            seen.add(n.id)
+            if n.op in ("ndim", "rows", "cols", "numel"):
+                x = n.args[0].type
+                rank_needed |= isinstance(x, Tensor) and x.shape is None
+                continue
+            if n.op in SOURCE_OPS or not isinstance(n.type, (Scalar, Static)):
+                return False
+            stack.extend(n.args)
+        if rank_needed and self.rank is None and not self.rule.is_across:
+            raise NeedsRank()
+        return True
 
     def _runtime_origin(self, expr: ast.Expr) -> list[Label]:
         if self.rule is None:
@@ -452,10 +678,19 @@ class Elaborator:
             test = self.expr(e.test, scope)
             value = self.static_value(test, e.test, "the condition of `a if cond else b`",
                                       "use `where(cond, a, b)` for an elementwise runtime choice")
-            then, orelse = self.expr(e.then, scope), self.expr(e.orelse, scope)
-            if value is _NOT_STATIC:
-                return self.poison(e.span)
-            return then if value else orelse
+            if value is _NOT_STATIC or value is _UNDECIDED:  # both are checked in full
+                then, _ = self.expr(e.then, scope), self.expr(e.orelse, scope)
+                # (undecided: a per-shape program chooses; this one, for no shape, is never run)
+                return self.poison(e.span) if value is _NOT_STATIC else then
+            # As for `if`: the side not taken is checked for names and arities, not against a rank it cannot have.
+            taken, other = (e.then, e.orelse) if value else (e.orelse, e.then)
+            if value:
+                node = self.expr(taken, scope)
+                self._check_only_expr(other, scope)
+            else:
+                self._check_only_expr(other, scope)
+                node = self.expr(taken, scope)
+            return node
         if isinstance(e, ast.Attr):
             value = self.expr(e.value, scope)
             if e.name == "T":
@@ -517,8 +752,10 @@ class Elaborator:
         if isinstance(base.type, Poison) or isinstance(idx.type, Poison):
             return self.poison(e.span)
         i = self.static_value(idx, e.index, "an index")
-        if i is _NOT_STATIC:
+        if i is _NOT_STATIC or i is _UNDECIDED:
             return self.poison(e.span)
+        if isinstance(base.type, TupleT) and base.op not in ("const", "hyper"):  # a factorization: `eigh(A)[1]`
+            return self.apply("item", [(base, e.value.span)], {"index": (idx, e.index.span)}, e.span, symbol="[]")
         size = len(base.value) if base.is_const and isinstance(base.value, tuple) else \
             len(base.type.items) if isinstance(base.type, TupleT) else None
         if size is None:
@@ -562,15 +799,30 @@ class Elaborator:
         """Binds arguments to a registry operator, checks them with its type rule, folds static values."""
         opdef: OpDef = registry.get(name)
         shown = f"`{symbol}`" if symbol else f"`{name}`"
-        bound = self.bind(opdef.params, args, kwargs, shown, opdef.signature(), name_span or span, keywords=keywords)
+        bound = self.bind(opdef.user_params, args, kwargs, shown, opdef.signature(), name_span or span,
+                          keywords=keywords)
         if bound is None:
             return self.poison(span)
+        if opdef.kind == registry.RANDOM:
+            if self.in_init:
+                self.bag.error("GEO0114", f"a state's initial value cannot draw random numbers (`{name}`)", span,
+                               notes=["a draw belongs to a step: it is keyed by the step count"],
+                               help="initialize with `zeros_like(...)` and draw in an `every k:` block, which runs at "
+                                    "the first step")
+                return self.poison(span)
+            if self.rule is not None:
+                self.rule.randomized = True  # the optimizer keeps a generator seed in its state dict
+            site = self.site(span)
+            bound["key"] = (self.graph.node("input", (), {"name": "rng"}, type=KEY, span=span), span)
+            bound["site"] = (self.graph.const(f"{PurePath(site[0]).stem}:{site[1]}:{site[2]}", span), span)
         if any(isinstance(n.type, Poison) for n, _ in bound.values()):
             return self.poison(span)
         runtime = any(not bound[p.name][0].is_const for p in opdef.value_params)
         for p in opdef.value_params if runtime else ():  # a runtime argument is a number or a tensor (static
             node, arg_span = bound[p.name]               # calls fold: `form == "code"` compares strings)
-            if isinstance(node.type, TupleT) or (isinstance(node.type, Static) and node.type.kind in ("str", "tuple")):
+            factors = isinstance(node.type, TupleT) and all(isinstance(i, Tensor) for i in node.type.items)
+            if (isinstance(node.type, TupleT) and not factors) or \
+                    (isinstance(node.type, Static) and node.type.kind in ("str", "tuple")):
                 self.bag.error("GEO0202", f"argument `{p.name}` of {shown} takes a number or a tensor, found "
                                f"`{node.type.show()}`", arg_span, notes=[f"signature: {opdef.signature()}"])
                 return self.poison(span)
@@ -580,6 +832,12 @@ class Elaborator:
         for p in opdef.params:
             node, arg_span = bound[p.name]
             if p.static:
+                if not node.is_const and self._shape_decides(node):  # a per-shape program decides it
+                    self.per_shape = True
+                    if p.required:
+                        return self.poison(span)
+                    attrs[p.name] = p.default  # checked with the default here; each shape's program has its own
+                    continue
                 if not node.is_const:
                     self.bag.error("GEO0301", f"argument `{p.name}` of `{name}` must be static, found a runtime "
                                    f"`{node.type.show()}`", arg_span, "known only at run time",
@@ -765,12 +1023,14 @@ class _NotStatic:
 
 
 _NOT_STATIC = _NotStatic()
+_UNDECIDED = _NotStatic()  # static in every real specialization, decided by the parameter's shape
 
 
 def _kind_word(kind: str) -> str:
     return {"hyper": "the runtime hyperparameter", "static": "the static hyperparameter", "grad": "the gradient",
             "t": "the step count", "loop": "the loop variable", "binding": "the bound hyperparameter",
-            "param": "the parameter", "state": "the state", "let": "the local", "builtin": "the builtin"}.get(kind, kind)
+            "param": "the parameter", "state": "the state", "let": "the local", "builtin": "the builtin",
+            "across": "the `across` value", "layers": "the layer indices"}.get(kind, kind)
 
 
 _PREDICATES = {"needs", "reduces", "expected", "expects", "takes", "has", "is", "cannot", "must", "does", "gives"}

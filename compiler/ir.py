@@ -10,6 +10,7 @@ this step), `const` (a static value). Every other op is a registry operator.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..dsl.diagnostics import InternalError
 from ..dsl.source import Span, builtin_span, escaped
 from .types import Dim, Static, Tensor, Type, static_kind
 
-SOURCE_OPS = ("param", "grad", "t", "hyper", "state", "const")
+SOURCE_OPS = ("param", "grad", "t", "hyper", "state", "const", "input")
 
 
 class Node:
@@ -112,9 +113,35 @@ class Program:
     outputs: dict[str, Node]  # "param" → the new parameter value; state name → its new value
     constraints: list[Constraint] = field(default_factory=list)
     span: Span = field(default_factory=builtin_span)
+    # `when`/`every` blocks met on the live path: site -> the host condition that runs the block, and the block
+    # that encloses it (None: top level). A specialization runs the blocks of its `firing` set.
+    guards: dict[tuple, Node] = field(default_factory=dict)
+    guard_parents: dict[tuple, tuple | None] = field(default_factory=dict)
+    # an `across` block's program: the values it gives the rules, by name (a vector over the layers or a number)
+    exports: dict[str, Node] = field(default_factory=dict)
+    # a static choice depends on the parameter's sizes (`rows(W) > 1024`): this program, for no shape in particular,
+    # only checks; the runtime specializes the rule per parameter shape (elaborate's `dims`)
+    per_shape: bool = False
 
     def roots(self) -> list[Node]:
-        return list(self.outputs.values()) + [s.init for s in self.states]
+        return (list(self.outputs.values()) + [s.init for s in self.states] + list(self.guards.values())
+                + list(self.exports.values()))
+
+    def firing(self, values: dict[int, Any]) -> frozenset | None:
+        """The blocks that run, given the guards' values (by node id): those whose condition holds and whose
+        enclosing block runs; None when every block runs (the program itself)."""
+        fired: set[tuple] = set()
+        for key, node in self.guards.items():  # in elaboration order: an enclosing block comes first
+            parent = self.guard_parents.get(key)
+            if (parent is None or parent in fired) and bool(values[node.id]):
+                fired.add(key)
+        return None if len(fired) == len(self.guards) else frozenset(fired)
+
+    @functools.cached_property
+    def inputs(self) -> tuple[str, ...]:
+        """The per-parameter inputs the step or its guards read (`input` nodes): the random key "rng", `across`
+        values. (Passes build a new Program, so the cache never outlives the nodes it describes.)"""
+        return tuple(sorted({n.attr("name") for n in self.nodes() if n.op == "input"}))
 
     def nodes(self) -> list[Node]:
         """Every node reachable from the outputs and state inits, in a topological order (by id)."""
@@ -155,7 +182,11 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
     nodes = p.nodes()
     num = numbering or {n.id: i for i, n in enumerate(nodes)}
     statics = " ".join(f"{k}={geo_literal(v)}" for k, v in sorted(p.statics.items()))
-    lines = [f"rule {p.optimizer}[{p.rule_index}] {p.rule_text}: {p.param_type.show()}" + (f"  # {statics}" if statics else "")]
+    index = "across" if p.rule_index < 0 else p.rule_index
+    lines = [f"rule {p.optimizer}[{index}] {p.rule_text}: {p.param_type.show()}" + (f"  # {statics}" if statics else "")]
+    if p.per_shape:
+        lines.append("  # compiled per parameter shape: its static choices read rows/cols; shown here for no shape in "
+                     "particular (shape-dependent arguments at their defaults, shape-dependent branches left out)")
     for s in p.states:
         dt = f" ({s.dtype})" if s.dtype else ""
         lines.append(f"  state {s.name}: {s.type.show()}{dt} = %{num[s.init.id]}")
@@ -172,8 +203,16 @@ def print_program(p: Program, numbering: dict[int, int] | None = None) -> str:
         lines.append(f"  %{num[n.id]} = {body} : {n.type.show()}{loc}")
     for name, n in p.outputs.items():
         lines.append(f"  write {name} <- %{num[n.id]}")
+    for name, n in p.exports.items():
+        lines.append(f"  export {name} <- %{num[n.id]}")
     for c in p.constraints:
         lines.append(f"  require {c.left} == {c.right}  # {c.what}")
+    for key, n in p.guards.items():
+        where = ""
+        if n.span.source.text:
+            line, col = n.span.source.line_col(key[1])
+            where = f" @{line}:{col}"
+        lines.append(f"  when %{num[n.id]}: the block{where} runs (a specialization per outcome)")
     return "\n".join(lines)
 
 

@@ -38,8 +38,9 @@ def front(source: SourceFile) -> tuple[Loaded, Checked]:
 
 
 def specialize(checked: Checked, rule: RuleInfo, statics: dict[str, Any], rank: int | None,
-               active: tuple[int, ...] | None = None, *, optimize: bool = True, check_ir: bool = True) -> Program:
-    program = elaborate(checked, rule, statics, rank, active)
+               active: tuple[int, ...] | None = None, *, firing: frozenset | None = None,
+               dims: tuple[int, ...] | None = None, optimize: bool = True, check_ir: bool = True) -> Program:
+    program = elaborate(checked, rule, statics, rank, active, firing, dims)
     if check_ir:
         verify(program, "elaborate")
     if optimize:
@@ -78,6 +79,9 @@ def emit(source: SourceFile, stage: str, *, name: str | None = None, statics: Ma
     info = checked.select(source.name, name if name is not None else source.entry)
     overrides = _checked_overrides(info, dict(statics or {}))
     out = []
+    if info.across is not None:
+        program = specialize(checked, info.across, info.across.statics(overrides), 1, (0,), optimize=stage != "ir")
+        out.append(_print(stage, program, f"# {info.name}[across] {program.rule_text}"))
     for rule in info.rules:
         for variant_rank, active in rule.variants():
             program = specialize(checked, rule, rule.statics(overrides),
@@ -100,6 +104,9 @@ def _checked_overrides(info, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print(stage: str, program: Program, header: str) -> str:
+    if program.per_shape and stage in ("plan", "torch", "triton"):
+        return (f"{header}\n# compiled per parameter shape (its static choices read rows/cols): the {stage} of one "
+                "shape is `geo explain SPEC --param NAME=SHAPE`'s")
     if stage == "plan":
         return plan(program).show()
     if stage == "torch":

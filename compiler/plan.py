@@ -75,7 +75,7 @@ class Plan:
     host: list[Node]
     phases: list[Kernel | OpCall]
     in_place: set[str]
-    sources: list[Node]            # param, grad and state reads
+    sources: list[Node]            # param, grad and state reads, and per-parameter inputs (the random key)
 
     def kernels(self) -> list[Kernel]:
         return [p for p in self.phases if isinstance(p, Kernel)]
@@ -115,7 +115,7 @@ def plan(program: Program) -> Plan:
         for a in n.args:
             users[a.id].append(n)
     host = [n for n in nodes if is_host(n)]
-    sources = [n for n in nodes if n.op in ("param", "grad", "state") and not is_host(n)]
+    sources = [n for n in nodes if n.op in ("param", "grad", "state", "input") and not is_host(n)]
     work = [n for n in nodes if not is_host(n) and n.op not in SOURCE_OPS]
 
     # ASAP levels: a boundary op's result is available one level after its inputs.
@@ -160,7 +160,7 @@ def plan(program: Program) -> Plan:
     # A slot's old value (its `state` / `param` read) must not be overwritten before its last reader ran.
     last_read: dict[str, int] = {}
     for n in sources:
-        if n.op == "grad":
+        if n.op in ("grad", "input"):
             continue
         slot = "param" if n.op == "param" else n.attr("name")
         last_read[slot] = max((phase_of.get(u.id, -1) for u in users[n.id]), default=-1)
@@ -249,6 +249,8 @@ def phase_cost(phase: Kernel | OpCall, shapes: dict[int, tuple[int, ...]], param
     nodes = phase.nodes
     reads = phase.inputs if isinstance(phase, Kernel) else [a for a in phase.node.args if not is_host(a)]
     writes = phase.outputs if isinstance(phase, Kernel) else [phase.node]
+    # a factorization's tuple is its factors, counted where they are read (`item`); a random key is no memory
+    reads, writes = [n for n in reads if n.id in shapes], [n for n in writes if n.id in shapes]
     c.bytes_read = sum(_numel(shapes[n.id]) * _itemsize(n, param_bytes) for n in reads)
     c.bytes_written = sum(_numel(shapes[n.id]) * _itemsize(n, param_bytes) for n in writes)
     for n in nodes:

@@ -23,10 +23,10 @@ from ..dsl.diagnostics import DiagnosticBag, InternalError, Label, did_you_mean
 from ..dsl.loader import Loaded, stdlib_definitions
 from ..dsl.source import Span
 from .binding import SELECTORS, VIEWS, ViewDef, implied_ranks, rule_type, selector_rank
-from .elaborate import Elaborator, Poison, Var
+from .elaborate import Elaborator, Poison, Var, check_rule
 from .fold import FoldBudget
 from .ops import registry
-from .spec import (BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, Interval, OptimizerInfo, RuleInfo,
+from .spec import (ACROSS, BUILTINS, REQUIRED, RESERVED_HYPERS, Checked, HyperInfo, Interval, OptimizerInfo, RuleInfo,
                    StepUse)
 from .types import static_kind
 
@@ -41,9 +41,9 @@ def check(loaded: Loaded) -> Checked:
     checker = _Assembler(loaded, bag)
     checked = checker.run()
     bag.raise_if_errors()
-    for rule in [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
-        for rank, active in rule.variants():
-            Elaborator(checked, rule, rule.statics(), rank, bag, active, checker.budget).run()
+    acrosses = [opt.across for opt in checked.optimizers.values() if opt.across is not None]
+    for rule in acrosses + [r for opt in checked.optimizers.values() for r in opt.rules] + checked.standalone:
+        check_rule(checked, rule, rule.statics(), bag, checker.budget)
     bag.raise_if_errors()
     return checked
 
@@ -271,12 +271,13 @@ class _Assembler:
         if d.step is not None:
             implicit = ast.Binder(d.step.span, (), "W", d.step.span, None)
             rules.append(self._rule(name, 0, implicit, None, d.step, header, d.span))
-        for i, r in enumerate(d.rules):
+        for i, r in enumerate(r for r in d.rules if isinstance(r, ast.Rule)):
             rules.append(self._rule(name, i, r.binder, r.body, r.step, header, r.span))
+        across, exports = self._across(name, [r for r in d.rules if isinstance(r, ast.Across)], header)
         self._building.pop()
         texts = sorted({self.loaded.modules[m].span.source.text for m in self.loaded.modules})
         fingerprint = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
-        info = OptimizerInfo(name, d.doc, d.span, [r for r in rules if r is not None], fingerprint)
+        info = OptimizerInfo(name, d.doc, d.span, [r for r in rules if r is not None], fingerprint, across, exports)
         self.optimizers[name] = info
         return info
 
@@ -301,6 +302,34 @@ class _Assembler:
                     u.prefix = f"{u.name}{chain.index(u)}."
         hypers = self._rule_hypers(chain, header, body is None)
         return RuleInfo(opt, index, binder, chain, hypers, route, span, view, view_args)
+
+    def _across(self, opt: str, blocks: list[ast.Across], header: dict[str, HyperInfo]
+                ) -> tuple[RuleInfo | None, tuple[str, ...]]:
+        """The optimizer's `across` block (at most one) as a rule of its own, and the names it gives the rules:
+        its top-level `let`s and `state`s."""
+        if not blocks:
+            return None, ()
+        for extra in blocks[1:]:
+            self.bag.error("GEO0104", "an optimizer has one `across` block", extra.span.head(),
+                           secondary=[Label(blocks[0].span.head(), "the first one")],
+                           help="compute every optimizer-level value in one block")
+        block = blocks[0]
+        self._binder(block.binder)
+        if block.binder.view is not None:
+            self.bag.error("GEO0113", "an `across` block takes no view: its parameter is the vector of the layers",
+                           block.binder.view.span)
+        exports: list[str] = []
+        for stmt in block.body.stmts:
+            if isinstance(stmt, (ast.Let, ast.StateDecl)) and stmt.name not in exports:
+                if stmt.name in header:
+                    self.bag.error("GEO0104", f"`{stmt.name}` names a hyperparameter of `{opt}` and an `across` value",
+                                   stmt.span, secondary=[Label(header[stmt.name].span, "the hyperparameter")],
+                                   help="rename the value: every rule reads both by name")
+                    continue
+                exports.append(stmt.name)
+        binder = ast.Binder(block.binder.span, (), block.binder.name, block.binder.name_span, None)
+        use = StepUse("", binder, block.body, dict(header), {})
+        return RuleInfo(opt, -1, block.binder, [use], dict(header), ACROSS, block.span), tuple(exports)
 
     def _binder(self, binder: ast.Binder) -> None:
         for term in binder.selector:
@@ -358,6 +387,12 @@ class _Assembler:
             if len(info.rules) != 1 or info.rules[0].view is not None:
                 self.bag.error("GEO0110", f"`{ref.name}` routes parameters with several rules; it cannot be used as a step",
                                ref.span, help="compose steps, or route to an optimizer with a single rule")
+                return None
+            if info.across is not None:
+                self.bag.error("GEO0110", f"`{ref.name}` decides across parameters (an `across` block); it cannot be "
+                               "used as a step", ref.span,
+                               notes=["its rules read values that only its own `across` block computes"],
+                               help=f"use `{ref.name}` as an optimizer of its own, or copy its `across` block")
                 return None
             src = info.rules[0]
             uses = [StepUse(u.name or ref.name, _merge_binders(src.binder, u.binder), u.body,

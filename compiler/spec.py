@@ -27,15 +27,17 @@ from .types import DTYPES, SCALAR, Static, TupleT, Type, static_kind
 STATE_DTYPES = tuple(DTYPES)
 # Names every step body has without declaring them: the gradient and the step count.
 BUILTINS = ("grad", "t")
+# The route of an optimizer's `across` block (its RuleInfo); the prefix of its values as per-parameter inputs.
+ACROSS = "across"
 # State names the compiled program and optimizer keep for themselves (a state is saved under its own name).
 RESERVED_STATES = {"param": "the compiled step returns the parameter's new value under that name",
                    "step": "the optimizer keeps the step count under that name, as torch.optim does"}
 # Names the compiled optimizer already gives a meaning: its constructor's keywords, the param-group keys geo and
 # torch.optim write or read (a hyperparameter lives in the param group under its own name).
 RESERVED_HYPERS = ("params", "param_names", "geo_rule", "initial_lr", "roles", "backend", "nonfinite", "foreach",
-                   "fused", "capturable", "differentiable", "maximize")
+                   "fused", "capturable", "differentiable", "maximize", "seed")
 
-__all__ = ["STATE_DTYPES", "BUILTINS", "RESERVED_STATES", "RESERVED_HYPERS", "REQUIRED", "Interval", "HyperInfo",
+__all__ = ["STATE_DTYPES", "BUILTINS", "ACROSS", "RESERVED_STATES", "RESERVED_HYPERS", "REQUIRED", "Interval", "HyperInfo",
            "StepUse", "RuleInfo", "OptimizerInfo", "Checked"]
 
 
@@ -162,6 +164,13 @@ class RuleInfo:
     span: Span
     view: ViewDef | None = None
     view_args: tuple[Any, ...] = ()
+    randomized: bool = False            # some step draws random numbers (set when the checker meets a draw)
+    rank_dependent: bool = False        # of unknown rank, with static choices the rank decides (set by the checker)
+
+    @property
+    def is_across(self) -> bool:
+        """The optimizer's `across` block (route "across"): its parameter is the vector of the layers' indices."""
+        return self.route == ACROSS
 
     @property
     def terms(self) -> list[tuple[str, str | None, bool]]:
@@ -169,6 +178,8 @@ class RuleInfo:
 
     @property
     def text(self) -> str:
+        if self.is_across:
+            return "across " + escaped(self.binder.span.text.strip())
         written = escaped(self.binder.span.text.strip())  # printed by every stage: never a raw control character
         implicit = not self.binder.selector and written != self.binder.name and self.binder.view is None
         return ("= " if implicit else "for ") + written
@@ -188,11 +199,15 @@ class RuleInfo:
         variant per rank its steps ask for (a `matrix` step in a chain that also serves vectors runs only for
         matrices), and one generic variant (rank None) for the steps that ask for none; a variant with no
         active step is dropped (`optimizer x = s` with `step s(matrix W; …)` is a matrix rule)."""
+        if self.is_across:  # its selector picks the layers; its body sees one vector over them
+            return [(1, (0,))]
         step_ranks = [self.step_rank(i) for i in range(len(self.chain))]
         if self.rank() is not None:
             return [(self.rank(), tuple(range(len(self.chain))))]
         out = []
-        for rank in dict.fromkeys([None] + step_ranks):
+        # A rank-dependent rule (`if ndim(W) == 2:`) is checked and printed for each rank a parameter may have.
+        ranks = (0, 1, 2, 3, 4) if self.rank_dependent else [None] + step_ranks
+        for rank in dict.fromkeys(ranks):
             active = tuple(i for i, r in enumerate(step_ranks) if r is None or r == rank)
             if active:
                 out.append((rank, active))
@@ -217,6 +232,14 @@ class OptimizerInfo:
     span: Span
     rules: list[RuleInfo]
     fingerprint: str                    # hash of the spec text of every module it came from
+    across: RuleInfo | None = None      # the `across` block, run once per step before the rules
+    exports: tuple[str, ...] = ()       # the names its top-level `let`s and `state`s give every rule
+
+    @property
+    def uses_global(self) -> bool:
+        """The optimizer keeps optimizer-level state in its state dict (`geo_global`): a generator seed for
+        random draws, the `across` block's step count and states."""
+        return self.across is not None or any(r.randomized for r in self.rules)
 
     @property
     def hypers(self) -> dict[str, HyperInfo]:

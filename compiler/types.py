@@ -6,6 +6,7 @@
     Tuple(items)             a runtime tuple of scalars (e.g. `betas = (0.9, 0.999)`)
     Tensor(shape, dtype)     a tensor; `shape` is a tuple of symbolic or concrete dims, optionally batched
                              over leading dims (`...`), or None for "any rank"
+    Key                      the random key of a parameter's step (random operators take it implicitly)
 
 Dims are symbols (`m`, `n`: the rows and cols a rule binds) or ints. Symbolic equalities that cannot be
 decided at compile time become bind-time constraints, checked against the real parameter's shape.
@@ -113,7 +114,16 @@ class Tensor(Type):
         return f"{kind}{dt and ':' + dt}[{', '.join(dims)}]"
 
 
+@dataclass(frozen=True)
+class Key(Type):
+    """The per-parameter random key a random operator draws from (the `input` "rng" the runtime provides)."""
+
+    def show(self) -> str:
+        return "random key"
+
+
 SCALAR = Scalar()
+KEY = Key()
 ANY_TENSOR = Tensor(None)
 
 

@@ -24,6 +24,7 @@ _KIND_TITLES = {
     registry.MATRIX: "Matrix operators (kernel boundaries)",
     registry.SHAPE: "Shape facts and scale factors (host scalars)",
     registry.INIT: "Initial values of states",
+    registry.RANDOM: "Random draws (keyed by the optimizer's seed, the parameter and the step)",
 }
 
 

@@ -132,6 +132,16 @@ class Repeat(Node):
 
 
 @dataclass(frozen=True)
+class When(Node):
+    """`when cond:` (a condition known on the host) or `every k:` (`period`: the block runs at steps 1, k + 1,
+    2k + 1, …); exactly one of `test` and `period` is set. Decided at each step, compiled once per outcome."""
+
+    test: Expr | None
+    period: Expr | None
+    body: Block
+
+
+@dataclass(frozen=True)
 class Return(Node):
     value: Expr
 
@@ -141,7 +151,7 @@ class Pass(Node):
     pass
 
 
-Stmt = StateDecl | Let | Assign | If | Repeat | Return | Pass
+Stmt = StateDecl | Let | Assign | If | Repeat | When | Return | Pass
 
 
 # ---- declarations --------------------------------------------------------------------------------------
@@ -237,11 +247,21 @@ class Rule(Node):
 
 
 @dataclass(frozen=True)
+class Across(Node):
+    """`across [selector] NAME:` an optimizer-level block run once per step, before the rules, over the parameters
+    its selector picks: NAME is the vector of their indices; its top-level `let`s and `state`s are read by every
+    rule as this parameter's entry."""
+
+    binder: Binder
+    body: Block
+
+
+@dataclass(frozen=True)
 class OptimizerDef(Node):
     name: str
     hypers: tuple[Hyper, ...]
     doc: str | None
-    rules: tuple[Rule, ...]
+    rules: tuple[Rule | Across, ...]
     step: StepExpr | None  # `optimizer x = a ∘ b`: one rule for every tensor
 
 

@@ -102,6 +102,10 @@ class Builder(Transformer):
         binder, step = children
         return ast.Rule(self._span(meta), binder, None, step)
 
+    def across_block(self, meta, children):
+        binder, body = children
+        return ast.Across(self._span(meta), binder, body)
+
     def hparams(self, meta, children):
         return list(children)
 
@@ -199,6 +203,14 @@ class Builder(Transformer):
     def repeat_stmt(self, meta, children):
         count, var, body = children
         return ast.Repeat(self._span(meta), count, str(var) if var is not None else None, body)
+
+    def when_stmt(self, meta, children):
+        test, body = children
+        return ast.When(self._span(meta), test, None, body)
+
+    def every_stmt(self, meta, children):
+        period, body = children
+        return ast.When(self._span(meta), None, period, body)
 
     def return_stmt(self, meta, children):
         return ast.Return(self._span(meta), children[0])

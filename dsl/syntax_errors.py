@@ -115,7 +115,7 @@ def syntax_diagnostic(source: SourceFile, err: UnexpectedInput) -> Diagnostic:
     if want == "an expression" and found == "`)`" and source.text[:pos].rstrip().endswith(","):
         help_text = "remove the trailing comma or supply the missing argument"
     elif "`:`" in want and token is not None and token.type == "_NL":
-        help_text = "a header line (`optimizer`, `step`, `for`, `if`, `repeat`, `def`) ends with `:`"
+        help_text = "a header line (`optimizer`, `step`, `for`, `if`, `repeat`, `when`, `every`, `def`) ends with `:`"
     elif token is not None and token.type == "EQUAL" and "`=`" not in want:
         help_text = "`=` assigns only at the start of a statement; compare with `==`"
     else:
@@ -125,7 +125,7 @@ def syntax_diagnostic(source: SourceFile, err: UnexpectedInput) -> Diagnostic:
 
 
 _CLOSING = {"(": ")", "[": "]"}
-_HEADERS = ("optimizer", "step", "def", "for", "if", "elif", "else", "repeat")
+_HEADERS = ("optimizer", "step", "def", "for", "if", "elif", "else", "repeat", "when", "every", "across")
 
 
 def _header_line(source: SourceFile, pos: int) -> bool:
@@ -178,7 +178,7 @@ def _token_pos(source: SourceFile, token: Token | None) -> int:
 
 # The words that open a declaration or statement: a misspelt one at the start of a line gets a "did you mean".
 LEADING_KEYWORDS = ("use", "def", "step", "optimizer", "for", "state", "let", "if", "elif", "else", "repeat",
-                    "return", "pass", "static")
+                    "return", "pass", "static", "when", "every", "across")
 # Every reserved word of grammar.lark (a test derives the set from the grammar).
 KEYWORDS = LEADING_KEYWORDS + ("as", "in", "not", "and", "or", "true", "false")
 

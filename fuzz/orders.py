@@ -38,7 +38,8 @@ def composable(subject: Subject) -> dict[str, dict[str, HyperInfo]]:
                 continue
             out[name] = dict(probe.optimizers[COMPOSITION].hypers)
     for name, info in subject.checked.optimizers.items():
-        if info.span.source is source and len(info.rules) == 1 and info.rules[0].view is None:
+        if info.span.source is source and len(info.rules) == 1 and info.rules[0].view is None \
+                and info.across is None:  # (an optimizer with an `across` block is not a step)
             out[name] = dict(info.hypers)
     return out
 

@@ -138,6 +138,8 @@ def _prop_checkpoint(subject: Subject, case: Case, backend: str, draw: Draw) -> 
 
 
 def _prop_groups(subject: Subject, case: Case, backend: str, draw: Draw) -> None:
+    if subject.cls._geo.info.across is not None:  # its decisions depend on which parameters the optimizer holds
+        raise Skip("an `across` block decides across parameters: a group does not step as its own optimizer")
     changed = runtime_scalar_hyper(subject.cls, case.target.rule)
     if changed is None:
         raise Skip("no runtime scalar hyperparameter to vary")

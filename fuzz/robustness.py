@@ -25,7 +25,7 @@ import torch
 
 from ..compiler.spec import Checked, REQUIRED
 from ..compiler import binding as P
-from ..compiler.pipeline import emit, front, specialize
+from ..compiler.pipeline import emit, front
 from ..dsl.diagnostics import Diagnostic, GeoError
 from ..dsl.loader import STDLIB, read_file
 from ..dsl.source import FORBIDDEN, SourceFile
@@ -106,7 +106,7 @@ def _deep_check(checked: Checked, pick: int = 0) -> str:
         for t in reach.get(rule.index, [])[:1]:
             shape = probe_shape(t.rank, t.rows_multiple)
             binding = bind_rule(cls._geo.info, P.ParamInfo(t.name, shape, t.role))
-            ReferenceStep(specialize(checked, rule, statics, binding[1], binding[2]))
+            ReferenceStep(cls._geo.program(rule, statics, binding[1], binding[2], shape=shape))  # (per shape too)
             hypers = {k: 0.01 for k, h in rule.hypers.items() if h.default is REQUIRED}
             p = torch.nn.Parameter(make_tensor("gaussian", shape, "fp32", 1))
             try:

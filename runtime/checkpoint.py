@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .optimizer import GeoOptimizer
 
 STEP_KEY = "step"
+# Optimizer-level state, present when the spec draws random numbers or has an `across` block: the generator's
+# seed, and the across block's step count and states.
+GLOBAL_KEY = "geo_global"
 
 
 class CheckpointError(ValueError):
@@ -38,6 +41,52 @@ def identity(info: OptimizerInfo) -> dict[str, Any]:
     return {"optimizer": info.name, "fingerprint": info.fingerprint, "geo_version": __version__}
 
 
+def global_state(opt: GeoOptimizer) -> dict[str, Any]:
+    """The `geo_global` entry: {"seed": int, "step": int, "state": {slot: tensor}} (the across block's)."""
+    return {"seed": opt._geo_seed, "step": opt._geo_across_step,
+            "state": {k: v.clone() for k, v in opt._geo_across_state.items()}}
+
+
+def restore_global(opt: GeoOptimizer, entry: dict[str, Any]) -> None:
+    """Takes a validated `geo_global` entry: the checkpoint's seed replaces the constructor's."""
+    opt._geo_seed = int(entry["seed"])
+    opt._geo_across_step = int(entry["step"])
+    opt._geo_across_state = {k: v.detach().clone() for k, v in entry["state"].items()}
+
+
+def _validate_global(opt: GeoOptimizer, sd: dict[str, Any]) -> None:
+    entry = sd.get(GLOBAL_KEY)
+    name = opt._geo.info.name
+    if not opt._geo.info.uses_global:
+        if entry is not None:
+            raise CheckpointError(f"the state_dict has optimizer-level state (`{GLOBAL_KEY}`), which `{name}` does "
+                                  "not keep")
+        return
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"the state_dict has no `{GLOBAL_KEY}` entry (`{name}` keeps its random seed and "
+                              "optimizer-level state there)")
+    for key in ("seed", "step"):
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"`{GLOBAL_KEY}` {key} is not a non-negative integer: {value!r}")
+    state = entry.get("state")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"`{GLOBAL_KEY}` has no state dict")
+    if opt._geo.info.across is None or (not state and entry["step"] == 0):
+        if state and opt._geo.info.across is None:
+            raise CheckpointError(f"`{GLOBAL_KEY}` holds across state, but `{name}` has no `across` block")
+        return
+    from . import across  # (a sibling module that imports this one)
+    shapes = across.slot_shapes(across.program(opt), len(across.covered(opt)))
+    if set(state) != set(shapes):
+        raise CheckpointError(f"`{GLOBAL_KEY}` holds the across states {sorted(state)}, expected {sorted(shapes)}")
+    for k, want in shapes.items():
+        v = state[k]
+        if not (isinstance(v, torch.Tensor) and v.is_floating_point()) or tuple(v.shape) != want:
+            raise CheckpointError(f"across state `{k}` has shape {show_shape(tuple(getattr(v, 'shape', ())))} in the "
+                                  f"checkpoint, expected {show_shape(want)} (the layers the block covers now)")
+
+
 def param_name(group: dict[str, Any], p: torch.Tensor) -> str:
     """How messages name a parameter: by its name when its group has names, else by its place in the group."""
     index = next(i for i, q in enumerate(group["params"]) if q is p)
@@ -46,9 +95,15 @@ def param_name(group: dict[str, Any], p: torch.Tensor) -> str:
     return f"#{index} of its group (shape {show_shape(tuple(p.shape))})"
 
 
-def restore_dtypes(opt: GeoOptimizer) -> None:
-    """Casts each loaded slot back to its declared storage dtype: torch's loader casts floating state to the
-    parameter's dtype, which would turn a bf16 state of an fp32 parameter into fp32."""
+def restore_dtypes(opt: GeoOptimizer, sd: dict[str, Any] | None = None) -> None:
+    """Gives each loaded slot back its declared storage dtype: torch's loader casts floating state to the
+    parameter's dtype, which would turn a bf16 state of an fp32 parameter into fp32 — and round an fp32 state of a
+    bf16 parameter to bf16, so such a slot is taken again from the saved state_dict `sd`, at its full precision."""
+    saved: dict[int, Any] = {}
+    if sd is not None:
+        for g_saved, g_now in zip(sd.get("param_groups", []), opt.param_groups):
+            for pid, p in zip(g_saved.get("params", []), g_now["params"]):
+                saved[id(p)] = sd.get("state", {}).get(pid)
     for group in opt.param_groups:
         rule = opt._geo.rules[group["geo_rule"]]
         for p in group["params"]:
@@ -57,12 +112,14 @@ def restore_dtypes(opt: GeoOptimizer) -> None:
                 continue
             for slot in _slots(opt, rule, group, p):
                 if slot.dtype and isinstance(state.get(slot.name), torch.Tensor):
-                    state[slot.name] = state[slot.name].to(torch_dtype(slot.dtype))
+                    original = (saved.get(id(p)) or {}).get(slot.name)
+                    source = original if isinstance(original, torch.Tensor) else state[slot.name]
+                    state[slot.name] = source.to(device=p.device, dtype=torch_dtype(slot.dtype), copy=True)
 
 
 def _slots(opt: GeoOptimizer, rule: RuleInfo, group: dict[str, Any], p: torch.Tensor) -> list[StateSlot]:
     _, rank, active = opt._geo_binding[p]
-    return opt._geo.program(rule, rule.statics(group), rank, active).states
+    return opt._geo.program(rule, rule.statics(group), rank, active, shape=tuple(p.shape)).states
 
 
 def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> None:
@@ -79,6 +136,7 @@ def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> 
         raise CheckpointError(f"this state_dict was written by another version of the spec `{mine['optimizer']}` "
                               f"(fingerprint {theirs.get('fingerprint')}, now {mine['fingerprint']}); pass "
                               "allow_spec_change=True to load it anyway")
+    _validate_global(opt, sd)
     groups = sd.get("param_groups")
     if not isinstance(groups, list) or len(groups) != len(opt.param_groups):
         raise CheckpointError(f"the state_dict has {len(groups) if isinstance(groups, list) else 'no'} param groups, "

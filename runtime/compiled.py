@@ -12,8 +12,12 @@ import uuid
 from typing import Any
 
 from ..compiler import backends
+from ..compiler.backends.reference import evaluate
+from ..compiler.ir import reachable
 from ..compiler.pipeline import specialize
+from ..compiler.binding import viewed_shape
 from ..compiler.spec import Checked, OptimizerInfo, RuleInfo
+from ..dsl.diagnostics import InternalError
 
 BACKENDS = (backends.AUTO, *backends.BACKENDS)
 
@@ -26,6 +30,7 @@ class CompiledSpec:
         self.token = uuid.uuid4().hex  # this class, in this process (pickling: runtime/api.py's `restore`)
         self._programs: dict[tuple, Any] = {}
         self._runners: dict[tuple, Any] = {}
+        self._guard_nodes: dict[int, list] = {}  # id(full program) -> what its guards need, in order
 
     @property
     def rules(self) -> list[RuleInfo]:
@@ -38,24 +43,50 @@ class CompiledSpec:
         source = self.info.span.source
         return source.name, source.text, self.info.name, self.backend, self.info.fingerprint
 
-    def program(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...]):
-        """The rule specialized to these static values and rank (every backend runs the same program)."""
-        key = (rule.index, _statics_key(statics), rank, active)
+    def program(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
+                firing: frozenset | None = None, shape: tuple[int, ...] | None = None):
+        """The rule specialized to these static values and rank (every backend runs the same program); with
+        `firing`, the specialization that runs only those `when` blocks (None: all, the full program). A rule
+        whose static choices read the parameter's sizes (`per_shape`) is specialized to `shape` too (the
+        parameter's own shape; without one, the program for no shape: it has the states, but does not run)."""
+        key = (rule.index, _statics_key(statics), rank, active, firing)
         found = self._programs.get(key)
         if found is None:
-            found = self._programs[key] = specialize(self.checked, rule, statics, rank, active)
+            found = self._programs[key] = specialize(self.checked, rule, statics, rank, active, firing=firing)
+        if found.per_shape and shape is not None:
+            dims = viewed_shape(rule, tuple(shape)) if rule.index >= 0 else tuple(shape)
+            key = key + (dims,)
+            found = self._programs.get(key)
+            if found is None:
+                found = self._programs[key] = specialize(self.checked, rule, statics, rank, active, firing=firing,
+                                                         dims=dims)
         return found
 
     def runner(self, rule: RuleInfo, statics: dict[str, Any], rank: int | None, active: tuple[int, ...],
-               backend: str) -> Any:
+               backend: str, firing: frozenset | None = None, shape: tuple[int, ...] | None = None) -> Any:
         """The program lowered by a backend ("torch", "triton" or "reference"; resolve "auto" first)."""
-        key = (rule.index, _statics_key(statics), rank, active, backend)
+        program = self.program(rule, statics, rank, active, firing, shape)
+        if program.per_shape:
+            raise InternalError("runtime", f"rule `{rule.text}` is compiled per parameter shape, and no shape was "
+                                "given", None, "")
+        key = (rule.index, _statics_key(statics), rank, active, backend, firing, program.param_type)
         found = self._runners.get(key)
         if found is None:
-            program = self.program(rule, statics, rank, active)
-            found = backends.backend(backend)(program)
-            self._runners[key] = found
+            found = self._runners[key] = backends.backend(backend)(program)
         return found
+
+    def firing(self, program, param: Any, grad: Any, hypers: dict[str, Any], t: float,
+               inputs: dict[str, Any] | None = None) -> frozenset | None:
+        """Which `when`/`every` blocks of a full program run at this step of this parameter: its guards evaluated
+        on the host (from `t`, hyperparameters, shape facts and per-parameter inputs; no device work)."""
+        if not program.guards:
+            return None
+        nodes = self._guard_nodes.get(id(program))
+        if nodes is None:
+            nodes = self._guard_nodes[id(program)] = reachable(list(program.guards.values()))
+        values = evaluate(nodes, {"param": param, "grad": grad, "hypers": hypers, "t": t, "state": {},
+                                  "inputs": inputs or {}})
+        return program.firing(values)
 
 
 def _statics_key(statics: dict[str, Any]) -> tuple:

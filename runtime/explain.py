@@ -94,7 +94,7 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
     for name, stored, shape, choice, binding in bound:
         index, rank, active = binding
         rule = spec.rules[index]
-        program = spec.program(rule, rule.statics(), rank, active)
+        program = spec.program(rule, rule.statics(), rank, active, shape=shape)
         seen = viewed_shape(rule, shape)
         shapes = concrete_shapes(program, seen)
         the_plan = plan(program)

@@ -16,7 +16,7 @@ checkpoints validated in `checkpoint.py`; this module is the optimizer's life cy
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -25,8 +25,10 @@ from ..compiler import backends
 from ..compiler.backends.epilogue import storage_id
 from ..compiler.binding import (RANK_ROLES, ParamInfo, RoleChoice, RoutingWarning, bind_rule, choose_roles,
                                 looks_transposed, misfit, parse_role, show_shape)
+from ..compiler.ops.randomness import RandomKey
+from ..compiler.spec import ACROSS
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import checkpoint, torch_optim
+from . import across, checkpoint, torch_optim
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, static_values, validate_kwargs
@@ -51,7 +53,7 @@ class GeoOptimizer(torch.optim.Optimizer):
     _geo: ClassVar[CompiledSpec]
 
     def __init__(self, params, *, roles: dict[Any, str] | None = None, backend: str | None = None,
-                 nonfinite: str = "skip", **hypers: Any):
+                 nonfinite: str = "skip", seed: int | None = None, **hypers: Any):
         """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
         roles: {tensor or name: role} overriding the roles inferred from names and positions (compiler/binding.py
         says how they are chosen; `geo.roles(model)` reads them off the model's modules); a role may end in
@@ -68,7 +70,9 @@ class GeoOptimizer(torch.optim.Optimizer):
         torch.optim does), `foreach` is accepted, `fused=True` selects the Triton backend.
 
         `defaults` holds the hyperparameters every rule has and the flags, and so every param group has them,
-        as torch's tools expect (OneCycleLR, CyclicLR)."""
+        as torch's tools expect (OneCycleLR, CyclicLR).
+        seed: the seed of the optimizer's random draws (`uniform`, `subset`, ...; default: torch's initial seed,
+        so `torch.manual_seed` decides it); saved in the state dict, so a resumed run draws as the uninterrupted one."""
         spec = self._geo
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -78,6 +82,9 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise ValueError(f"unknown nonfinite policy {nonfinite!r}; choose one of {', '.join(NONFINITE)}")
         self.nonfinite = nonfinite
         self.nonfinite_skips: dict[str | int, int] = {}  # by parameter name, or by index as in state_dict()
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an integer, got {seed!r}")
+        self._geo_seed = int(seed) if seed is not None else torch.initial_seed()
         self._geo_roles = _role_table(roles)
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
@@ -88,6 +95,9 @@ class GeoOptimizer(torch.optim.Optimizer):
         # Roles are chosen over every parameter given at once: "the model's last layer" is a fact of the whole list.
         self._geo_choices = self._choose([p for g in params if isinstance(g, dict) for p in g["params"]])
         self._geo_notes: list[tuple] = []
+        self._geo_params: dict[torch.Tensor, ParamInfo] = {}  # name, shape and role of each parameter
+        self._geo_across_state: dict[str, torch.Tensor] = {}  # the `across` block's states (runtime/across.py)
+        self._geo_across_step = 0
         super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
         self._geo_choices = {}
         self._warn_routing(stacklevel=2)
@@ -166,11 +176,14 @@ class GeoOptimizer(torch.optim.Optimizer):
         out = []
         for p in group["params"]:
             _, rank, active = self._geo_binding[p]
-            program = spec.program(rule, statics, rank, active)
+            program = spec.program(rule, statics, rank, active, shape=self._geo_shape(p))
             key = (id(program), self._geo_shape(p))
             if key in self._geo_fits:
                 continue
             problem = misfit(program, rule, self._geo_shape(p), param_name(group, p))
+            if problem is None and any(n.startswith(ACROSS + ".") for n in program.inputs) \
+                    and not across.covers(self, p):
+                problem = across.uncovered(self, rule, p, param_name(group, p))
             if problem is not None:
                 out.append(problem)
             else:
@@ -197,7 +210,8 @@ class GeoOptimizer(torch.optim.Optimizer):
                                  f"{show_shape(shape)}")
             self._geo_transposed.add(p)
             shape = shape[::-1]
-        binding = bind_rule(self._geo.info, ParamInfo(name, shape, choice.role))
+        self._geo_params[p] = ParamInfo(name, shape, choice.role)
+        binding = bind_rule(self._geo.info, self._geo_params[p])
         if isinstance(binding, Diagnostic):
             diagnostics.append(binding)
             return None
@@ -274,14 +288,15 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     @_not_traced
     def _geo_step(self) -> None:
-        work, skipped = self._prepare()
-        self._apply(work)
+        work, skipped, across_step = self._prepare()
+        self._apply(work, across_step)
         for key in skipped:
             self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
 
-    def _prepare(self) -> tuple[list[_Work], list[str | int]]:
+    def _prepare(self) -> tuple[list[_Work], list[str | int], Any]:
         """Everything a step needs, checked, and nothing written: one `_Work` per (group, parameter) to step,
-        in order, and the keys (`_param_key`) of parameters whose non-finite gradient makes this step skip them."""
+        in order, the keys (`_param_key`) of parameters whose non-finite gradient makes this step skip them, and
+        the `across` block's step (runtime/across.py), or None."""
         spec = self._geo
         opt = spec.info.name
         groups = []
@@ -308,6 +323,9 @@ class GeoOptimizer(torch.optim.Optimizer):
         skipped: list[str] = []
         if self.nonfinite != "propagate":
             todo = self._finite_only(todo, skipped)  # "raise" raises here, before any parameter changes
+        # optimizer-level values for this step (the `across` block): computed here, committed by `_apply`
+        across_step = across.run(self) if spec.info.across is not None else None
+        decided = across_step.decided if across_step is not None else {}
         work: list[_Work] = []
         for (group, rule, statics, hypers), (_, ps) in zip(groups, todo):
             listed: dict[torch.Tensor, int] = {}
@@ -315,7 +333,9 @@ class GeoOptimizer(torch.optim.Optimizer):
                 listed[p] = listed.get(p, 0) + 1
             for p, times in listed.items():
                 _, rank, active = self._geo_binding[p]
-                runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
+                backend = backends.resolve(self._geo_backend, p.is_cuda)
+                shape = self._geo_shape(p)
+                runner = spec.runner(rule, statics, rank, active, backend, shape=shape)
                 state = self.state.get(p)
                 fresh = None
                 if not state:
@@ -324,20 +344,42 @@ class GeoOptimizer(torch.optim.Optimizer):
                     fresh = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
                     fresh.update(_unaliased(runner.init(view, hypers), (p, p.grad)))
                     state = fresh
-                work.append(_Work(group, rule, hypers, p, p in self._geo_transposed, runner, state,
-                                  fresh is not None, float(state[STEP_KEY]), times))
-        return work, skipped
+                w = _Work(group, rule, statics, hypers, p, p in self._geo_transposed, backend, shape, runner, state,
+                          fresh is not None, float(state[STEP_KEY]), times, decided.get(id(p), {}))
+                self._specialize(w, 0)  # the first round's `when` blocks and inputs: compiled before anything changes
+                work.append(w)
+        return work, skipped, across_step
 
-    def _apply(self, work: list[_Work]) -> None:
+    def _specialize(self, w: _Work, round_: int) -> None:
+        """The program a parameter runs at step t0 + round + 1: its `when` blocks that fire then (their own
+        specialization) and its inputs (random key, `across` values)."""
+        spec, t = self._geo, w.t0 + round_ + 1
+        _, rank, active = self._geo_binding[w.p]
+        full = spec.runner(w.rule, w.statics, rank, active, w.backend, shape=w.shape)
+        w.inputs = self._inputs(full.program, w.group, w.p, t, w.decided)
+        if full.program.guards:
+            base = w.p.T if w.transposed else w.p
+            grad = w.p.grad.T if w.transposed else w.p.grad
+            view = w.rule.view.forward(base, w.rule.view_args) if w.rule.view is not None else base
+            grad = w.rule.view.forward(grad, w.rule.view_args) if w.rule.view is not None else grad
+            firing = spec.firing(full.program, view, grad, w.hypers, t, w.inputs)
+            w.runner = full if firing is None else spec.runner(w.rule, w.statics, rank, active, w.backend, firing,
+                                                               w.shape)
+
+    def _apply(self, work: list[_Work], across_step: Any = None) -> None:
         """Runs the prepared steps, one call per (group, program) and round: round r steps the parameters listed
         more than r times in their group. A parameter's step count is written once its step has run; a new
         parameter's initial state enters `self.state` just before, and leaves again if the step fails first."""
+        if across_step is not None:
+            across_step.commit(self)
         entered: list[_Work] = []
         try:
             for round_ in range(max((w.times for w in work), default=0)):
                 batches: dict[tuple[int, int], list[_Work]] = {}  # one call per (group, program)
                 for w in work:
                     if w.times > round_:
+                        if round_:
+                            self._specialize(w, round_)
                         batches.setdefault((id(w.group), id(w.runner)), []).append(w)
                 for batch in batches.values():
                     rule, runner = batch[0].rule, batch[0].runner
@@ -352,8 +394,12 @@ class GeoOptimizer(torch.optim.Optimizer):
                         grads = [rule.view.forward(g, rule.view_args) for g in grads]
                     if batch[0].group.get("maximize"):  # ascent: torch.optim's `grad = -grad` (exact), on a copy
                         grads = list(torch._foreach_neg(grads))
-                    runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers,
-                                      [w.t0 + round_ + 1 for w in batch])
+                    ts = [w.t0 + round_ + 1 for w in batch]
+                    if any(w.inputs for w in batch):  # a random key or `across` values
+                        runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers, ts,
+                                          [w.inputs for w in batch])
+                    else:
+                        runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers, ts)
                     for w, base, v in zip(batch, bases, views):
                         if v is not w.p and storage_id(v) != storage_id(w.p):  # a view that had to copy
                             base.copy_(v.reshape(base.shape))
@@ -364,6 +410,24 @@ class GeoOptimizer(torch.optim.Optimizer):
                 if not w.ran:  # its initial state never took part in a step: the parameter is as it was
                     self.state.pop(w.p, None)
             raise
+
+    def _inputs(self, program, group: dict[str, Any], p: torch.Tensor, t: float,
+                decided: dict[str, float]) -> dict[str, Any]:
+        """What a program's `input` nodes read for this parameter at step t: its random key (`rng`) and the values
+        the `across` block decided for it (`across.NAME`)."""
+        if not program.inputs:
+            return {}
+        out: dict[str, Any] = dict(decided)
+        if "rng" in program.inputs:
+            out["rng"] = RandomKey(self._geo_seed, self._stream(group, p), int(t))
+        return out
+
+    def _stream(self, group: dict[str, Any], p: torch.Tensor) -> str:
+        """The random stream of a parameter: its name, or `#i`, its place among the optimizer's parameters."""
+        if "param_names" in group:
+            return str(group["param_names"][next(i for i, q in enumerate(group["params"]) if q is p)])
+        index = next(i for i, q in enumerate(q for g in self.param_groups for q in g["params"]) if q is p)
+        return f"#{index}"
 
     def _finite_only(self, todo: list[tuple[dict, list]], skipped: list[str]) -> list[tuple[dict, list]]:
         """Drops the parameters whose gradient holds NaN or ±Inf, naming them in `skipped` (the step counts them
@@ -419,6 +483,8 @@ class GeoOptimizer(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         sd["geo"] = checkpoint.identity(self._geo.info)
+        if self._geo.info.uses_global:
+            sd[checkpoint.GLOBAL_KEY] = checkpoint.global_state(self)
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any], *, allow_spec_change: bool = False) -> None:
@@ -433,8 +499,10 @@ class GeoOptimizer(torch.optim.Optimizer):
             # a torch.optim.AdamW/SGD/Muon state dict (or a clear error saying it is neither that nor geo's)
             state_dict = torch_optim.from_torch(self, state_dict)
         checkpoint.validate(self, state_dict, allow_spec_change)
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "geo"})
-        checkpoint.restore_dtypes(self)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k not in ("geo", checkpoint.GLOBAL_KEY)})
+        checkpoint.restore_dtypes(self, state_dict)
+        if self._geo.info.uses_global:
+            checkpoint.restore_global(self, state_dict[checkpoint.GLOBAL_KEY])
 
     def torch_state_dict(self) -> dict[str, Any]:
         """This optimizer's state as its torch.optim twin writes it, for `torch.optim.AdamW(...).load_state_dict`
@@ -466,7 +534,7 @@ class GeoOptimizer(torch.optim.Optimizer):
 
 # ---- helpers -------------------------------------------------------------------------------------------
 _PICKLED = ("_geo_backend", "nonfinite", "nonfinite_skips", "_geo_roles", "_geo_kwargs", "_geo_binding",
-            "_geo_transposed", "_geo_unnamed")
+            "_geo_transposed", "_geo_unnamed", "_geo_seed", "_geo_params", "_geo_across_state", "_geo_across_step")
 
 
 @dataclass(eq=False)
@@ -476,14 +544,19 @@ class _Work:
 
     group: dict[str, Any]
     rule: Any
+    statics: dict[str, Any]
     hypers: dict[str, Any]
     p: torch.Tensor
     transposed: bool  # stored (in, out): the rule sees p.T
+    backend: str
+    shape: tuple[int, ...]  # as the rule sees it
     runner: Any
     state: dict[str, Any]
     fresh: bool
     t0: float
     times: int
+    decided: dict[str, float]  # the `across` block's values for this parameter
+    inputs: dict[str, Any] = field(default_factory=dict)  # what the program's `input` nodes read this round
     ran: bool = False
 
 

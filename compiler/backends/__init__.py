@@ -42,10 +42,11 @@ class Backend(Protocol):
         ...
 
     def step_group(self, params: list[Any], grads: list[Any], states: list[dict[str, Any]],
-                   hypers: dict[str, Any], ts: list[float]) -> None:
+                   hypers: dict[str, Any], ts: list[float], inputs: list[dict[str, Any]] | None = None) -> None:
         """One step for every parameter of a group that runs this program: writes each parameter in place and
         rebinds each state dict's slots to their new values (never sharing a buffer with the parameter, its
-        gradient or another slot)."""
+        gradient or another slot). `inputs`, one dict per parameter, holds what the program's `input` nodes read
+        (`Program.inputs`): the random key "rng", the values of an `across` block."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ...dsl.diagnostics import InternalError
 from ..ir import Node, Program, reachable
 from ..ops import registry
 from . import epilogue  # `epilogue.store` by attribute: every backend's new values pass through that one function
@@ -33,6 +34,8 @@ def evaluate(nodes: list[Node], env: dict[str, Any], known: dict[int, Any] | Non
             v = env["state"][n.attr("name")]
         elif n.op == "const":
             v = n.value
+        elif n.op == "input":  # a per-parameter input: the random key, an `across` value
+            v = env["inputs"][n.attr("name")]
         else:
             v = registry.get(n.op).apply([values[a.id] for a in n.args], dict(n.attrs), n.type)
         values[n.id] = v
@@ -43,6 +46,9 @@ class ReferenceStep:
     name = "reference"
 
     def __init__(self, program: Program):
+        if program.per_shape:  # every backend builds one of these: none runs the program of no shape
+            raise InternalError("backend", f"rule `{program.rule_text}` is compiled per parameter shape: specialize "
+                                "it with the parameter's shape (`dims`) before running it", program.span)
         self.program = program
         self.step_nodes = program.step_nodes()
         self.init_nodes = reachable([s.init for s in program.states])
@@ -56,17 +62,19 @@ class ReferenceStep:
             out[s.name] = epilogue.store(v, v if isinstance(v, torch.Tensor) else 0.0, s.dtype)
         return out
 
-    def step(self, param, grad, state, hypers, t):
-        values = evaluate(self.step_nodes, {"param": param, "grad": grad, "state": state, "hypers": hypers, "t": t})
+    def step(self, param, grad, state, hypers, t, inputs=None):
+        values = evaluate(self.step_nodes, {"param": param, "grad": grad, "state": state, "hypers": hypers, "t": t,
+                                            "inputs": inputs or {}})
         new_param = epilogue.store(values[self.program.outputs["param"].id], param, None)
         new_state = {name: epilogue.store(values[node.id], state[name], self.slots[name].dtype)
                      for name, node in self.program.outputs.items() if name != "param"}
         return new_param, new_state
 
-    def step_group(self, params, grads, states, hypers, ts) -> None:
+    def step_group(self, params, grads, states, hypers, ts, inputs=None) -> None:
         """One parameter at a time: writes each new parameter into its buffer and rebinds each state."""
-        for p, g, state, t in zip(params, grads, states, ts):
-            new_param, new_state = self.step(p, g, state, hypers, t)
+        per_param = inputs
+        for i, (p, g, state, t) in enumerate(zip(params, grads, states, ts)):
+            new_param, new_state = self.step(p, g, state, hypers, t, per_param[i] if per_param else None)
             # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
             # them). The copy would then overlap, and a state would change with the parameter or grad.
             inputs = (storage_id(p), storage_id(g))

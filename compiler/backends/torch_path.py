@@ -105,30 +105,31 @@ class TorchPathStep:
 
     # ---- the step
     def step_group(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
-                   hypers: dict[str, Any], ts: list[float]) -> None:
+                   hypers: dict[str, Any], ts: list[float], inputs: list[dict[str, Any]] | None = None) -> None:
         """One multi-tensor step for the group; on the CPU, where the program has per-tensor ops, one for each
         run of consecutive tensors of at most CPU_CHUNK_BYTES (a bigger tensor alone). Every operation acts on
         each tensor alone, so this changes no result."""
+        inputs = inputs if inputs is not None else [{} for _ in params]
         if self.per_tensor_on_cpu and params and not params[0].is_cuda:
             for lo, hi in _chunks(params, CPU_CHUNK_BYTES):
-                self._step_chunk(params[lo:hi], grads[lo:hi], states[lo:hi], hypers, ts[lo:hi])
+                self._step_chunk(params[lo:hi], grads[lo:hi], states[lo:hi], hypers, ts[lo:hi], inputs[lo:hi])
         else:
-            self._step_chunk(params, grads, states, hypers, ts)
+            self._step_chunk(params, grads, states, hypers, ts, inputs)
 
     def _step_chunk(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
-                    hypers: dict[str, Any], ts: list[float]) -> None:
+                    hypers: dict[str, Any], ts: list[float], inputs: list[dict[str, Any]]) -> None:
         layout = tuple((p.shape, p.stride(), p.dtype, g.stride(), g.dtype) for p, g in zip(params, grads))
-        host = self._host_values(params, grads, states, hypers, ts)
+        host = self._host_values(params, grads, states, hypers, ts, inputs)
         inplace = self._inplace.get(layout)
         if inplace is None and sum(p.numel() * p.element_size() for p in params) >= META_PROBE_BYTES:
-            inplace = self._inplace[layout] = self._meta_probe(params, grads, states, host)
+            inplace = self._inplace[layout] = self._meta_probe(params, grads, states, host, inputs)
         if inplace is None:  # decided on the real tensors: this step runs out of place
-            values, self._inplace[layout] = self._evaluate(params, grads, states, host, set(), record=True)
+            values, self._inplace[layout] = self._evaluate(params, grads, states, host, set(), inputs, record=True)
         else:
-            values, _ = self._evaluate(params, grads, states, host, inplace)
+            values, _ = self._evaluate(params, grads, states, host, inplace, inputs)
         self._write(params, grads, states, values, host)
 
-    def _meta_probe(self, params, grads, states, host) -> set[int] | None:
+    def _meta_probe(self, params, grads, states, host, inputs) -> set[int] | None:
         """The in-place decisions for a layout, from a step on meta tensors (shapes, dtypes and strides, no data):
         the first real step then runs in place already, without the out-of-place step's temporaries (GPT-2
         medium's AdamW: a first step of 1.1 s instead of 6.5–12.5 s). None where an op needs data (a solver that
@@ -139,12 +140,13 @@ class TorchPathStep:
             return torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t
         try:
             _, found = self._evaluate([meta(p) for p in params], [meta(g) for g in grads],
-                                      [{k: meta(v) for k, v in s.items()} for s in states], host, set(), record=True)
+                                      [{k: meta(v) for k, v in s.items()} for s in states], host, set(), inputs,
+                                      record=True)
         except Exception:  # noqa: BLE001 - an op without a meta form, or a size-1 dim: decide on the real tensors
             return None
         return found
 
-    def _evaluate(self, params, grads, states, host, inplace: set[int], record: bool = False
+    def _evaluate(self, params, grads, states, host, inplace: set[int], inputs, record: bool = False
                   ) -> tuple[dict[int, Any], set[int]]:
         """Runs the plan's nodes; returns the values alive at the end, and with `record` (nothing in place) the
         nodes that may write into their first argument: those whose result has its shape and dtype and is
@@ -161,6 +163,8 @@ class TorchPathStep:
                 values[n.id] = params
             elif n.op == "grad":
                 values[n.id] = grads
+            elif n.op == "input":
+                values[n.id] = [i[n.attr("name")] for i in inputs]
             else:
                 values[n.id] = [s[n.attr("name")] for s in states]
             roots[n.id] = frozenset((n.id,))
@@ -197,16 +201,16 @@ class TorchPathStep:
                     del values[a.id]
         return values, found
 
-    def _host_values(self, params, grads, states, hypers, ts) -> dict[int, Any]:
-        """Each host node's value: one float for the group, or a list (one per parameter) where shapes or steps
-        differ."""
+    def _host_values(self, params, grads, states, hypers, ts, inputs) -> dict[int, Any]:
+        """Each host node's value: one float for the group, or a list (one per parameter) where shapes, steps or
+        host inputs (`across` values) differ."""
         by_key: dict[tuple, dict[int, Any]] = {}
         keys = []
-        for p, g, s, t in zip(params, grads, states, ts):
-            key = (p.shape, t)
+        for p, g, s, t, i in zip(params, grads, states, ts, inputs):
+            key = (p.shape, t, tuple((k, v) for k, v in sorted(i.items()) if isinstance(v, float)))
             keys.append(key)
             if key not in by_key:
-                env = {"param": p, "grad": g, "state": s, "hypers": hypers, "t": t}
+                env = {"param": p, "grad": g, "state": s, "hypers": hypers, "t": t, "inputs": i}
                 by_key[key] = evaluate(self.host_nodes, env, self._stand_ins(p))
         host: dict[int, Any] = {}
         single = len(by_key) == 1

@@ -206,6 +206,38 @@ def pow(a, b):  # noqa: A001 - the operator's name
     return a ** b
 
 
+def _fold_mod(a, b):
+    return a % b
+
+
+def _mod_law(f, ab):
+    a, b = ab
+    r = f(a, b)
+    assert ((r >= 0) & (r <= b)).all(), "mod(a, b) is outside [0, b] for b > 0"  # −1e-20 mod 1 rounds to 1
+    _close(a, b * torch.floor(a / b) + r, 1e-9)
+
+
+def _mod_sample():
+    st = sampling._st()
+    return sampling.tensors(sampling.shapes(1, 2), -50.0, 50.0).flatmap(
+        lambda a: st.floats(0.5, 10.0).map(lambda b: (a, torch.full_like(a, b))))
+
+
+@op(ELEMENTWISE, elementwise_rule, fold=_fold_mod, triton=_triton.template("G.mod({0}, {1})"),
+    laws=[Law("a = b·floor(a/b) + mod(a, b) with 0 ≤ mod(a, b) ≤ b (b > 0; = b only by rounding)", _mod_sample, _mod_law)],
+    domain={"b": Domain(low=1e-3)})
+def mod(a, b):
+    """a mod b, the remainder with the divisor's sign (Python's `%`, torch.remainder): a − b·floor(a/b).
+    On the step count it schedules work: `mod(t - 1, k) == 0` holds at steps 1, k + 1, 2k + 1, … (`every k:` is
+    that condition). b = 0 gives NaN."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.remainder(a, b)
+    try:
+        return a % b
+    except ZeroDivisionError:
+        return math.nan
+
+
 def _neg_neg(node, graph):
     (a,) = node.args
     return a.args[0] if a.op == "neg" else None
@@ -333,6 +365,10 @@ def _inverse_law(name, f_name, g, low, high):
                lambda f, x: _close(g(f(x)), x, 1e-7))
 
 
+def _floor_law(y, x):
+    assert ((y <= x) & (x < y + 1)).all() and torch.equal(y, y.round()), "floor(x) is not the integer below x"
+
+
 def _fold_sign(x):
     return float((x > 0) - (x < 0))
 
@@ -352,3 +388,7 @@ asinh = _unary("asinh", "asinh", math.asinh, "arcsinh x = log(x + √(x² + 1)) 
                [_inverse_law("asinh", "sinh", lambda y: torch.sinh(y), -1e3, 1e3)], foreach=False)
 tanh = _unary("tanh", "tanh", math.tanh, "tanh x.")
 square = _unary("square", "square", lambda x: x * x, "x².", foreach=False, triton="({0} * {0})")
+floor = _unary("floor", "floor", math.floor,
+               "⌊x⌋, the largest integer ≤ x (a static value folds to an int: `floor(density * cols(W))` is a rank).",
+               [Law("floor(x) ≤ x < floor(x) + 1, an integer", lambda: sampling.tensors(),
+                    lambda f, x: _floor_law(f(x), x))], triton="tl.floor({0})")

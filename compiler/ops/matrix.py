@@ -117,7 +117,8 @@ def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.
         lead = X.shape[:-2]
         X = X.reshape(-1, *X.shape[-2:])
     for k in range(steps):
-        a, b, c = schedule.coefficients(k)
+        # (a user's coefficient beyond the dtype's range is ±inf there, as a cast gives, not torch's refusal)
+        a, b, c = (host_scalar(float(v), X) for v in schedule.coefficients(k))
         if batched:
             A = X @ X.mT
             B = torch.baddbmm(A, A, A, beta=b, alpha=c)
@@ -249,12 +250,18 @@ def _matmul_rule(args, attrs, constraints):
         if isinstance(inner_a, int) and isinstance(inner_b, int):
             raise ShapeError(f"inner dimensions differ: `{a.show()}` @ `{b.show()}`", code="GEO0204")
         constraints.append((inner_a, inner_b))
-    return Tensor(a.shape[:-1] + b.shape[-1:], a.batched or b.batched, a.dtype)
+    dtype = a.dtype if a.dtype == b.dtype else "param" if "param" in (a.dtype, b.dtype) else max(
+        a.dtype, b.dtype, key=list(DTYPES).index)
+    return Tensor(a.shape[:-1] + b.shape[-1:], a.batched or b.batched, dtype)
 
 
 @op(MATRIX, _matmul_rule, batches=True, cost=lambda shapes, attrs: 2.0 * math.prod(shapes[0]) * shapes[1][-1])
 def matmul(a, b):
-    """a @ b, the matrix product (batched over leading dims)."""
+    """a @ b, the matrix product (batched over leading dims). Operands of different dtypes (an fp32 state and a bf16
+    gradient) are promoted to the wider one first, as elementwise arithmetic promotes them."""
+    if a.dtype != b.dtype:
+        common = torch.promote_types(a.dtype, b.dtype)
+        a, b = a.to(common), b.to(common)
     return a @ b
 
 

@@ -1,4 +1,4 @@
-"""Reductions: sum, mean, amax, amin, rms, dot.
+"""Reductions: sum, mean, amax, amin, rms, dot, quantile.
 
 `axis = None` reduces a whole tensor (a batch of matrices too) to a 0-d tensor that stays on the device (no
 host sync); per-matrix norms of a batch are `norm(x, "fro")` and its kin. An integer axis keeps that dim with
@@ -6,9 +6,11 @@ size 1, so the result broadcasts back against its input (`x / rms(x, axis = -1)`
 """
 from __future__ import annotations
 
-from ..types import ShapeError, Tensor
+import math
+
+from ..types import Scalar, ShapeError, Static, Tensor
 from . import sampling
-from .registry import REDUCTION, Law, StaticArg, op
+from .registry import REDUCTION, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -85,3 +87,38 @@ def dot(a, b, axis: StaticArg = None):
     p = a * b
     return p.sum() if axis is None else p.sum(dim=axis, keepdim=True)
 
+
+
+def _quantile_rule(args, attrs, constraints):
+    x, q = args
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"reduces a tensor, found `{x.show()}`", arg=0, code="GEO0202")
+    if not (isinstance(q, Scalar) or (isinstance(q, Static) and q.kind in ("int", "float"))):
+        raise ShapeError(f"needs a number known on the host for `q`, found `{q.show()}`", arg=1, code="GEO0202")
+    return Tensor((), False, x.dtype)
+
+
+def _quantile_laws():
+    def ends(f, x):
+        _check(f(x, 0.0), x.min())
+        _check(f(x, 1.0), x.max())
+        for q in (0.1, 0.5, 0.9):
+            _check(f(x, q), torch.quantile(x.flatten(), q))
+    return [Law("quantile(x, 0) = min, quantile(x, 1) = max, and torch.quantile's linear interpolation between",
+                lambda: sampling.tensors(sampling.shapes(1, 2, 7)), ends)]
+
+
+@op(REDUCTION, _quantile_rule, laws=_quantile_laws(), domain={"q": Domain(0.0, 1.0)})
+def quantile(x, q):
+    """The q-quantile of all entries of x (q in [0, 1], clamped), by linear interpolation between the two order
+    statistics around position q·(N − 1) — torch.quantile's default, computed with `kthvalue` so that it has no
+    size limit (ROOT's outlier threshold: `quantile(abs(m), 0.9)`). A 0-d tensor; NaN entries make it NaN."""
+    flat = x.reshape(-1)
+    n = flat.numel()
+    if n == 0:
+        return torch.full((), math.nan, dtype=x.dtype, device=x.device)
+    pos = min(max(float(q), 0.0), 1.0) * (n - 1) if math.isfinite(float(q)) else 0.0
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    a = flat.kthvalue(lo + 1).values
+    value = a if hi == lo else torch.lerp(a, flat.kthvalue(hi + 1).values, pos - lo)
+    return torch.where(flat.isnan().any(), torch.full_like(value, math.nan), value)  # (no host sync)

@@ -3,7 +3,9 @@
     doc          the math and the source (paper, code), shown by `geo doc OP`
     signature    taken from the reference function: parameters annotated `Static` are compile-time values
                  (part of the kernel key), the others are runtime values (tensors or scalars)
-    kind         elementwise | reduction | matrix | shape | init — what fusion and scheduling need to know
+    kind         elementwise | reduction | matrix | shape | init | random — what fusion and scheduling need to
+                 know; a random operator draws from the optimizer's generator: its reference takes the step's
+                 random key and the call's site, which the checker supplies (`user_params` hides them)
     type_rule    (arg types, static attrs, constraints) -> result type; raises ShapeError on misuse
     reference    the torch implementation, the oracle every faster backend is tested against
     fold         a pure-Python function used to fold the op on static values (optional)
@@ -35,8 +37,11 @@ from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
 
-ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT = "elementwise", "reduction", "matrix", "shape", "init"
-KINDS = (ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT)
+ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT, RANDOM = "elementwise", "reduction", "matrix", "shape", "init", "random"
+KINDS = (ELEMENTWISE, REDUCTION, MATRIX, SHAPE, INIT, RANDOM)
+# The parameters of a random operator that the checker supplies, never the spec: the parameter's random key for
+# this step (a value) and the call's site (a static name that keeps two draws of one step apart).
+RANDOM_HIDDEN = ("key", "site")
 
 
 class StaticArg:
@@ -127,9 +132,16 @@ class OpDef:
     def static_params(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.static)
 
+    @property
+    def user_params(self) -> tuple[Param, ...]:
+        """The parameters a spec writes (a random operator's key and site are the checker's)."""
+        if self.kind != RANDOM:
+            return self.params
+        return tuple(p for p in self.params if p.name not in RANDOM_HIDDEN)
+
     def signature(self) -> str:
         parts = []
-        for p in self.params:
+        for p in self.user_params:
             s = ("static " if p.static else "") + p.name
             if not p.required:
                 s += f" = {p.default!r}"
@@ -178,6 +190,8 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
         for p in inspect.signature(fn).parameters.values():
             static = p.annotation in ("StaticArg", StaticArg)
             params.append(Param(p.name, static, p.default))
+        if kind == RANDOM and [p.name for p in params if p.name in RANDOM_HIDDEN] != list(RANDOM_HIDDEN):
+            raise ValueError(f"random operator {op_name!r} takes `key` (a value) and `site` (static), last")
         unknown = set(domain or {}) - {p.name for p in params}
         if unknown:
             raise ValueError(f"operator {op_name!r}: domain names unknown parameters {sorted(unknown)}")

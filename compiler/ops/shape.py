@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-from ..types import SCALAR, ShapeError, Tensor
-from .registry import INIT, SHAPE, host_scalar, op
+from ..types import DTYPES, SCALAR, ShapeError, Tensor, TupleT, torch_dtype
+from . import sampling
+from .registry import INIT, SHAPE, Domain, Law, StaticArg, host_scalar, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -105,3 +106,44 @@ def scalar_like(x, value):
     """A 0-d tensor holding `value`, on x's device and in x's dtype: the initial value of a numeric state
     (`state lam = 0.0`), which stays on the device like torch.optim's `step`."""
     return torch.full((), host_scalar(float(value), x), dtype=x.dtype, device=x.device)
+
+
+def _item_rule(args, attrs, constraints):
+    x, i = args[0], attrs.get("index")
+    if not (isinstance(x, TupleT) and all(isinstance(t, Tensor) for t in x.items)):
+        raise ShapeError(f"takes the result of a factorization (a tuple of tensors), found `{x.show()}`", arg=0,
+                         code="GEO0202", help="index the factorization itself: `eigh(A)[1]`")
+    if not isinstance(i, int) or isinstance(i, bool) or not -len(x.items) <= i < len(x.items):
+        raise ShapeError(f"index {i!r} is out of range for a tuple of {len(x.items)}", code="GEO0206")
+    return x.items[i]
+
+
+@op(SHAPE, _item_rule)
+def item(x, index: StaticArg = 0):
+    """The `index`-th tensor of a factorization's result: `eigh(A)[1]` is written for `item(eigh(A), index = 1)`,
+    so that one decomposition serves every factor read from it."""
+    return x[index]
+
+
+def _cast_rule(args, attrs, constraints):
+    x = args[0]
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"needs a tensor, found `{x.show()}`", arg=0, code="GEO0202")
+    if attrs.get("dtype") not in DTYPES:
+        raise ShapeError(f"unknown dtype {attrs.get('dtype')!r}", code="GEO0206",
+                         help="one of " + ", ".join(f'"{k}"' for k in DTYPES))
+    return Tensor(x.shape, x.batched, attrs["dtype"])
+
+
+def _cast_round_trip(f, x):
+    y = f(f(x.float(), dtype="fp64"), dtype="fp32")
+    assert y.dtype == torch.float32 and torch.equal(y, x.float()), "fp32 → fp64 → fp32 is not the identity"
+
+
+@op(SHAPE, _cast_rule, domain={"dtype": Domain(choices=tuple(DTYPES))},
+    laws=[Law("cast to fp64 and back to fp32 is the identity on fp32 values", lambda: sampling.tensors(),
+              _cast_round_trip)])
+def cast(x, dtype: StaticArg = "fp32"):
+    """x converted to a storage dtype ("bf16", "fp16", "fp32", "fp64"): statistics of a bf16 model computed in fp32
+    (`cast(grad, "fp32") @ ...`), rounded once, where the value is made."""
+    return x.to(torch_dtype(dtype))

@@ -97,8 +97,8 @@ def _right_vector(args, i: int, constraints) -> Tensor:
 def _right_init_rule(args, attrs, constraints):
     w = _matrix(args[0], 0)
     rank = attrs.get("rank")
-    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= 64:
-        raise ShapeError(f"`rank` must be a static integer in [1, 64], found {rank!r}", code="GEO0206")
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= 65536:
+        raise ShapeError(f"`rank` must be a static integer in [1, 65536], found {rank!r}", code="GEO0206")
     if attrs.get("method") not in ("ones", "svd"):
         raise ShapeError(f"`method` must be \"ones\" or \"svd\", found {attrs.get('method')!r}", code="GEO0206")
     known = [d for d in w.shape[-2:] if isinstance(d, int)]

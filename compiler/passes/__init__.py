@@ -25,4 +25,6 @@ def rebuild(program: Program, replace: Callable[[Node, Graph], Node | None] | No
     outputs = {k: new[v.id] for k, v in program.outputs.items()}
     outputs = {k: v for k, v in outputs.items() if k == "param" or not (v.op == "state" and v.attr("name") == k)}
     return Program(program.optimizer, program.rule_index, program.rule_text, program.param_name, program.param_type,
-                   program.statics, program.hypers, states, outputs, program.constraints, program.span)
+                   program.statics, program.hypers, states, outputs, program.constraints, program.span,
+                   {k: new[v.id] for k, v in program.guards.items()}, dict(program.guard_parents),
+                   {k: new[v.id] for k, v in program.exports.items()}, program.per_shape)

@@ -157,6 +157,24 @@ def test_param_matching_no_rule():
     assert "role: bias" in text
 
 
+def test_a_parameter_outside_the_across_block():
+    Opt = geo.compile("""
+optimizer some_layers(lr = 0.1):
+    across hidden matrix layers:
+        let update = subset(layers, 1)
+    for tensor W:
+        when update > 0:
+            W = W - lr * grad
+""")
+    with pytest.raises(geo.GeoError) as info:
+        Opt([("0.weight", _param(4, 3)), ("0.bias", _param(4))])
+    (d,) = info.value.diagnostics
+    assert d.code == "GEO0404"
+    text = str(info.value)
+    assert "parameter `0.bias` of shape (4,) reads an `across` value, but the `across` block does not cover it" in text
+    assert "across hidden matrix layers" in text and "help: widen the block's selector" in text
+
+
 def test_a_complex_parameter():
     AdamW = geo.compile("adamw")
     with pytest.raises(geo.GeoError) as info:
@@ -295,6 +313,7 @@ TESTED_IN_PYTHON = {
     "GEO0402": "test_shape_that_does_not_fit_the_view",
     "GEO0403": "test_a_complex_parameter",
     "GEO0503": "test_a_chain_of_uses_too_deep",
+    "GEO0404": "test_a_parameter_outside_the_across_block",
     "GEO0601": "test_unreadable_file",
 }
 # Emitted by code that no spec reaches today (kept for the catalogue; see docs/errors.md).

@@ -20,6 +20,7 @@ from geo.compiler import pipeline
 from geo.dsl.diagnostics import Diagnostic, GeoError
 from geo.dsl.loader import STDLIB, stdlib_names
 from geo.dsl.source import SourceFile
+from geo.dsl.source import shown as visible
 
 MAX_EXAMPLES = int(os.environ.get("GEO_SPAN_EXAMPLES", "150"))
 DERANDOMIZE = "GEO_SPAN_EXAMPLES" not in os.environ
@@ -76,11 +77,12 @@ def check_text(text: str) -> list[Diagnostic]:
     for info in checked.optimizers.values():
         for rule in info.rules:
             statics = rule.statics()
-            try:
-                pipeline.specialize(checked, rule, statics, rule.rank())
-            except GeoError as err:  # a value only the specialization meets (a static out of range)
-                for d in err.diagnostics:
-                    assert_inside(d, source)
+            for rank, active in rule.variants():  # (a rule whose statics read the rank has one per rank)
+                try:
+                    pipeline.specialize(checked, rule, statics, rank, active)
+                except GeoError as err:  # a value only the specialization meets (a static out of range)
+                    for d in err.diagnostics:
+                        assert_inside(d, source)
     return []
 
 
@@ -102,7 +104,7 @@ def assert_inside(d: Diagnostic, source: SourceFile) -> None:
     arrow = next(ln for ln in lines if "--> " in ln)
     assert arrow.endswith(f"--> {src.name}:{line}:{col}"), rendered
     gutter = len(arrow) - len(arrow.lstrip())
-    shown = f"{line:>{gutter}} | {src.line_text(line)}".rstrip()
+    shown = f"{line:>{gutter}} | {visible(src.line_text(line))}".rstrip()  # (controls show as their pictures)
     assert shown in lines, rendered
     carets = next(ln for ln in lines[lines.index(shown) + 1:] if "^" in ln)
     assert carets.index("^") == gutter + 3 + col - 1, rendered

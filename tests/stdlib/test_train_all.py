@@ -17,7 +17,8 @@ from geo.dsl.diagnostics import Diagnostic
 from geo.dsl.loader import source_for, stdlib_names
 
 # Learning rates for a 30-step smoke run; defaults elsewhere (lion's and signum's are tuned for long runs).
-LR = {"lion": 3e-3, "signum": 1e-2, "sgd": 0.1, "adamw": 1e-2, "scion": 0.02, "muon_moonlight": 2e-2}
+LR = {"lion": 3e-3, "signum": 1e-2, "sgd": 0.1, "adamw": 1e-2, "scion": 0.02, "muon_moonlight": 2e-2,
+      "root": 1e-2, "frugal": 1e-2, "hypersphere": 1e-2, "hyperball": 3e-2, "adaptive_memory": 0.1}
 
 
 def _optimizers():

@@ -35,9 +35,10 @@ def test_the_lexer_knows_the_grammars_keywords_and_structure():
            '    state m: bf16 = zeros_like(W)\n    let u = lerp(m, grad, 0.1)  # c\n'
            '    if n > 2 and not false:\n        W = W - lr * msign(u, steps = n)\n'
            '    elif true or n == 1:\n        pass\n    else:\n        repeat 2 as i:\n            W = W\n'
+           '    every 10:\n        m = m * 0\n    when t > 1:\n        W = W\n'
            'def f(x):\n    return x if t > 1 else x\n'
            'optimizer o = s ∘ adamw\noptimizer p = s >> adamw\n'
-           'optimizer q:\n    for hidden matrix W as heads(2) = s\n')
+           'optimizer q:\n    across matrix layers:\n        pass\n    for hidden matrix W as heads(2) = s\n')
     tokens = [(t, v) for t, v in GeoLexer().get_tokens(src) if v.strip()]
     kinds = {}
     for t, v in tokens:

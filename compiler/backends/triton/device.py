@@ -87,6 +87,20 @@ def lerp(a, b, w):
 
 
 @triton.jit
+def mod(a, b):
+    """a mod b with the divisor's sign, as torch.remainder computes it: r = fmod(a, b) = a − b·trunc(a/b), then
+    r + b where r ≠ 0 and its sign differs from b's. For fp32 operands both steps are exact in float64 (the quotient
+    of two fp32 numbers is never within float64 rounding of an integer it is not), so the one rounding to fp32 is
+    torch's; fp64 operands round as the formula does."""
+    x = a.to(tl.float64)
+    y = b.to(tl.float64)
+    q = x / y
+    r = x - y * tl.where(q < 0, tl.ceil(q), tl.floor(q))
+    r = tl.where((r != 0) & ((r < 0) != (y < 0)), r + y, r)
+    return r.to(a.dtype)
+
+
+@triton.jit
 def axpy(x, y, s):
     """x + s·y rounded once (torch.add(x, y, alpha=s)); exactly x where s = 0, as the reference."""
     return tl.where(s == 0, x, tl.fma(y, s, x))

@@ -78,27 +78,31 @@ class TritonStep:
     def init(self, param: torch.Tensor, hypers: dict[str, Any]) -> dict[str, Any]:
         return self._reference.init(param, hypers)
 
-    def step(self, param, grad, state, hypers, t):
+    def step(self, param, grad, state, hypers, t, inputs=None):
         """One parameter, functionally (the older calling convention): returns (new param, new states)."""
         p = param.clone()
         s = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
-        self.step_group([p], [grad], [s], hypers, [t])
+        self.step_group([p], [grad], [s], hypers, [t], [inputs or {}])
         return p, {name: s[name] for name in self.program.outputs if name != "param"}
 
     # ---- the group step
     def step_group(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
-                   hypers: dict[str, Any], ts: list[float]) -> None:
+                   hypers: dict[str, Any], ts: list[float], inputs: list[dict[str, Any]] | None = None) -> None:
         if not params:
             return
+        inputs = inputs if inputs is not None else [{} for _ in params]
         self._check_devices(params)
         shapes = [self._shapes_of(tuple(p.shape)) for p in params]
-        host = self._host(params, grads, states, hypers, ts, shapes)
+        host = self._host(params, grads, states, hypers, ts, shapes, inputs)
         env: dict[int, list[Any]] = {}
         for n in self.plan.sources:
             if n.op == "param":
                 env[n.id] = list(params)
             elif n.op == "grad":
                 env[n.id] = list(grads)
+            elif n.op == "input":
+                env[n.id] = [i[n.attr("name")] for i in inputs]
+                continue
             else:
                 env[n.id] = [s[n.attr("name")] for s in states]
             if n.id in self.snapshot:
@@ -142,20 +146,23 @@ class TritonStep:
         return found
 
     # ---- host scalars
-    def _host(self, params, grads, states, hypers, ts, shapes) -> list[dict[int, Any]]:
-        """Each tensor's host values (shared between tensors of one shape and step)."""
+    def _host(self, params, grads, states, hypers, ts, shapes, inputs) -> list[dict[int, Any]]:
+        """Each tensor's host values (shared between tensors of one shape, step and host inputs)."""
         out, seen = [], {}
         for i, p in enumerate(params):
-            key = i if self.host_reads_state else (tuple(p.shape), ts[i])
+            key = i if self.host_reads_state else (tuple(p.shape), ts[i], tuple(
+                (k, v) for k, v in sorted(inputs[i].items()) if isinstance(v, float)))
             if key not in seen:
-                seen[key] = self._host_one(params[i], grads[i], states[i], hypers, ts[i], shapes[i])
+                seen[key] = self._host_one(params[i], grads[i], states[i], hypers, ts[i], shapes[i], inputs[i])
             out.append(seen[key])
         return out
 
-    def _host_one(self, p, g, state, hypers, t, shapes) -> dict[int, Any]:
+    def _host_one(self, p, g, state, hypers, t, shapes, inputs) -> dict[int, Any]:
         values: dict[int, Any] = {}
         for n in self.host_nodes:
-            if n.op == "hyper":
+            if n.op == "input":
+                values[n.id] = inputs[n.attr("name")]
+            elif n.op == "hyper":
                 v = hypers[n.attr("name")]
                 values[n.id] = float(v[n.attr("index")] if n.attr("index") is not None else v)
             elif n.op == "t":
