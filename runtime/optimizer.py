@@ -159,33 +159,75 @@ class GeoOptimizer(torch.optim.Optimizer):
                 if p.numel():  # a 0×n matrix has nothing to update (and no singular values to orthogonalize)
                     ps.append(p)
             todo.append((group, ps))
-        if self.nonfinite != "propagate":
-            todo = self._finite_only(todo)  # "raise" raises here, before any parameter changes
+        # Each parameter's runner (the backend's program for its rule, statics, rank and steps). A runner that
+        # checks gradients inside its own kernels (`checks_finite`) gets "skip" done there; the others (and
+        # "raise", which must stop before anything changes) get the check below, one pass over their gradients.
+        plans = []
         for group, ps in todo:
             rule = spec.rules[group["geo_rule"]]
             statics = rule.statics(group)
-            hypers = runtime_values(rule, group)
-            batches: dict[int, tuple[Any, list, list, list, list, list]] = {}  # one call per program
+            runners = []
             for p in ps:
                 _, rank, active = self._geo_binding[p]
-                runner = spec.runner(rule, statics, rank, active, backends.resolve(self._geo_backend, p.is_cuda))
+                runners.append(spec.runner(rule, statics, rank, active,
+                                           backends.resolve(self._geo_backend, p.is_cuda, p.numel())))
+            plans.append((group, rule, ps, runners))
+        fused = self.nonfinite == "skip"
+        if self.nonfinite != "propagate":
+            checked = self._finite_only([(g, [p for p, r in zip(ps, rs) if not (fused and _fuses_check(r))])
+                                         for g, _, ps, rs in plans])  # "raise" raises here, before any change
+            keep = {id(p) for _, kept in checked for p in kept}
+            for i, (g, rule, ps, rs) in enumerate(plans):
+                stay = [j for j, (p, r) in enumerate(zip(ps, rs)) if id(p) in keep or (fused and _fuses_check(r))]
+                plans[i] = (g, rule, [ps[j] for j in stay], [rs[j] for j in stay])
+        flagged = []  # (group, params, fresh, flags): runners that checked the gradients themselves
+        for group, rule, ps, runners in plans:
+            hypers = runtime_values(rule, group)
+            batches: dict[int, tuple[Any, list, list, list, list, list, list]] = {}  # one call per program
+            for p, runner in zip(ps, runners):
                 view = rule.view
                 param_view = view.forward(p, rule.view_args) if view is not None else p
                 grad_view = view.forward(p.grad, rule.view_args) if view is not None else p.grad
                 state = self.state[p]
-                if not state:
+                fresh = not state
+                if fresh:
                     state[STEP_KEY] = torch.tensor(0.0, dtype=torch.float32)
                     state.update(_unaliased(runner.init(param_view, hypers), (p, p.grad)))
                 state[STEP_KEY] += 1
-                batch = batches.setdefault(id(runner), (runner, [], [], [], [], []))
-                for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]))):
+                batch = batches.setdefault(id(runner), (runner, [], [], [], [], [], []))
+                for items, item in zip(batch[1:], (p, param_view, grad_view, state, float(state[STEP_KEY]), fresh)):
                     items.append(item)
-            for runner, ps_, param_views, grad_views, states, ts in batches.values():
-                runner.step_group(param_views, grad_views, states, hypers, ts)
+            for runner, ps_, param_views, grad_views, states, ts, fresh in batches.values():
+                if fused and _fuses_check(runner):
+                    flags = runner.step_group(param_views, grad_views, states, hypers, ts, check=True)
+                    flagged.append((group, ps_, fresh, flags))
+                else:
+                    runner.step_group(param_views, grad_views, states, hypers, ts)
                 for p, v in zip(ps_, param_views):
                     if v is not p and storage_id(v) != storage_id(p):  # a view that had to copy (a strided param)
                         p.copy_(v.reshape(p.shape))
+        if flagged:
+            self._count_skips(flagged)
         return loss
+
+    def _count_skips(self, flagged: list[tuple[dict, list, list, list]]) -> None:
+        """Counts the tensors a runner skipped for a non-finite gradient (one host read of all flags per device)
+        and undoes their step count; a tensor skipped on its first step gets no state, as with the check above."""
+        by_device: dict[Any, list[tuple[dict, Any, bool, Any]]] = {}
+        for group, ps, fresh, flags in flagged:
+            for p, f, flag in zip(ps, fresh, flags):
+                by_device.setdefault(flag.device, []).append((group, p, f, flag))
+        for items in by_device.values():
+            stepped = torch.stack([flag for *_, flag in items]).reshape(-1).tolist()
+            for (group, p, fresh, _), good in zip(items, stepped):
+                if good:
+                    continue
+                pname = param_name(group, p)
+                self.nonfinite_skips[pname] = self.nonfinite_skips.get(pname, 0) + 1
+                if fresh:
+                    del self.state[p]
+                else:
+                    self.state[p][STEP_KEY] -= 1
 
     def _finite_only(self, todo: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
         """Drops (and counts) the parameters whose gradient holds NaN or ±Inf, or raises for "raise".
@@ -258,6 +300,11 @@ def _unaliased(state: dict[str, Any], inputs: tuple[torch.Tensor, ...]) -> dict[
             taken.add(storage_id(value))
         out[name] = value
     return out
+
+
+def _fuses_check(runner: Any) -> bool:
+    """The runner checks gradients for NaN/±Inf inside its own kernels (`step_group(check=True)`)."""
+    return getattr(runner, "checks_finite", False)
 
 
 def _role_table(roles: dict[Any, str] | None) -> dict[Any, str]:

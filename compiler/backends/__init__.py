@@ -4,6 +4,8 @@
                  bit for bit the reference's on the CPU ("auto" picks it for CPU tensors)
     "triton"     triton/, `TritonStep`: one generated kernel launch per fused kernel ("auto" on CUDA, when the
                  optional `triton` package is installed)
+    "inductor"   inductor.py, `InductorStep`: each fused region compiled by TorchInductor (torch.compile),
+                 vectorized C++/OpenMP on the CPU, Triton on CUDA; the gradient check inside the kernels
     "reference"  reference.py, `ReferenceStep`: an interpreter over the IR, one parameter at a time; the oracle
                  every faster backend is tested against
 
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 BACKENDS: dict[str, str] = {
     "torch": "torch_path:TorchPathStep",
     "triton": "triton.step:TritonStep",
+    "inductor": "inductor:InductorStep",
     "reference": "reference:ReferenceStep",
 }
 AUTO = "auto"
@@ -45,7 +48,12 @@ class Backend(Protocol):
                    hypers: dict[str, Any], ts: list[float]) -> None:
         """One step for every parameter of a group that runs this program: writes each parameter in place and
         rebinds each state dict's slots to their new values (never sharing a buffer with the parameter, its
-        gradient or another slot)."""
+        gradient or another slot).
+
+        A backend whose class sets `checks_finite = True` also takes `check=True` (the runtime's
+        `nonfinite="skip"`): it checks each gradient for NaN/±Inf itself (fused into its kernels), leaves the
+        parameter and states of a tensor whose gradient is not finite as they were, and returns one 0-d bool
+        tensor per parameter (True: stepped). The runtime then skips its own pass over the gradients."""
         ...
 
 
@@ -58,9 +66,9 @@ def backend(name: str) -> type[Backend]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def resolve(name: str, on_cuda: bool) -> str:
-    """The backend that runs a parameter: for "auto", Triton kernels for CUDA tensors when triton is installed
-    and the torch path elsewhere; any other name as it is."""
+def resolve(name: str, on_cuda: bool, numel: int | None = None) -> str:
+    """The backend that runs a parameter of `numel` elements: for "auto", Triton kernels for CUDA tensors when
+    triton is installed and the torch path elsewhere; any other name as it is."""
     if name != AUTO:
         return name
     return "triton" if on_cuda and _has_triton() else "torch"
