@@ -569,7 +569,7 @@ def parser(prog: str = "bench_step.py") -> argparse.ArgumentParser:
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small", help="parameter shapes (default: small)")
     ap.add_argument("--specs", nargs="+", choices=ALL_SPECS, default=list(ALL_SPECS), metavar="SPEC",
                     help=f"geo specs to measure (default: all of {', '.join(ALL_SPECS)})")
-    ap.add_argument("--backend", choices=("torch", "triton", "auto"), default="auto",
+    ap.add_argument("--backend", choices=("torch", "triton", "inductor", "auto"), default="auto",
                     help="geo backend (default: auto)")
     ap.add_argument("--steps", type=_nonnegative, default=10, help="timed steps after the warm-up (default: 10)")
     ap.add_argument("--warmup", type=_positive, default=2,

@@ -1,11 +1,12 @@
 """Backends: each runs a specialized `Program` (compiler/pipeline.py) as a step over a param group.
 
     "torch"      torch_path.py, `TorchPathStep`: the plan as multi-tensor `torch._foreach_*` calls, in place;
-                 bit for bit the reference's on the CPU ("auto" picks it for CPU tensors)
+                 bit for bit the reference's on the CPU ("auto" picks it for small CPU tensors)
     "triton"     triton/, `TritonStep`: one generated kernel launch per fused kernel ("auto" on CUDA, when the
                  optional `triton` package is installed)
     "inductor"   inductor.py, `InductorStep`: each fused region compiled by TorchInductor (torch.compile),
                  vectorized C++/OpenMP on the CPU, Triton on CUDA; the gradient check inside the kernels
+                 ("auto" picks it for CPU tensors of AUTO_INDUCTOR_NUMEL elements or more)
     "reference"  reference.py, `ReferenceStep`: an interpreter over the IR, one parameter at a time; the oracle
                  every faster backend is tested against
 
@@ -66,15 +67,37 @@ def backend(name: str) -> type[Backend]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
+# "auto" on the CPU: the inductor backend for a tensor of at least this many elements (when a C++ compiler is
+# there), the torch path below. Measured in benchmarks/RESULTS.md ("auto"): below it, one compiled call per
+# tensor (~25 µs of dispatch) costs more than the passes it saves, and the torch path's multi-tensor calls step
+# all the small tensors of a group at once without compiling anything.
+AUTO_INDUCTOR_NUMEL = 1 << 15
+
+
 def resolve(name: str, on_cuda: bool, numel: int | None = None) -> str:
-    """The backend that runs a parameter of `numel` elements: for "auto", Triton kernels for CUDA tensors when
-    triton is installed and the torch path elsewhere; any other name as it is."""
+    """The backend that runs a parameter of `numel` elements. "auto": Triton kernels for CUDA tensors when
+    triton is installed (else the torch path); on the CPU, Inductor's fused kernels for tensors of at least
+    AUTO_INDUCTOR_NUMEL elements when a C++ compiler is found, the torch path for the others. Any other name
+    as it is."""
     if name != AUTO:
         return name
-    return "triton" if on_cuda and _has_triton() else "torch"
+    if on_cuda:
+        return "triton" if _has_triton() else "torch"
+    if numel is not None and numel >= AUTO_INDUCTOR_NUMEL and has_cpp_compiler():
+        return "inductor"
+    return "torch"
 
 
 @functools.cache
 def _has_triton() -> bool:
     import importlib.util
     return importlib.util.find_spec("triton") is not None
+
+
+@functools.cache
+def has_cpp_compiler() -> bool:
+    """A C++ compiler for TorchInductor's CPU kernels is on the PATH (`$CXX`, else the ones Inductor tries)."""
+    import os
+    import shutil
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    return any(shutil.which(n) for n in names)

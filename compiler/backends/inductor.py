@@ -308,8 +308,10 @@ class InductorStep:
         for i in range(count):
             if out[i] is None:
                 out[i] = opdef.apply(columns[i], attrs, n.type)
-            if isinstance(out[i], torch.Tensor) and storage_id(out[i]) in sources[i]:
-                out[i] = out[i].clone()  # a view of the parameter or a state, which a later region may overwrite
+            if isinstance(out[i], torch.Tensor) and (storage_id(out[i]) in sources[i] or not out[i].is_contiguous()):
+                # a view of the parameter or a state, which a later region may overwrite; or strided (a tall
+                # matrix's msign is a transposed view): regions read flat views, one compilation for all layouts
+                out[i] = out[i].contiguous() if not out[i].is_contiguous() else out[i].clone()
         env[n.id] = out
 
     # ---- the end of the step
