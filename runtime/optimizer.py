@@ -38,9 +38,10 @@ class GeoOptimizer(torch.optim.Optimizer):
                  nonfinite: str = "skip", **hypers: Any):
         """params: tensors, (name, tensor) pairs (`model.named_parameters()`: names give roles) or param groups.
         roles: {tensor or name: role} overriding the roles inferred from names.
-        backend: "auto", "torch", "triton" or "reference" (default: the one given to geo.compile).
+        backend: "auto", "torch", "inductor", "triton" or "reference" (default: the one given to geo.compile).
         nonfinite: what a step does with a gradient holding NaN or ±Inf — "skip" (default: that tensor's
-        step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
+        step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`; the
+        inductor backend checks inside its kernels, the others in one pass before the step),
         "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or
         "propagate" (no check, as torch.optim: NaN flows into the parameter and state).
         **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only."""

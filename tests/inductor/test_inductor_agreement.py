@@ -15,11 +15,15 @@ against the reference's value b:
             max|b| for bf16 parameters, whose one-ulp input differences move the root that far
 A wrong operator, input, broadcast or skip is off by far more.
 
+With GEO_TEST_DEVICE=cuda (benchmarks/gpu_check.sh) the same runs on a GPU, where Inductor emits Triton kernels.
+
 Compilation is the cost here (a few seconds per region variant on two cores); equal regions of different
 optimizers share one compilation (compiler/backends/inductor.py), so the whole file is a few minutes cold and
 seconds with Inductor's disk cache warm.
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -30,6 +34,7 @@ from geo.compiler.pipeline import front
 from geo.dsl.diagnostics import Diagnostic
 from geo.dsl.loader import source_for, stdlib_names
 
+DEVICE = torch.device(os.environ.get("GEO_TEST_DEVICE", "cpu"))  # cuda: Inductor's Triton kernels (gpu_check.sh)
 OPTIMIZERS = [(spec, name) for spec in stdlib_names() for name in front(source_for(spec))[1].root_optimizers]
 SHAPES = {"hidden.0.weight": (7, 5), "hidden.1.weight": (7, 5), "tall.weight": (9, 3), "wide.weight": (3, 9),
           "row.weight": (1, 9), "col.weight": (9, 1), "conv.weight": (3, 2, 3, 3), "hidden.0.bias": (7,)}
@@ -45,7 +50,8 @@ def model_params(Opt) -> list[tuple[str, torch.Tensor]]:
         if isinstance(bind_rule(Opt._geo.info, ParamInfo(name, shape, infer_role(name, shape))), Diagnostic):
             continue
         dtype = torch.bfloat16 if i % 3 == 1 else torch.float32
-        out.append((name, torch.randn(shape, generator=g, dtype=torch.float64).mul(0.5).to(dtype).requires_grad_()))
+        out.append((name, torch.randn(shape, generator=g, dtype=torch.float64).mul(0.5).to(DEVICE, dtype)
+                    .requires_grad_()))
     return out
 
 
@@ -56,7 +62,7 @@ def run(spec: str, name: str, backend: str, steps: int = 3):
     g = torch.Generator().manual_seed(1)
     for k in range(steps):
         for _, p in params:
-            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
+            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64).to(DEVICE, p.dtype)
         if k == BAD_STEP:
             params[0][1].grad.view(-1)[0] = float("nan")
         opt.step()
