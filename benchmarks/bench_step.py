@@ -241,12 +241,15 @@ def _peer_case(spec: str, module: str, cls_name: str, subset: str, kw: dict[str,
     except ImportError as err:
         SKIPPED_PEERS.append(f"{module}.{cls_name} ({spec}): not installed ({err}); see benchmarks/README.md")
         return None
+    try:
+        from importlib.metadata import version as dist_version
+        version = dist_version(module.replace("_", "-"))
+    except Exception:  # noqa: BLE001 - a version is only a label
+        version = getattr(mod, "__version__", "")
     cls = getattr(mod, cls_name, None)
     if cls is None:
-        SKIPPED_PEERS.append(f"{module}.{cls_name} ({spec}): {module} {getattr(mod, '__version__', '')} has no "
-                             f"`{cls_name}`")
+        SKIPPED_PEERS.append(f"{module}.{cls_name} ({spec}): {module} {version} has no `{cls_name}`")
         return None
-    version = getattr(mod, "__version__", "")
     label = f"{module}{(' ' + version) if version else ''} {cls_name}"
 
     kw = dict(kw)
@@ -345,7 +348,8 @@ def _tensors_in(opt) -> list[Any]:
 def step_bytes(named: list, opt) -> int:
     """Reads: every parameter, gradient and state tensor once; writes: every parameter and state tensor once."""
     params = sum(p.numel() * p.element_size() for _, p in named)
-    grads = sum(p.grad.numel() * p.grad.element_size() for _, p in named)
+    grads = sum((p if p.grad is None else p.grad).numel() * (p if p.grad is None else p.grad).element_size()
+                for _, p in named)  # heavyball frees gradients after its step: then the gradient had p's shape
     states = sum(t.numel() * t.element_size() for t in _tensors_in(opt))
     return 2 * params + grads + 2 * states
 
@@ -419,10 +423,13 @@ def step_peak_mb(opt, cuda: bool) -> float | None:
             opt.step()
     except RuntimeError:
         return None
-    events = sorted((e for e in prof.events() if e.name == "[memory]"), key=lambda e: e.time_range.start)
+    # every allocation (+bytes) and free (−bytes) of the CPU allocator, in time order (the profiler's function
+    # events fold them into the op that made them)
+    events = sorted(((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]"), key=lambda e: e[0])
     now = top = 0
-    for e in events:
-        now += e.cpu_memory_usage
+    for _, nbytes in events:
+        now += nbytes
         top = max(top, now)
     return top / 1e6
 
