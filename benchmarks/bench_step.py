@@ -69,8 +69,8 @@ PRESETS = {  # d, layers, vocab, positions
     "small": (768, 12, 50257, 1024),
     "medium": (1024, 24, 50257, 1024),
 }
-ALL_SPECS = ("adamw", "muon", "auon", "horst", "spectral_sphere", "sgd", "lion", "signum")
-MUON_FAMILY = {"muon", "auon", "horst", "spectral_sphere"}
+ALL_SPECS = ("adamw", "muon", "auon", "horst", "spectral_sphere", "sgd", "lion", "signum", "normuon", "adamuon")
+MUON_FAMILY = {"muon", "auon", "horst", "spectral_sphere", "normuon", "adamuon"}
 PEAK_GBPS = (  # (substring of torch.cuda.get_device_name(), HBM peak GB/s), first match wins
     ("H200", 4800.0),
     ("H100 PCIe", 2000.0),
@@ -112,12 +112,13 @@ class ParamSet:
     def __init__(self, preset: str, device: str, seed: int = 0):
         import torch
         self.device, self.seed = device, seed
-        self.names, self.params = [], []
+        self.names, self.params, self.grads = [], [], []
         for i, (name, shape) in enumerate(gpt2_shapes(preset)):
             p = torch.nn.Parameter(self._random(2 * i, shape, 0.02))
             p.grad = self._random(2 * i + 1, shape, 1e-3)
             self.names.append(name)
             self.params.append(p)
+            self.grads.append(p.grad)
 
     def _random(self, index: int, shape: tuple[int, ...], scale: float):
         import torch
@@ -148,6 +149,7 @@ class ParamSet:
             for i, (n, p) in enumerate(zip(self.names, self.params)):
                 if which == "all" or is_hidden_matrix(n, p.shape):
                     p.copy_(initial[i] if initial is not None else self._random(2 * i, tuple(p.shape), 0.02))
+                    p.grad = self.grads[i]  # heavyball's step sets p.grad = None (it frees gradients)
 
 
 # ---- what is measured --------------------------------------------------------------------------------------
@@ -180,6 +182,7 @@ class Row:
     times_ms: list[list[float]] = field(default_factory=list)   # per round: every step, the warm-up ones first
     faults: list[list[int]] = field(default_factory=list)       # the same steps' minor page faults (CPU)
     faults_per_step: float | None = None                        # median over the timed steps
+    peak_mb: float | None = None  # memory a step allocates beyond what it started with, at its peak (one profiled step)
 
     def merge(self, other: "Row", peak: float | None) -> None:
         """Adds another round of the same optimizer: the statistics are over every timed step of every round."""
@@ -200,6 +203,63 @@ def _torch_case(label: str, subset: str, cls_name: str, elementwise: bool = True
     return Case(f"{label} | {subset}", label, subset, make, elementwise)
 
 
+def _compiled_torch_case(label: str, subset: str, cls_name: str, **kw) -> Case:
+    """torch.optim's optimizer with its `step` compiled by torch.compile (PyTorch's recipe for a fused optimizer
+    step: Inductor fuses the foreach ops; the first step pays the compilation)."""
+    def make(groups):
+        import torch
+        opt = getattr(torch.optim, cls_name)([{"params": [p for _, p in g]} for g in groups], **kw)
+        opt.step = torch.compile(opt.step)
+        return opt
+    return Case(f"{label} | {subset}", label, subset, make, True)
+
+
+# Peers from PyPI, in a benchmark venv only (benchmarks/README.md): (module, class, constructor keywords, the
+# equivalent of geo's hyperparameters). A peer that does not import, or does not have the class, is left out
+# and the run says why.
+PEERS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "sgd": [("pytorch_optimizer", "SGD", {"lr": 1e-3, "momentum": 0.9}),
+            ("heavyball", "SGD", {"lr": 1e-3, "beta": 0.9})],
+    "lion": [("pytorch_optimizer", "Lion", {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0}),
+             ("heavyball", "Lion", {"lr": 1e-4, "betas": (0.9, 0.99)})],
+    "signum": [("pytorch_optimizer", "SignSGD", {"lr": 1e-3, "momentum": 0.9}),
+               ("heavyball", "Signum", {"lr": 1e-3})],
+    "muon": [("pytorch_optimizer", "Muon", {"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5,
+                                            "group": {"use_muon": True}}),
+             ("heavyball", "Muon", {"lr": 0.02})],
+    "normuon": [("pytorch_optimizer", "NorMuon", {"lr": 0.02, "momentum": 0.95, "nesterov": True, "ns_steps": 5,
+                                                  "group": {"use_muon": True}})],
+    "adamuon": [("pytorch_optimizer", "AdaMuon", {"lr": 0.02, "ns_steps": 5, "group": {"use_muon": True}})],
+}
+SKIPPED_PEERS: list[str] = []  # why a peer is not in this run
+
+
+def _peer_case(spec: str, module: str, cls_name: str, subset: str, kw: dict[str, Any]) -> Case | None:
+    import importlib
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as err:
+        SKIPPED_PEERS.append(f"{module}.{cls_name} ({spec}): not installed ({err}); see benchmarks/README.md")
+        return None
+    try:
+        from importlib.metadata import version as dist_version
+        version = dist_version(module.replace("_", "-"))
+    except Exception:  # noqa: BLE001 - a version is only a label
+        version = getattr(mod, "__version__", "")
+    cls = getattr(mod, cls_name, None)
+    if cls is None:
+        SKIPPED_PEERS.append(f"{module}.{cls_name} ({spec}): {module} {version} has no `{cls_name}`")
+        return None
+    label = f"{module}{(' ' + version) if version else ''} {cls_name}"
+
+    kw = dict(kw)
+    extra = kw.pop("group", {})  # what the peer wants in each param group (pytorch_optimizer's Muons: use_muon)
+
+    def make(groups):
+        return cls([{"params": [p for _, p in g], **extra} for g in groups], **kw)
+    return Case(f"{label} | {subset}", label, subset, make, spec not in MUON_FAMILY - {"horst"})
+
+
 def _geo_case(spec: str, subset: str, backend: str, nonfinite: str, **hypers) -> Case:
     extra = "" if nonfinite == "skip" else f", nonfinite={nonfinite}"
     label = f"geo {spec} [{backend}{extra}]"
@@ -213,7 +273,7 @@ def _geo_case(spec: str, subset: str, backend: str, nonfinite: str, **hypers) ->
 GEO_HYPERS = {"adamw": ADAMW, "sgd": SGD}
 
 
-def plan(specs: list[str], backend: str, nonfinite: list[str], device: str):
+def plan(specs: list[str], backend: str, nonfinite: list[str], device: str, peers: bool = True, compiled: bool = True):
     """The cases to measure (baselines first, no duplicates), the comparisons (spec, geo key, baseline key) and
     the clusters (spec, the keys of its geo cases and their baselines)."""
     cases: dict[str, Case] = {}
@@ -225,28 +285,42 @@ def plan(specs: list[str], backend: str, nonfinite: list[str], device: str):
         return case.key
 
     sgd_foreach = lambda: _torch_case("torch.optim.SGD foreach=True momentum=0.9", "all", "SGD", foreach=True, **SGD)
+    fused_adamw = fused_adamw_supported(device)
     for spec in specs:
         subset = "hidden" if spec in MUON_FAMILY else "all"
         if spec == "adamw":
             baselines = [add(_torch_case("torch.optim.AdamW foreach=False", "all", "AdamW", foreach=False, **ADAMW)),
                          add(_torch_case("torch.optim.AdamW foreach=True", "all", "AdamW", foreach=True, **ADAMW))]
-            if fused_adamw_supported(device):
+            if fused_adamw:
                 baselines.append(add(_torch_case("torch.optim.AdamW fused=True", "all", "AdamW", fused=True, **ADAMW)))
+            if compiled:
+                baselines.append(add(_compiled_torch_case("torch.compile(torch.optim.AdamW foreach=True .step)", "all",
+                                                          "AdamW", foreach=True, **ADAMW)))
         elif spec == "muon":
             baselines = [add(_torch_case("torch.optim.Muon", "hidden", "Muon", elementwise=False, **TORCH_MUON))]
         elif spec in ("auon", "spectral_sphere"):
-            baselines = [add(_geo_case("muon", "hidden", backend, "skip"))]
+            baselines = [add(_geo_case("muon", "hidden", backend.split(",")[0], "skip"))]
         elif spec == "horst":
-            baselines = [add(_geo_case("muon", "hidden", backend, "skip")),
+            baselines = [add(_geo_case("muon", "hidden", backend.split(",")[0], "skip")),
                          add(_torch_case("torch.optim.AdamW foreach=True", "hidden", "AdamW", foreach=True, **ADAMW))]
+            if fused_adamw:
+                baselines.append(add(_torch_case("torch.optim.AdamW fused=True", "hidden", "AdamW", fused=True, **ADAMW)))
         elif spec in ("sgd", "lion", "signum"):
             baselines = [add(sgd_foreach())]
+            if fused_adamw:
+                baselines.append(add(_torch_case("torch.optim.AdamW fused=True", "all", "AdamW", fused=True, **ADAMW)))
         else:
             baselines = []
+        if peers:
+            for module, cls_name, kw in PEERS.get(spec, []):
+                case = _peer_case(spec, module, cls_name, subset, kw)
+                if case is not None:
+                    baselines.append(add(case))
         geo_keys = []
-        for policy in nonfinite:
-            geo_keys.append(add(_geo_case(spec, subset, backend, policy, **GEO_HYPERS.get(spec, {}))))
-            comparisons += [(spec, geo_keys[-1], b) for b in baselines if b != geo_keys[-1]]
+        for name in backend.split(","):
+            for policy in nonfinite:
+                geo_keys.append(add(_geo_case(spec, subset, name, policy, **GEO_HYPERS.get(spec, {}))))
+                comparisons += [(spec, geo_keys[-1], b) for b in baselines if b != geo_keys[-1]]
         clusters.append((spec, list(dict.fromkeys(baselines + geo_keys))))
     # baselines before the optimizers compared with them, otherwise in the order the specs were given
     baseline_keys = {b for _, _, b in comparisons}
@@ -274,7 +348,8 @@ def _tensors_in(opt) -> list[Any]:
 def step_bytes(named: list, opt) -> int:
     """Reads: every parameter, gradient and state tensor once; writes: every parameter and state tensor once."""
     params = sum(p.numel() * p.element_size() for _, p in named)
-    grads = sum(p.grad.numel() * p.grad.element_size() for _, p in named)
+    grads = sum((p if p.grad is None else p.grad).numel() * (p if p.grad is None else p.grad).element_size()
+                for _, p in named)  # heavyball frees gradients after its step: then the gradient had p's shape
     states = sum(t.numel() * t.element_size() for t in _tensors_in(opt))
     return 2 * params + grads + 2 * states
 
@@ -293,6 +368,8 @@ def measure(case: Case, ps: ParamSet, steps: int, warmup: int, device: str, peak
         times.append(ms)
         faults.append(pf)
     row = _row(case, named, opt, times, faults, warmup, cuda, peak)
+    ps.reset()
+    row.peak_mb = step_peak_mb(opt, cuda)
     del opt
     _free(cuda)
     return row
@@ -321,9 +398,40 @@ def measure_interleaved(cases: list[Case], ps: ParamSet, steps: int, warmup: int
             faults[k].append(pf)
     rows = [_row(case, ps.subset(case.subset), opt, t, f, warmup, cuda, peak)
             for case, opt, t, f in zip(cases, opts, times, faults)]
+    for case, opt, row in zip(cases, opts, rows):
+        ps.reset(case.subset)
+        row.peak_mb = step_peak_mb(opt, cuda)
     del opts
     _free(cuda)
     return rows
+
+
+def step_peak_mb(opt, cuda: bool) -> float | None:
+    """The most memory one step holds beyond what it started with, in MB: on CUDA from the caching allocator's
+    peak; on the CPU from torch.profiler's memory events (every allocation and free of torch's CPU allocator,
+    Inductor's buffers included), summed in order. Temporaries the size of a parameter show up here."""
+    import torch
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        opt.step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - start) / 1e6
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+            opt.step()
+    except RuntimeError:
+        return None
+    # every allocation (+bytes) and free (−bytes) of the CPU allocator, in time order (the profiler's function
+    # events fold them into the op that made them)
+    events = sorted(((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]"), key=lambda e: e[0])
+    now = top = 0
+    for _, nbytes in events:
+        now += nbytes
+        top = max(top, now)
+    return top / 1e6
 
 
 def _timed_step(opt, sync) -> tuple[float, int]:
@@ -515,21 +623,24 @@ def tables(result: dict[str, Any]) -> str:
            + ("; interleaved: per spec, its optimizers and baselines step in turn" if env.get("interleave") else "")
            + (f"; malloc: {env['malloc']}" if env.get("malloc") else ""),
            "",
-           "| optimizer | params | tensors | median ms | min ms | first step ms | MB/step | GB/s |"
+           "| optimizer | params | tensors | median ms | min ms | first step ms | MB/step | GB/s | peak MB/step |"
            + (" % of peak |" if cuda else " page faults/step |"),
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["measurements"]:
         gb = _fmt(r["gbps"], 2) + ("" if r["elementwise"] else "*")
         out.append(f"| {_name(r)} | {r['subset']} {r['params'] / 1e6:.1f}M | {r['tensors']} | {_fmt(r['median_ms'])} "
-                   f"| {_fmt(r['min_ms'])} | {_fmt(r['first_ms'])} | {r['step_bytes'] / 1e6:,.0f} | {gb} |"
+                   f"| {_fmt(r['min_ms'])} | {_fmt(r['first_ms'])} | {r['step_bytes'] / 1e6:,.0f} | {gb} "
+                   f"| {_fmt(r.get('peak_mb'), 0)} |"
                    + (f" {_fmt(100 * r['peak_fraction']) if r['peak_fraction'] is not None else '—'} |" if cuda
                       else f" {_fmt(r.get('faults_per_step'), 0)} |"))
-    out += ["", "| geo | baseline | geo ms | baseline ms | baseline / geo | same, on min times |",
-            "|---|---|---:|---:|---:|---:|"]
+    out += ["", "| geo | baseline | geo ms | baseline ms | baseline / geo | same, on min times | GB/s geo / baseline |",
+            "|---|---|---:|---:|---:|---:|---:|"]
     for c in result["comparisons"]:
         g, b = rows[c["geo"]], rows[c["baseline"]]
         out.append(f"| {_name(g)} | {b['label']} ({b['subset']}) | {_fmt(g['median_ms'])} | {_fmt(b['median_ms'])} "
-                   f"| **{c['ratio']:.3f}** | {c['ratio_min']:.3f} |")
+                   f"| **{c['ratio']:.3f}** | {c['ratio_min']:.3f} | {c.get('gbps_ratio', float('nan')):.3f} |")
+    if env.get("skipped_peers"):
+        out += ["", "Peers not in this run: " + "; ".join(env["skipped_peers"]) + "."]
     if result["compile"]:
         out += ["", "| spec | import torch ms | import geo ms | first torch.optim ms | compile ms | build ms "
                     "| first step ms | ready ms | again ms | tiny step ms |", "|---|" + "---:|" * 9]
@@ -569,8 +680,9 @@ def parser(prog: str = "bench_step.py") -> argparse.ArgumentParser:
     ap.add_argument("--preset", choices=tuple(PRESETS), default="small", help="parameter shapes (default: small)")
     ap.add_argument("--specs", nargs="+", choices=ALL_SPECS, default=list(ALL_SPECS), metavar="SPEC",
                     help=f"geo specs to measure (default: all of {', '.join(ALL_SPECS)})")
-    ap.add_argument("--backend", choices=("torch", "triton", "auto"), default="auto",
-                    help="geo backend (default: auto)")
+    ap.add_argument("--backend", type=_backends, default="auto", metavar="NAME[,NAME...]",
+                    help="geo backend(s), from torch, triton, inductor, auto; several, comma-separated, measure each "
+                         "in the same run (default: auto)")
     ap.add_argument("--steps", type=_nonnegative, default=10, help="timed steps after the warm-up (default: 10)")
     ap.add_argument("--warmup", type=_positive, default=2,
                     help="untimed steps first (default: 2; the first allocates the state)")
@@ -589,6 +701,10 @@ def parser(prog: str = "bench_step.py") -> argparse.ArgumentParser:
     ap.add_argument("--peak-gbps", type=float, default=None, help="peak memory bandwidth for the %% of peak column "
                     "(CUDA; default from a table: H100 SXM 3350, H200 4800)")
     ap.add_argument("--no-compile-time", action="store_true", help="skip the cold compile-time subprocesses")
+    ap.add_argument("--no-peers", action="store_true", help="leave out the PyPI peers (pytorch_optimizer, heavyball)")
+    ap.add_argument("--no-compiled-adamw", action="store_true",
+                    help="leave out torch.compile'd torch.optim.AdamW(foreach=True).step (its compilation takes minutes "
+                         "on a small CPU)")
     ap.add_argument("--groups", choices=("one", "layer"), default="one",
                     help="param groups: one (default), or one per transformer block and one for the rest (the same "
                          "groups for every optimizer; smaller groups bound the memory of a step's temporaries)")
@@ -602,6 +718,15 @@ def parser(prog: str = "bench_step.py") -> argparse.ArgumentParser:
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables (for RESULTS.md)")
     ap.add_argument("--cold-compile", metavar="SPEC", help=argparse.SUPPRESS)
     return ap
+
+
+def _backends(text: str) -> str:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in ("torch", "triton", "inductor", "auto")]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"unknown backend {', '.join(bad) or text!r}: choose from torch, triton, "
+                                         "inductor, auto")
+    return ",".join(names)
 
 
 def _positive(text: str) -> int:
@@ -656,17 +781,19 @@ def main(argv: list[str] | None = None, prog: str = "bench_step.py") -> int:
     try:  # a backend this geo does not know, or that cannot run on the device, is a usage error
         probe = torch.nn.Parameter(torch.zeros(2, device=args.device))
         probe.grad = torch.ones(2, device=args.device)
-        geo.compile("sgd", backend=args.backend)([probe]).step()
+        for name in args.backend.split(","):
+            geo.compile("sgd", backend=name)([probe]).step()
     except (ValueError, RuntimeError) as err:
         ap.error(f"--backend {args.backend} --device {args.device}: {err}")
     specs = list(dict.fromkeys(args.specs))
     policies = ["skip", "propagate"] if args.nonfinite == "both" else [args.nonfinite]
-    cases, comparisons, clusters = plan(specs, args.backend, policies, args.device)
+    cases, comparisons, clusters = plan(specs, args.backend, policies, args.device, peers=not args.no_peers,
+                                        compiled=not args.no_compiled_adamw)
     peak, peak_source = peak_gbps(args.device, args.peak_gbps)
     env = environment(args.device)
     env.update(preset=args.preset, groups=args.groups, interleave=args.interleave, rounds=args.rounds, steps=args.steps, warmup=args.warmup, backend=args.backend, seed=args.seed,
                peak_gbps=peak, peak_source=peak_source, argv=list(sys.argv if argv is None else argv),
-               loadavg_start=load, malloc=f"GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}"
+               loadavg_start=load, skipped_peers=list(SKIPPED_PEERS), malloc=f"GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']}"
                if os.environ.get("GLIBC_TUNABLES") else "default")
     _progress(f"bench: preset {args.preset} ({PRESETS[args.preset]}: d, layers, vocab, positions) on {args.device}, "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(cases)} optimizers, "
@@ -710,7 +837,7 @@ def main(argv: list[str] | None = None, prog: str = "bench_step.py") -> int:
     compile_rows = []
     if not args.no_compile_time:
         for spec in dict.fromkeys([c.geo_spec for c in cases if c.geo_spec]):
-            compile_rows.append(cold_compile(spec, args.backend, args.device, args.threads))
+            compile_rows.append(cold_compile(spec, args.backend.split(",")[0], args.device, args.threads))
             c = compile_rows[-1]
             _progress(f"[compile] {spec}: " + (f"error: {c['error']}" if "error" in c else
                       f"ready {c['ready_ms']:.1f} ms cold (compile {c['compile_ms']:.1f}, build {c['build_ms']:.1f}, "
@@ -719,7 +846,8 @@ def main(argv: list[str] | None = None, prog: str = "bench_step.py") -> int:
         "env": env,
         "measurements": [asdict(r) for r in rows.values()],
         "comparisons": [{"geo": g, "baseline": b, "ratio": rows[b].median_ms / rows[g].median_ms,
-                         "ratio_min": rows[b].min_ms / rows[g].min_ms} for _, g, b in comparisons],
+                         "ratio_min": rows[b].min_ms / rows[g].min_ms, "gbps_ratio": rows[g].gbps / rows[b].gbps}
+                        for _, g, b in comparisons],
         "compile": compile_rows,
     }
     if args.json:

@@ -25,8 +25,10 @@ def compile(spec: str | Path, backend: str = "auto", name: str | None = None) ->
 
     spec: a stdlib name (a file, "muon", or any optimizer a stdlib file defines, "muon_conv"), a path to a
     `.geo` file, or the spec text itself.
-    backend: "auto" (Triton kernels for CUDA tensors when triton is installed, else the multi-tensor torch
-    path), "torch", "triton" (CUDA tensors, or CPU tensors under TRITON_INTERPRET=1), "reference".
+    backend: "auto" (Triton kernels for CUDA tensors when triton is installed; on the CPU TorchInductor's fused
+    kernels for tensors of 2^15 elements or more when a C++ compiler is found, the multi-tensor torch path for
+    the others), "torch", "inductor" (torch.compile'd regions, CPU or CUDA), "triton" (CUDA tensors, or CPU
+    tensors under TRITON_INTERPRET=1), "reference".
     name: which optimizer of the spec, when it defines several (default: the only one, or the one named
     like the file).
     Raises GeoError (rendered diagnostics) for an invalid spec.

@@ -60,9 +60,10 @@ class GeoOptimizer(torch.optim.Optimizer):
         `.T` for a weight stored transposed, (in, out) as HF GPT-2's Conv1D: rules then see its transpose.
         Parameters routed on a guess (no names, where the spec's rules tell roles apart; a name and shape
         that look like Conv1D storage) are reported once, as a `RoutingWarning`.
-        backend: "auto", "torch", "triton" or "reference" (default: the one given to geo.compile).
+        backend: "auto", "torch", "inductor", "triton" or "reference" (default: the one given to geo.compile).
         nonfinite: what a step does with a gradient holding NaN or ±Inf — "skip" (default: that tensor's
-        step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`),
+        step is skipped entirely, its parameter and state untouched, and counted in `nonfinite_skips`; the
+        inductor backend checks inside its kernels, the others in one pass before the step),
         "raise" (FloatingPointError naming the parameter, nothing of this step applied to it), or
         "propagate" (no check, as torch.optim: NaN flows into the parameter and state).
         **hypers: hyperparameters for every rule that has them; `ROUTE={...}` for one route only; and
@@ -289,7 +290,7 @@ class GeoOptimizer(torch.optim.Optimizer):
     @_not_traced
     def _geo_step(self) -> None:
         work, skipped, across_step = self._prepare()
-        self._apply(work, across_step)
+        skipped += self._apply(work, across_step)
         for key in skipped:
             self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
 
@@ -321,8 +322,16 @@ class GeoOptimizer(torch.optim.Optimizer):
                     ps.append(p)
             todo.append((group, ps))
         skipped: list[str] = []
+        backend_of = {id(p): backends.resolve(self._geo_backend, p.is_cuda, p.numel()) for _, ps in todo for p in ps}
+        # A backend that checks gradients inside its own kernels (`checks_finite`: inductor) does "skip" there;
+        # the others, and "raise" (which must stop before anything changes), get one pass over their gradients here.
+        in_kernel = {i for i, name in backend_of.items()
+                     if self.nonfinite == "skip" and getattr(backends.backend(name), "checks_finite", False)}
         if self.nonfinite != "propagate":
-            todo = self._finite_only(todo, skipped)  # "raise" raises here, before any parameter changes
+            checked = self._finite_only([(g, [p for p in ps if id(p) not in in_kernel]) for g, ps in todo],
+                                        skipped)  # "raise" raises here, before any parameter changes
+            keep = {id(p) for _, kept in checked for p in kept} | in_kernel
+            todo = [(g, [p for p in ps if id(p) in keep]) for g, ps in todo]
         # optimizer-level values for this step (the `across` block): computed here, committed by `_apply`
         across_step = across.run(self) if spec.info.across is not None else None
         decided = across_step.decided if across_step is not None else {}
@@ -333,7 +342,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                 listed[p] = listed.get(p, 0) + 1
             for p, times in listed.items():
                 _, rank, active = self._geo_binding[p]
-                backend = backends.resolve(self._geo_backend, p.is_cuda)
+                backend = backend_of[id(p)]
                 shape = self._geo_shape(p)
                 runner = spec.runner(rule, statics, rank, active, backend, shape=shape)
                 state = self.state.get(p)
@@ -345,7 +354,8 @@ class GeoOptimizer(torch.optim.Optimizer):
                     fresh.update(_unaliased(runner.init(view, hypers), (p, p.grad)))
                     state = fresh
                 w = _Work(group, rule, statics, hypers, p, p in self._geo_transposed, backend, shape, runner, state,
-                          fresh is not None, float(state[STEP_KEY]), times, decided.get(id(p), {}))
+                          fresh is not None, float(state[STEP_KEY]), times, decided.get(id(p), {}),
+                          check=id(p) in in_kernel)
                 self._specialize(w, 0)  # the first round's `when` blocks and inputs: compiled before anything changes
                 work.append(w)
         return work, skipped, across_step
@@ -366,13 +376,15 @@ class GeoOptimizer(torch.optim.Optimizer):
             w.runner = full if firing is None else spec.runner(w.rule, w.statics, rank, active, w.backend, firing,
                                                                w.shape)
 
-    def _apply(self, work: list[_Work], across_step: Any = None) -> None:
+    def _apply(self, work: list[_Work], across_step: Any = None) -> list[str | int]:
         """Runs the prepared steps, one call per (group, program) and round: round r steps the parameters listed
         more than r times in their group. A parameter's step count is written once its step has run; a new
-        parameter's initial state enters `self.state` just before, and leaves again if the step fails first."""
+        parameter's initial state enters `self.state` just before, and leaves again if the step fails first.
+        Returns the keys of the parameters a backend skipped in its own kernels (a non-finite gradient)."""
         if across_step is not None:
             across_step.commit(self)
         entered: list[_Work] = []
+        flagged: list[tuple[_Work, int, torch.Tensor]] = []
         try:
             for round_ in range(max((w.times for w in work), default=0)):
                 batches: dict[tuple[int, int], list[_Work]] = {}  # one call per (group, program)
@@ -395,11 +407,12 @@ class GeoOptimizer(torch.optim.Optimizer):
                     if batch[0].group.get("maximize"):  # ascent: torch.optim's `grad = -grad` (exact), on a copy
                         grads = list(torch._foreach_neg(grads))
                     ts = [w.t0 + round_ + 1 for w in batch]
+                    extra = {"check": True} if batch[0].check else {}  # one runner: one backend
                     if any(w.inputs for w in batch):  # a random key or `across` values
-                        runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers, ts,
-                                          [w.inputs for w in batch])
-                    else:
-                        runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers, ts)
+                        extra["inputs"] = [w.inputs for w in batch]
+                    flags = runner.step_group(views, grads, [w.state for w in batch], batch[0].hypers, ts, **extra)
+                    if batch[0].check:
+                        flagged += [(w, round_, flag) for w, flag in zip(batch, flags)]
                     for w, base, v in zip(batch, bases, views):
                         if v is not w.p and storage_id(v) != storage_id(w.p):  # a view that had to copy
                             base.copy_(v.reshape(base.shape))
@@ -410,6 +423,27 @@ class GeoOptimizer(torch.optim.Optimizer):
                 if not w.ran:  # its initial state never took part in a step: the parameter is as it was
                     self.state.pop(w.p, None)
             raise
+        return self._skipped_in_kernels(flagged)
+
+    def _skipped_in_kernels(self, flagged: list[tuple[_Work, int, torch.Tensor]]) -> list[str | int]:
+        """The parameters a backend skipped in its own kernels (its flag False: a non-finite gradient; parameter
+        and states were left as they were), read with one host sync per device: their step count goes back to
+        what it was before that round, and a state made for this step leaves again, as with the check above."""
+        by_device: dict[Any, list[tuple[_Work, int, torch.Tensor]]] = {}
+        for item in flagged:
+            by_device.setdefault(item[2].device, []).append(item)
+        skipped: dict[int, _Work] = {}
+        for items in by_device.values():
+            stepped = torch.stack([flag.reshape(()) for *_, flag in items]).tolist()
+            for (w, round_, _), good in zip(items, stepped):
+                if good:
+                    continue
+                if w.fresh and round_ == 0:
+                    self.state.pop(w.p, None)
+                elif w.p in self.state:
+                    _set_step(w.state, w.t0 + round_)
+                skipped.setdefault(id(w), w)
+        return [self._param_key(w.group, w.p) for w in skipped.values()]
 
     def _inputs(self, program, group: dict[str, Any], p: torch.Tensor, t: float,
                 decided: dict[str, float]) -> dict[str, Any]:
@@ -556,6 +590,7 @@ class _Work:
     t0: float
     times: int
     decided: dict[str, float]  # the `across` block's values for this parameter
+    check: bool = False  # its backend checks the gradient in its kernels (and may skip it)
     inputs: dict[str, Any] = field(default_factory=dict)  # what the program's `input` nodes read this round
     ran: bool = False
 

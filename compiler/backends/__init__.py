@@ -1,9 +1,12 @@
 """Backends: each runs a specialized `Program` (compiler/pipeline.py) as a step over a param group.
 
     "torch"      torch_path.py, `TorchPathStep`: the plan as multi-tensor `torch._foreach_*` calls, in place;
-                 bit for bit the reference's on the CPU ("auto" picks it for CPU tensors)
+                 bit for bit the reference's on the CPU ("auto" picks it for small CPU tensors)
     "triton"     triton/, `TritonStep`: one generated kernel launch per fused kernel ("auto" on CUDA, when the
                  optional `triton` package is installed)
+    "inductor"   inductor.py, `InductorStep`: each fused region compiled by TorchInductor (torch.compile),
+                 vectorized C++/OpenMP on the CPU, Triton on CUDA; the gradient check inside the kernels
+                 ("auto" picks it for CPU tensors of AUTO_INDUCTOR_NUMEL elements or more)
     "reference"  reference.py, `ReferenceStep`: an interpreter over the IR, one parameter at a time; the oracle
                  every faster backend is tested against
 
@@ -22,6 +25,7 @@ from typing import Any, Protocol
 BACKENDS: dict[str, str] = {
     "torch": "torch_path:TorchPathStep",
     "triton": "triton.step:TritonStep",
+    "inductor": "inductor:InductorStep",
     "reference": "reference:ReferenceStep",
 }
 AUTO = "auto"
@@ -46,7 +50,12 @@ class Backend(Protocol):
         """One step for every parameter of a group that runs this program: writes each parameter in place and
         rebinds each state dict's slots to their new values (never sharing a buffer with the parameter, its
         gradient or another slot). `inputs`, one dict per parameter, holds what the program's `input` nodes read
-        (`Program.inputs`): the random key "rng", the values of an `across` block."""
+        (`Program.inputs`): the random key "rng", the values of an `across` block.
+
+        A backend whose class sets `checks_finite = True` also takes `check=True` (the runtime's
+        `nonfinite="skip"`): it checks each gradient for NaN/±Inf itself (fused into its kernels), leaves the
+        parameter and states of a tensor whose gradient is not finite as they were, and returns one 0-d bool
+        tensor per parameter (True: stepped). The runtime then skips its own pass over the gradients."""
         ...
 
 
@@ -59,15 +68,37 @@ def backend(name: str) -> type[Backend]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def resolve(name: str, on_cuda: bool) -> str:
-    """The backend that runs a parameter: for "auto", Triton kernels for CUDA tensors when triton is installed
-    and the torch path elsewhere; any other name as it is."""
+# "auto" on the CPU: the inductor backend for a tensor of at least this many elements (when a C++ compiler is
+# there), the torch path below. Measured in benchmarks/RESULTS.md ("auto"): below it, one compiled call per
+# tensor (~25 µs of dispatch) costs more than the passes it saves, and the torch path's multi-tensor calls step
+# all the small tensors of a group at once without compiling anything.
+AUTO_INDUCTOR_NUMEL = 1 << 15
+
+
+def resolve(name: str, on_cuda: bool, numel: int | None = None) -> str:
+    """The backend that runs a parameter of `numel` elements. "auto": Triton kernels for CUDA tensors when
+    triton is installed (else the torch path); on the CPU, Inductor's fused kernels for tensors of at least
+    AUTO_INDUCTOR_NUMEL elements when a C++ compiler is found, the torch path for the others. Any other name
+    as it is."""
     if name != AUTO:
         return name
-    return "triton" if on_cuda and _has_triton() else "torch"
+    if on_cuda:
+        return "triton" if _has_triton() else "torch"
+    if numel is not None and numel >= AUTO_INDUCTOR_NUMEL and has_cpp_compiler():
+        return "inductor"
+    return "torch"
 
 
 @functools.cache
 def _has_triton() -> bool:
     import importlib.util
     return importlib.util.find_spec("triton") is not None
+
+
+@functools.cache
+def has_cpp_compiler() -> bool:
+    """A C++ compiler for TorchInductor's CPU kernels is on the PATH (`$CXX`, else the ones Inductor tries)."""
+    import os
+    import shutil
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    return any(shutil.which(n) for n in names)

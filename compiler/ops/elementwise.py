@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import operator
 
-from . import _foreach, _triton, sampling
+from . import _foreach, _inductor, _triton, sampling
 from ..types import Scalar, ShapeError, Static
 from ..types import Tensor as TensorT
 from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
@@ -125,7 +125,8 @@ def _fused_rule(args, attrs, constraints):
     return elementwise_rule(args, attrs, constraints)
 
 
-@op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy, triton=_triton.template("G.axpy({0}, {1}, {2})"))
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy, triton=_triton.template("G.axpy({0}, {1}, {2})"),
+    inductor=_inductor.axpy)
 def axpy(x, y, s):
     """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`),
     and exactly x where s = 0: torch.optim skips a zero weight decay (`grad + weight_decay * W`), while
@@ -137,7 +138,8 @@ def axpy(x, y, s):
     return torch.add(x, y, alpha=host_scalar(float(s), x))
 
 
-@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcmul, triton=_triton.template("({0} + {3} * {1} * {2})"))
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcmul, triton=_triton.template("({0} + {3} * {1} * {2})"),
+    inductor=_inductor.addcmul)
 def addcmul(x, a, b, s):
     """x + s·a·b with a single rounding of the sum (torch.addcmul, as Adam's second moment update).
 
@@ -145,7 +147,8 @@ def addcmul(x, a, b, s):
     return torch.addcmul(x, a, b, value=host_scalar(float(s), x))
 
 
-@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcdiv, triton=_triton.template("({0} + G.div({3} * {1}, {2}))"))
+@op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcdiv, triton=_triton.template("({0} + G.div({3} * {1}, {2}))"),
+    inductor=_inductor.addcdiv)
 def addcdiv(x, a, b, s):
     """x + (s·a)/b in one kernel (torch.addcdiv, as Adam's parameter update: x − (lr/bc₁)·m/denom).
 
@@ -310,7 +313,7 @@ def _lerp_sample():
 
 
 @op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)],
-    foreach=_foreach.lerp, triton=_triton.template("G.lerp({0}, {1}, {2})"),
+    foreach=_foreach.lerp, triton=_triton.template("G.lerp({0}, {1}, {2})"), inductor=_inductor.lerp,
     domain={"w": Domain(0.0, 1.0)})
 def lerp(a, b, w):
     """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""

@@ -15,7 +15,7 @@ exactly torch.optim's, e.g. `buf.lerp_(grad, 1 - momentum)` in torch.optim.Muon)
 from __future__ import annotations
 
 from ..types import SCALAR, Tensor
-from . import _triton, sampling
+from . import _inductor, _triton, sampling
 from .reduce import reduce_rule, rms
 from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
 from ._lazy import lazy_torch
@@ -102,7 +102,8 @@ def _row_law(f, x):
 # ---- the operators -------------------------------------------------------------------------------------
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("ema(m, x, β) -> lerp(m, x, 1 - β)", _ema_to_lerp)],
     laws=[Law("ema(m, x, β) = β·m + (1 − β)·x", lambda: _pair_with(sampling.scalars(0.0, 1.0)), _ema_law)],
-    domain={"beta": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, 1.0 - {2})"))
+    domain={"beta": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, 1.0 - {2})"),
+    inductor=lambda m, x, beta: _inductor.lerp(m, x, 1 - beta))
 def ema(m, x, beta):
     """ema(m, x, β) = β·m + (1 − β)·x = lerp(m, x, 1 − β), the exponential moving average.
 
@@ -114,7 +115,8 @@ def ema(m, x, beta):
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("nesterov(g, buf, μ) -> lerp(g, buf, μ)", _nesterov_to_lerp)],
     laws=[Law("nesterov(g, (1 − μ)·b, μ) = (1 − μ)·(g + μ·b): torch.optim.SGD's Nesterov up to (1 − μ)",
               lambda: _pair_with(sampling.scalars(0.0, 0.99)), _nesterov_law)],
-    domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, {2})"))
+    domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, {2})"),
+    inductor=lambda g, buf, momentum: _inductor.lerp(g, buf, momentum))
 def nesterov(g, buf, momentum):
     """nesterov(g, buf, μ) = lerp(g, buf, μ) = (1 − μ)·g + μ·buf, Nesterov's look-ahead.
 

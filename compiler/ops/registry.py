@@ -17,6 +17,10 @@
                  over lists of tensors / per-tensor host scalars, calling `torch._foreach_*`; the same
                  arithmetic as the reference, so the torch path stays bit-exact with it
     triton       the Triton lowering of an elementwise op: `fn(arg expressions, attrs) -> expression`
+    inductor     the elementwise op as traced by torch.compile for the inductor backend, where host scalars
+                 arrive as 0-d float64 tensors (data, so a new learning rate never recompiles); same signature
+                 as the reference. Only where the reference needs a Python number (`alpha=`, `value=`, a
+                 test `s == 0`, lerp's weight of the tensor's dtype); the others trace their reference as is
     cost         FLOPs of one call, `fn(arg shapes, attrs) -> float`, for `geo explain` (elementwise: one per
                  output element unless given)
     batches      the reference treats leading dims as a batch, one result per matrix: backends may stack
@@ -119,6 +123,7 @@ class OpDef:
     triton: Callable[..., str] | None = None
     cost: Callable[..., float] | None = None
     batches: bool = False
+    inductor: Callable[..., Any] | None = None
 
     def domain_of(self, param: str) -> Domain:
         """The declared domain of one parameter (ANY when the operator declares none)."""
@@ -177,7 +182,7 @@ _REGISTRY: dict[str, OpDef] = {}
 def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
        rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None,
        domain: dict[str, Domain] | None = None, foreach: Callable | None = None, triton: Callable | None = None,
-       cost: Callable | None = None, batches: bool = False):
+       cost: Callable | None = None, batches: bool = False, inductor: Callable | None = None):
     """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
@@ -197,7 +202,7 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
             raise ValueError(f"operator {op_name!r}: domain names unknown parameters {sorted(unknown)}")
         record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
                        tuple(rewrites), tuple(laws), fn.__module__, static_value, tuple((domain or {}).items()),
-                       foreach, triton, cost, batches)
+                       foreach, triton, cost, batches, inductor)
         _REGISTRY[op_name] = record
         return record
 
