@@ -128,19 +128,19 @@ def plan(program: Program) -> Plan:
         if is_fusible(n) and users[n.id]:
             level[n.id] = max(level[n.id], min(level[u.id] for u in users[n.id]))
 
-    phases: list[Kernel | OpCall] = []
-    by_key: dict[tuple, Kernel] = {}
-    for n in work:
-        if is_fusible(n):
-            key = (level[n.id], n.type.shape)
-            kernel = by_key.get(key)
-            if kernel is None:
-                kernel = by_key[key] = Kernel(len(phases), level[n.id], n.type.shape, [])
-                phases.append(kernel)
-            kernel.nodes.append(n)
-        else:
-            phases.append(OpCall(len(phases), level[n.id], n))
-    phases = _order(phases, users)
+    phases = _order(_partition(work, level, None), users)
+    if phases is None:
+        # Two shapes that differ as symbols and agree on the parameter's shape (`[m, m]` and `[n, n]` of a square
+        # W) can feed each other within a level, so the growth argument above does not order their kernels. Then
+        # a kernel also starts anew after each change of shape on a path inside the level (its stage): every
+        # edge between kernels of one level goes to a later stage, and the kernels are ordered.
+        stage: dict[int, int] = {}
+        for n in work:
+            stage[n.id] = max((stage.get(a.id, 0) + (a.type.shape != n.type.shape) for a in n.args
+                               if is_fusible(a) and level[a.id] == level[n.id]), default=0) if is_fusible(n) else 0
+        phases = _order(_partition(work, level, stage), users)
+        if phases is None:
+            raise InternalError("plan", "the fused kernels depend on each other in a cycle", None, "")
     phase_of = {n.id: ph.index for ph in phases for n in ph.nodes}
     outputs = {n.id for n in program.outputs.values()}
     for ph in phases:
@@ -173,8 +173,26 @@ def plan(program: Program) -> Plan:
     return Plan(program, host, phases, in_place, sources)
 
 
-def _order(phases: list[Kernel | OpCall], users: dict[int, list[Node]]) -> list[Kernel | OpCall]:
-    """A topological order of the phases, earliest level first and, within a level, kernels before ops."""
+def _partition(work: list[Node], level: dict[int, int], stage: dict[int, int] | None) -> list[Kernel | OpCall]:
+    """One kernel per (level, iteration shape[, stage]) of the fusible nodes, one op per other node."""
+    phases: list[Kernel | OpCall] = []
+    by_key: dict[tuple, Kernel] = {}
+    for n in work:
+        if is_fusible(n):
+            key = (level[n.id], n.type.shape, stage[n.id] if stage is not None else 0)
+            kernel = by_key.get(key)
+            if kernel is None:
+                kernel = by_key[key] = Kernel(len(phases), level[n.id], n.type.shape, [])
+                phases.append(kernel)
+            kernel.nodes.append(n)
+        else:
+            phases.append(OpCall(len(phases), level[n.id], n))
+    return phases
+
+
+def _order(phases: list[Kernel | OpCall], users: dict[int, list[Node]]) -> list[Kernel | OpCall] | None:
+    """A topological order of the phases, earliest level first and, within a level, kernels before ops; None
+    where they wait on each other in a cycle."""
     import heapq
     home = {n.id: i for i, ph in enumerate(phases) for n in ph.nodes}
     after: dict[int, set[int]] = {i: set() for i in range(len(phases))}
@@ -198,7 +216,7 @@ def _order(phases: list[Kernel | OpCall], users: dict[int, list[Node]]) -> list[
             if not waiting[j]:
                 heapq.heappush(ready, key[j])
     if len(ordered) != len(phases):
-        raise InternalError("plan", "the fused kernels depend on each other in a cycle", None, "")
+        return None
     for i, ph in enumerate(ordered):
         ph.index = i
     return ordered
