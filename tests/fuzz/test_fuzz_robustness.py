@@ -32,6 +32,7 @@ SEED = int(os.environ.get("GEO_FUZZ_SEED", "0"))
 HOSTILE_EVERY = int(os.environ.get("GEO_FUZZ_HOSTILE_EVERY", "40"))
 
 
+@pytest.mark.slow
 def test_front_end_campaign():
     start = time.perf_counter()
     campaign = robustness_campaign(INPUTS, seed=SEED, workers=min(2, os.cpu_count() or 1), hostile_every=HOSTILE_EVERY)

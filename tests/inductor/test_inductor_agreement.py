@@ -35,7 +35,9 @@ from geo.dsl.diagnostics import Diagnostic
 from geo.dsl.loader import source_for, stdlib_names
 
 DEVICE = torch.device(os.environ.get("GEO_TEST_DEVICE", "cpu"))  # cuda: Inductor's Triton kernels (gpu_check.sh)
-OPTIMIZERS = [(spec, name) for spec in stdlib_names() for name in front(source_for(spec))[1].root_optimizers]
+# adamw and muon (one region; regions around a batched Newton–Schulz) in every run, the rest in CI's slow part
+OPTIMIZERS = [pytest.param(spec, name, marks=() if name in ("adamw", "muon") else pytest.mark.slow)
+              for spec in stdlib_names() for name in front(source_for(spec))[1].root_optimizers]
 SHAPES = {"hidden.0.weight": (7, 5), "hidden.1.weight": (7, 5), "tall.weight": (9, 3), "wide.weight": (3, 9),
           "row.weight": (1, 9), "col.weight": (9, 1), "conv.weight": (3, 2, 3, 3), "hidden.0.bias": (7,)}
 BAD_STEP = 1  # the step (0-based) on which the first parameter's gradient holds a NaN

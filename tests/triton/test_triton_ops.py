@@ -123,6 +123,7 @@ COMPILE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_every_kernel_compiles_for_a_gpu():
     """Triton's real compiler (not the interpreter) on every stdlib kernel and every operator, in fp32, bf16 and
     fp64, for sm_90 with the libdevice functions: no GPU is needed to compile."""
