@@ -49,7 +49,11 @@ def step_value(opt: str, h: HyperInfo, value: Any) -> Any:
 
 
 def validate_kwargs(info: OptimizerInfo, hypers: dict[str, Any]) -> dict[str, Any]:
-    """The constructor's keywords: each a hyperparameter of some rule, or `ROUTE={...}` of that route's."""
+    """The constructor's keywords: each a hyperparameter of some rule, or `ROUTE={...}` of that route's, and each
+    value valid (a number in range, a declared choice) for every rule that declares it. The values are checked
+    here, not only when a param group of the rule is built, so that `muon_adamw(matrices, betas=(-1, 0.9))` is
+    refused although no parameter reaches the AdamW route yet: torch.optim checks its arguments at construction,
+    and a parameter added later must not meet a bad value already accepted."""
     known = set(info.hypers)
     routes = {r.route for r in info.rules}
     for key, value in hypers.items():
@@ -59,8 +63,17 @@ def validate_kwargs(info: OptimizerInfo, hypers: dict[str, Any]) -> dict[str, An
                 if sub not in rule_hypers:
                     raise TypeError(f"{info.name}: route `{key}` has no hyperparameter `{sub}`"
                                     + _close(sub, rule_hypers))
+            for r in info.rules:
+                if r.route == key:
+                    for sub, v in value.items():
+                        if sub in r.hypers:
+                            check_hyper(info.name, r.hypers[sub], v)
         elif key not in known:
             raise TypeError(_unknown(info, key, routes))
+        else:
+            for r in info.rules + ([info.across] if info.across is not None else []):
+                if key in r.hypers:
+                    check_hyper(info.name, r.hypers[key], value)
     return hypers
 
 

@@ -23,7 +23,7 @@ the first gradient (as torch.optim.SGD's buffer does). Expect it to differ from 
 the planes' offsets; the equations above are what this spec computes, and what tests/stdlib checks.
 """
 
-optimizer adaptive_memory(lr = 0.01, lam = 1.0, weight_decay = 0.0):
+optimizer adaptive_memory(lr = 0.01 in [0, inf), lam = 1.0 in [0, inf), weight_decay = 0.0 in [0, inf)):
     for tensor W:
         state memory = zeros_like(W)
         let d = where(t == 1, grad, memory)

@@ -35,7 +35,8 @@ def sink(x, steps):
         y = sqrt(rows(y)) * y / max(sqrt(sum(y * y, axis = -2)), 1e-12)
     return y
 
-optimizer aro(lr = 0.02, momentum = 0.95, weight_decay = 0.0, static sink_steps = 5, static rotate_every = 1):
+optimizer aro(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], weight_decay = 0.0 in [0, inf), static sink_steps = 5,
+              static rotate_every = 1 in [1, inf)):
     for matrix W:
         state momentum_buffer = zeros_like(W)
         state rotation = eye(W @ W.T) if rows(W) <= cols(W) else eye(W.T @ W)

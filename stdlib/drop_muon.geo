@@ -20,7 +20,8 @@ smoothness constants); gradients are still computed for every layer — the user
 so only the optimizer's work is saved here, not backprop's.
 """
 
-optimizer drop_muon(lr = 0.02, momentum = 0.95, weight_decay = 0.0, eps = 1e-7, keep = 0.5,
+optimizer drop_muon(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], weight_decay = 0.0 in [0, inf),
+                    eps = 1e-7 in [0, inf), keep = 0.5 in [0, 1],
                     static sampling = one_of("cutoff", "subset", "bernoulli"), static nesterov = true,
                     static ns_steps = 5, static ns_dtype = "bf16"):
     across matrix layers:

@@ -32,9 +32,10 @@ Gram matrices lose too much in bf16); msign by Newton–Schulz (keller, fp32). M
 def sym(x):
     return 0.5 * (x + x.T)
 
-optimizer fismo(lr = 0.02, momentum = 0.95, gamma = 0.95, damping = 1e-3, weight_decay = 0.0, root_eps = 1e-6,
+optimizer fismo(lr = 0.02 in [0, inf), momentum = 0.95 in [0, 1], gamma = 0.95 in [0, 1], damping = 1e-3 in [0, inf),
+                weight_decay = 0.0 in [0, inf), root_eps = 1e-6 in [0, inf),
                 static ns_steps = 5, static ns_dtype = "fp32", static method = one_of("ns", "svd"),
-                static root_method = one_of("eigh", "newton"), static root_every = 1):
+                static root_method = one_of("eigh", "newton"), static root_every = 1 in [1, inf)):
     for matrix W:
         state P: fp32 = eye(W @ W.T)
         state Q: fp32 = eye(W.T @ W)

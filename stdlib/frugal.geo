@@ -19,6 +19,9 @@ galore_projector.py, read in a fork of the authors' repository):
 from the optimizer's generator); its Adam states are kept full-size and masked (the same arithmetic — Adam is
 elementwise — without the memory saving).
 
+Ranges: β₁, β₂ in [0, 1) as torch.optim.AdamW (the bias corrections divide by 1 − βᵏ); density, the fraction of
+columns in the subspace, in [0, 1]; update_gap a positive period; lr, λ, ε and ρ non-negative.
+
 Departures: the subspace is always on the right (columns) side; the code's "std" side projects a wide matrix
 (m < n) from the left instead. r = max(1, ⌊density·n + 1/2⌋) (the code: Python's round, which rounds halves to
 even). Matrices only (the code's "regular" parameters take plain AdamW: a route of its own, as in `muon_adamw`).
@@ -27,8 +30,9 @@ even). Matrices only (the code's "regular" parameters take plain AdamW: a route 
 def frugal_rank(density, n):
     return max(1, floor(density * n + 0.5))
 
-optimizer frugal(lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.0, free_lr_scale = 1.0,
-                 static density = 0.25, static update_gap = 200, static projection = one_of("svd", "random")):
+optimizer frugal(lr = 1e-3 in [0, inf), betas = (0.9, 0.999) in [0, 1), eps = 1e-8 in [0, inf),
+                 weight_decay = 0.0 in [0, inf), free_lr_scale = 1.0 in [0, inf),
+                 static density = 0.25 in [0, 1], static update_gap = 200 in [1, inf), static projection = one_of("svd", "random")):
     for matrix W:
         state basis = right_init(W, rank = frugal_rank(density, cols(W)))
         state exp_avg = zeros_like(W @ right_init(W, rank = frugal_rank(density, cols(W))).T)
@@ -48,8 +52,9 @@ optimizer frugal(lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.0
         let denom = sqrt(exp_avg_sq) / sqrt(1 - betas[1] ^ k) + eps
         W = W - lr / (1 - betas[0] ^ k) * (exp_avg / denom) @ basis - lr * free_lr_scale * sign(grad - s @ basis)
 
-optimizer frugal_columns(lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.0, free_lr_scale = 1.0,
-                         static density = 0.25, static update_gap = 200):
+optimizer frugal_columns(lr = 1e-3 in [0, inf), betas = (0.9, 0.999) in [0, 1), eps = 1e-8 in [0, inf),
+                         weight_decay = 0.0 in [0, inf), free_lr_scale = 1.0 in [0, inf),
+                         static density = 0.25 in [0, 1], static update_gap = 200 in [1, inf)):
     for matrix W:
         state columns = zeros_like(sum(W, axis = -2))
         state exp_avg = zeros_like(W)

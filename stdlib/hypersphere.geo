@@ -27,7 +27,7 @@ columns of others (`axis = -2` normalizes columns); its learnable scaling factor
 def normalize(x):
     return x / max(sqrt(sum(x * x)), 1e-30)
 
-step adam_direction(matrix W; betas = (0.9, 0.999), eps = 1e-8):
+step adam_direction(matrix W; betas = (0.9, 0.999) in [0, 1), eps = 1e-8 in [0, inf)):
     """Adam's bias-corrected direction m̂/(sqrt(v̂) + ε), handed on as `grad`."""
     state exp_avg = zeros_like(W)
     state exp_avg_sq = zeros_like(W)
@@ -35,19 +35,19 @@ step adam_direction(matrix W; betas = (0.9, 0.999), eps = 1e-8):
     exp_avg_sq = exp_avg_sq * betas[1] + (1 - betas[1]) * grad * grad
     grad = exp_avg / (1 - betas[0] ^ t) / (sqrt(exp_avg_sq) / sqrt(1 - betas[1] ^ t) + eps)
 
-step muon_direction(matrix W; momentum = 0.95, static nesterov = true, static ns_steps = 5, static ns_dtype = "bf16"):
+step muon_direction(matrix W; momentum = 0.95 in [0, 1], static nesterov = true, static ns_steps = 5, static ns_dtype = "bf16"):
     """Muon's direction msign(M) with its shape factor sqrt(max(1, m/n)), handed on as `grad`."""
     state momentum_buffer = zeros_like(W)
     momentum_buffer = lerp(momentum_buffer, grad, 1 - momentum)
     let u = lerp(grad, momentum_buffer, momentum) if nesterov else momentum_buffer
     grad = sqrt(max(1, rows(W) / cols(W))) * msign(u, steps = ns_steps, dtype = ns_dtype)
 
-step sphere_retract(matrix W; lr = 1e-3, static axis = one_of(-1, -2)):
+step sphere_retract(matrix W; lr = 1e-3 in [0, inf), static axis = one_of(-1, -2)):
     """nGPT's retraction: each row (axis −1) or column (axis −2) back to unit norm after the step."""
     let moved = W - lr * grad
     W = moved / max(sqrt(sum(moved * moved, axis = axis)), 1e-30)
 
-step ball_retract(matrix W; lr = 1e-3):
+step ball_retract(matrix W; lr = 1e-3 in [0, inf)):
     """Hyperball: an update of Frobenius length lr·R, then back to the sphere of the initial radius R."""
     state radius = sqrt(sum(W * W))
     W = radius * normalize(W - lr * radius * normalize(grad))

@@ -22,6 +22,9 @@ batch of one, ∇W = g aᵀ is rank one and this is exact up to the split of sca
 larger batches it is the best rank-1 summary of Σ gᵢaᵢᵀ, not the product of the means. Both vectors are clamped to
 ±100 as the code clamps its vectors. Other departures: factors in the parameter's dtype (the code keeps them in
 fp16); a Linear layer's bias is not folded into its factors (route biases to their own rule).
+
+Ranges: μ in [0, 1] (torch.optim.SGD checks only μ ≥ 0; above 1 the buffer grows geometrically); lr, λ, the reset
+threshold and the clip bound non-negative (a negative clip would give clamp crossed ends); inv_freq a positive period.
 """
 
 def sherman_morrison(inverse, v):
@@ -33,8 +36,9 @@ def frobenius(x):
     let big = max(amax(abs(x)), 1e-30)
     return big * sqrt(sum((x / big) * (x / big)))
 
-optimizer mkor(lr = 0.1, momentum = 0.9, weight_decay = 0.0, reset_threshold = 2.0, clip = 100.0,
-               static inv_freq = 10, static power_steps = 5):
+optimizer mkor(lr = 0.1 in [0, inf), momentum = 0.9 in [0, 1], weight_decay = 0.0 in [0, inf),
+               reset_threshold = 2.0 in [0, inf), clip = 100.0 in [0, inf), static inv_freq = 10 in [1, inf),
+               static power_steps = 5):
     for matrix W:
         state left_inv = eye(W @ W.T)
         state right_inv = eye(W.T @ W)

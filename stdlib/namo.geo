@@ -17,6 +17,9 @@ NAMO-D — the same per column (neuron-wise): O is right-multiplied by a diagona
     b = lr · sqrt(1 − μ₂ᵗ)/(1 − μᵗ + 1e-12)
     W ← W ⊙ max(1 − λ·min(b·s, 1), 0) − O ⊙ min(b·c·sqrt(max(m, n))·s, 1)      (per column)
 
+Ranges: μ, μ₂ and c̄ in [0, 1] (c̄ = 0 turns NAMO-D's clamp off; above 1 the clamp's ends would cross), lr, λ, ε
+and c non-negative.
+
 Departures: Newton–Schulz normalizes by max(‖M‖_F, eps) where the code adds 1e-7 (`msign`'s convention; a
 relative difference of 1e-7/‖M‖_F); matrices only (the code's AdamW for the other parameters is `muon_adamw`'s
 route); the code's `use_exact_svd` is `method = "svd"`. Conv kernels: `for conv W as matrix` (the code scales by
@@ -29,7 +32,8 @@ def frobenius(x):
 def column_norms(x):
     return sqrt(sum(x * x, axis = -2))
 
-optimizer namo(lr = 0.01, momentum = 0.95, mu2 = 0.99, weight_decay = 0.1, eps = 1e-8, scale_coeff = 0.2,
+optimizer namo(lr = 0.01 in [0, inf), momentum = 0.95 in [0, 1], mu2 = 0.99 in [0, 1], weight_decay = 0.1 in [0, inf),
+               eps = 1e-8 in [0, inf), scale_coeff = 0.2 in [0, inf),
                static nesterov = true, static ns_steps = 5, static ns_dtype = "bf16",
                static method = one_of("ns", "svd")):
     for matrix W:
@@ -44,8 +48,9 @@ optimizer namo(lr = 0.01, momentum = 0.95, mu2 = 0.99, weight_decay = 0.1, eps =
         let step_size = min(alpha * scale_coeff * sqrt(max(rows(W), cols(W))), 1)
         W = W * (1 - weight_decay * min(alpha, 1)) - step_size * o
 
-optimizer namo_d(lr = 0.01, momentum = 0.95, mu2 = 0.99, weight_decay = 0.1, eps = 1e-8, scale_coeff = 0.2,
-                 col_clamp = 0.75, static nesterov = true, static ns_steps = 5, static ns_dtype = "bf16",
+optimizer namo_d(lr = 0.01 in [0, inf), momentum = 0.95 in [0, 1], mu2 = 0.99 in [0, 1], weight_decay = 0.1 in [0, inf),
+                 eps = 1e-8 in [0, inf), scale_coeff = 0.2 in [0, inf), col_clamp = 0.75 in [0, 1],
+                 static nesterov = true, static ns_steps = 5, static ns_dtype = "bf16",
                  static method = one_of("ns", "svd")):
     for matrix W:
         state momentum_buffer = zeros_like(W)

@@ -28,7 +28,8 @@ def root_coeffs(lo, hi):
         ((2.9794, -3.6674, 1.6207),) if lo == 2048 and hi == 8192 else \
         ((3.4445, -4.7750, 2.0315),)
 
-optimizer root(lr = 1e-3, momentum = 0.95, weight_decay = 0.1, outlier_quantile = 0.9,
+optimizer root(lr = 1e-3 in [0, inf), momentum = 0.95 in [0, 1], weight_decay = 0.1 in [0, inf),
+               outlier_quantile = 0.9 in [0, 1],
                static nesterov = true, static ns_steps = 5, static ns_dtype = "param",
                static method = one_of("ns", "svd")):
     for matrix W:

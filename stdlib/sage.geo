@@ -12,6 +12,8 @@ spiky gradients) with one EMA of a gradient-magnitude statistic, O(d) for a V ×
                                                             docstring calls experimentation code)
     W ← W − lr·sign(β₁m + (1 − β₁)G) ⊙ H;   m ← β₂m + (1 − β₂)G
 
+Ranges: β₁ and β₂ in [0, 1) — Ŝ divides by 1 − β₂ᵗ, and one range holds for both numbers of `betas`.
+
 One step for parameters of every rank: the statistic's shape is chosen by a static `if ndim(W) == 2`, so the rule
 is checked, and compiled, once per rank (docs/language.md, "Static values from shapes").
 
@@ -20,7 +22,7 @@ the code form follows the released file. The paper pairs SAGE (embeddings) with 
 (vectors); this spec is SAGE alone, for any parameter.
 """
 
-optimizer sage(lr = 1e-3, betas = (0.9, 0.99), eps = 1e-8, weight_decay = 0.01,
+optimizer sage(lr = 1e-3 in [0, inf), betas = (0.9, 0.99) in [0, 1), eps = 1e-8 in [0, inf), weight_decay = 0.01 in [0, inf),
                static form = one_of("paper", "code")):
     for tensor W:
         state exp_avg = zeros_like(W)

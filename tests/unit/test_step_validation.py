@@ -16,6 +16,7 @@ import torch
 
 import geo
 from geo.compiler.backends.torch_path import TorchPathStep
+from geo.dsl.loader import stdlib_optimizers
 from geo.runtime.checkpoint import CheckpointError
 
 ADAMW_INVALID = [dict(lr=-1.0), dict(lr=math.nan), dict(lr=torch.tensor(math.nan)), dict(lr=torch.tensor(-1.0)),
@@ -55,6 +56,78 @@ def test_the_constructor_accepts_the_edges_torch_accepts(spec, kw):
 def test_non_finite_values_are_refused(spec, lr):
     with pytest.raises(ValueError, match="must be finite"):
         geo.compile(spec)(_params(), lr=lr)
+
+
+# Runtime numbers a stdlib spec leaves without a range, each with why: torch.optim checks nothing there either.
+UNRANGED = {("sgd", "dampening"): "torch.optim.SGD accepts any dampening (the edge test above passes -1)"}
+
+
+def _runtime_numbers(name):
+    """(hyperparameter, its declaration) for every runtime number of every rule of stdlib optimizer `name`."""
+    info = geo.compile(name)._geo.info
+    rules = info.rules + ([info.across] if info.across is not None else [])
+    return [(h.name, h) for r in rules for h in r.hypers.values()
+            if not h.static and isinstance(h.default, (int, float, tuple)) and not isinstance(h.default, bool)]
+
+
+def _outside(h):
+    """A finite value just outside `h`'s declared range (below its low end if it has one, else above its high end),
+    in the shape of its default (a tuple's first number moved out)."""
+    r = h.range
+    bad = r.lo - 1.0 if math.isfinite(r.lo) else r.hi + 1.0
+    return (bad, *h.default[1:]) if isinstance(h.default, tuple) else bad
+
+
+@pytest.mark.parametrize("name", sorted(stdlib_optimizers()))
+def test_every_stdlib_optimizer_declares_and_enforces_its_ranges(name):
+    """Every numeric runtime hyperparameter of every stdlib optimizer declares a range (issue 16 gave the first wave
+    torch.optim's checks; the second wave, issue 12, had none, so `namo(lr=-1)` or `fismo(momentum=1.5)` trained on
+    silently), and the constructor refuses a value outside it with ValueError, as torch.optim.AdamW does lr=-1."""
+    numbers = _runtime_numbers(name)
+    missing = sorted({n for n, h in numbers if h.range is None and (name, n) not in UNRANGED})
+    assert not missing, f"{name}: runtime hyperparameters without a declared range: {missing}"
+    with pytest.raises(ValueError, match=r"`lr` must be in \[0, inf\), got -1.0"):
+        geo.compile(name)(_params(), lr=-1.0)
+    for n, h in numbers:
+        if h.range is None:
+            continue
+        with pytest.raises(ValueError, match=f"`{n}(\\[0\\])?` must be in"):
+            geo.compile(name)(_params(), **{n: _outside(h)})
+
+
+@pytest.mark.parametrize("kw", [dict(betas=(-1.0, 0.9)), dict(adamw={"eps": -1.0}), dict(muon={"momentum": -1.0})],
+                         ids=repr)
+def test_a_keyword_for_a_route_without_parameters_is_checked_at_construction(kw):
+    """muon_adamw given only hidden matrices: no parameter reaches its AdamW route, and its values were checked
+    only when a group of that route was built (never, or at a later add_param_group), so `betas=(-1, 0.9)` was
+    accepted. torch.optim checks its arguments at construction; so does geo now, for every rule that declares them."""
+    with pytest.raises(ValueError, match="must be in"):
+        geo.compile("muon_adamw")(_params(), **kw)
+
+
+@pytest.mark.parametrize("name, kw", [("namo", dict(momentum=1.5)), ("namo_d", dict(col_clamp=1.5)),
+                                      ("root", dict(outlier_quantile=1.5)), ("fismo", dict(gamma=-0.1)),
+                                      ("drop_muon", dict(keep=1.01)), ("frugal", dict(betas=(0.9, 1.0))),
+                                      ("sage", dict(betas=(0.9, 1.0))), ("mkor", dict(clip=-1.0)),
+                                      ("adaptive_memory", dict(lam=-0.5)), ("hypersphere", dict(eps=-1e-9)),
+                                      ("aro", dict(rotate_every=0)), ("frugal_columns", dict(density=1.5))], ids=repr)
+def test_the_second_wave_refuses_what_its_math_cannot_take(name, kw):
+    """Upper ends and statics: a momentum above 1, a β₂ of 1 where the step divides by 1 − β₂ᵗ, a fraction above
+    1, a period of 0 (a ValueError here, where `every 0` was GEO0308 when the kernel was specialized)."""
+    with pytest.raises(ValueError, match="must be in"):
+        geo.compile(name)(_params(), **kw)
+
+
+@pytest.mark.parametrize("name, kw", [("namo", dict(momentum=1.0, mu2=0.0, eps=0.0, scale_coeff=0.0)),
+                                      ("namo_d", dict(col_clamp=0.0)), ("namo_d", dict(col_clamp=1.0)),
+                                      ("root", dict(outlier_quantile=1.0, momentum=0.0)), ("fismo", dict(gamma=1.0)),
+                                      ("drop_muon", dict(keep=0.0)), ("frugal", dict(betas=(0.0, 0.0), density=1.0)),
+                                      ("mkor", dict(momentum=1.0, reset_threshold=0.0, clip=0.0)),
+                                      ("adaptive_memory", dict(lam=0.0)), ("aro", dict(rotate_every=1))], ids=repr)
+def test_the_second_wave_accepts_the_edges_of_its_ranges(name, kw):
+    """The closed ends are legitimate values: col_clamp = 0 turns NAMO-D's clamp off, momentum 1 and γ = 1 are the
+    no-forgetting limits, a zero threshold resets MKOR's factors at every refresh."""
+    geo.compile(name)(_params(), **kw)
 
 
 def test_a_spec_declares_its_ranges():
