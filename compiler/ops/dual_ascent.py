@@ -30,7 +30,7 @@ from ._linalg import f64, inner, nonzero_or_one, number_like, proj_psd, svd_f64,
 from ._rules import check_msign_attrs, number, require_matrices, same_shape
 from .manifold import SETS, project, set_samples, tangent
 from .matrix import msign
-from .registry import MATRIX, Domain, Law, StaticArg, op
+from .registry import MATRIX, WHOLE, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -107,7 +107,7 @@ def _stiefel_laws() -> list[Law]:
             Law("dual ascent never returns a direction less tangent than the heuristic it starts from", sample, no_worse)]
 
 
-@op(MATRIX, _stiefel_rule, laws=_stiefel_laws())
+@op(MATRIX, _stiefel_rule, laws=_stiefel_laws(), sharding=WHOLE)
 @values_first
 def stiefel_direction(g, w, radius=1.0, sigma0=0.5, iters: StaticArg = 10, method: StaticArg = "dual_ascent",
                       msign_method: StaticArg = "ns", ns_steps: StaticArg = 8, coeffs: StaticArg = "sso8",
@@ -389,7 +389,7 @@ def _constrained_laws(name: str) -> list[Law]:
 @op(MATRIX, _constrained_rule, laws=[law for name in DUAL_SETS for law in _constrained_laws(name)],
     domain={"set": Domain(choices=DUAL_SETS), "radius": Domain(low=1e-3), "lo": Domain(0.0, 0.5),
             "eta": Domain(low=0.0), "sigma0": Domain(1e-2, 10.0), "atol": Domain(0.0, 1e-2), "rtol": Domain(0.0, 0.1),
-            "max_steps": Domain(choices=(0, 1, 8, 32))})
+            "max_steps": Domain(choices=(0, 1, 8, 32))}, sharding=WHOLE)
 @values_first
 def constrained_direction(g, w, set: StaticArg, radius=1.0, lo=0.0, eta=1.0, sigma0=1.0, atol=1e-6,  # noqa: A002
                           rtol=1e-3, max_steps: StaticArg = 128, tol: StaticArg = 1e-3,

@@ -22,7 +22,7 @@ import math
 from ..types import ShapeError, Tensor, TupleT
 from . import _linalg, sampling
 from ._rules import check_steps, number
-from .registry import INIT, MATRIX, REDUCTION, Domain, Law, StaticArg, op
+from .registry import INIT, MATRIX, REDUCTION, WHOLE, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -167,7 +167,7 @@ def _eye_law(f, x):
 
 
 @op(INIT, _eye_rule, laws=[Law("eye(x) is the m × n identity, and eye(A) @ A = A", lambda: sampling.gaussian_matrices(6),
-                               _eye_law)])
+                               _eye_law)], sharding=WHOLE)
 def eye(x):
     """I shaped like the matrix x: ones on the main diagonal, zeros elsewhere (rectangular for a rectangular x;
     one per matrix of a batch). `eye(W @ W.T)` is the m × m identity, `eye(W.T @ W)` the n × n one — the damping
@@ -199,7 +199,7 @@ def _trace_laws():
     return [Law("tr(AB) = tr(BA)", pairs, cyclic), Law("tr(2A + Aᵀ) = 3·tr(A)", pairs, linear)]
 
 
-@op(REDUCTION, _trace_rule, laws=_trace_laws(), cost=lambda shapes, attrs: float(shapes[0][-1]))
+@op(REDUCTION, _trace_rule, laws=_trace_laws(), cost=lambda shapes, attrs: float(shapes[0][-1]), sharding=WHOLE)
 def trace(x):
     """tr(A) = Σᵢ Aᵢᵢ of a square matrix: a 0-d tensor (…, 1, 1 per matrix of a batch), on the device."""
     d = torch.diagonal(x, dim1=-2, dim2=-1).sum(-1)
@@ -234,7 +234,7 @@ def _inverse(a: torch.Tensor) -> torch.Tensor:
 
 
 @op(MATRIX, _inv_rule, laws=[Law("A·inv(A) = inv(A)·A = I; a singular A gives NaN", _well_conditioned, _inv_law)],
-    cost=lambda shapes, attrs: 2.0 * shapes[0][-1] ** 3 * math.prod(shapes[0][:-2]))
+    cost=lambda shapes, attrs: 2.0 * shapes[0][-1] ** 3 * math.prod(shapes[0][:-2]), sharding=WHOLE)
 def inv(a):
     """A⁻¹ of a square matrix (float64 LU, returned in A's dtype); NaN for a singular or non-finite A. Prefer
     `solve(A, B)` for A⁻¹B (one factorization, better rounding), and `inv_root` for the roots of a PSD factor."""
@@ -248,7 +248,7 @@ def _solve_law(f, ab):
 
 @op(MATRIX, _solve_rule, laws=[Law("A·solve(A, B) = B", _well_conditioned, _solve_law)],
     cost=lambda shapes, attrs: (2.0 * shapes[0][-1] ** 3 / 3 + 2.0 * shapes[0][-1] ** 2 * shapes[1][-1])
-    * math.prod(shapes[0][:-2]))
+    * math.prod(shapes[0][:-2]), sharding=WHOLE)
 def solve(a, b):
     """X = A⁻¹B for a square A (float64 LU with partial pivoting, returned in the wider of A's and B's dtypes); NaN
     for a singular or non-finite A."""
@@ -282,7 +282,7 @@ def _eigh_laws():
             Law("eigh reads the symmetric part of A", lambda: sampling.gaussian_matrices(6), symmetrizes)]
 
 
-@op(MATRIX, _eigh_rule, laws=_eigh_laws(), cost=lambda shapes, attrs: 9.0 * shapes[0][-1] ** 3 * math.prod(shapes[0][:-2]))
+@op(MATRIX, _eigh_rule, laws=_eigh_laws(), cost=lambda shapes, attrs: 9.0 * shapes[0][-1] ** 3 * math.prod(shapes[0][:-2]), sharding=WHOLE)
 def eigh(a):
     """(Λ, Q): the eigendecomposition sym(A) = Q diag(Λ) Qᵀ of the symmetric part of a square A, eigenvalues
     ascending as a row (…, 1, n) that broadcasts against Q's columns (`(Q * f(Λ)) @ Q.T` is f(A)), eigenvectors
@@ -307,7 +307,7 @@ def _qr_laws():
 
 
 @op(MATRIX, _qr_rule, laws=_qr_laws(), cost=lambda shapes, attrs: 4.0 * shapes[0][-2] * shapes[0][-1] ** 2
-    * math.prod(shapes[0][:-2]))
+    * math.prod(shapes[0][:-2]), sharding=WHOLE)
 def qr(a):
     """(Q, R): the reduced QR factorization A = QR of an m × n A, float64 Householder (`torch.linalg.qr`), with
     signs fixed so that diag(R) ≥ 0 (then it is unique for a full-rank A). Q has A's shape and R is n × n: for a
@@ -338,7 +338,7 @@ def _svd_laws():
 
 
 @op(MATRIX, _svd_rule, laws=_svd_laws(), cost=lambda shapes, attrs: 12.0 * shapes[0][-2] * shapes[0][-1] ** 2
-    * math.prod(shapes[0][:-2]))
+    * math.prod(shapes[0][:-2]), sharding=WHOLE)
 def svd(a):
     """(U, Σ, Vᵀ): the reduced SVD A = U diag(Σ) Vᵀ of an m × n A, float64 LAPACK, for small matrices. U has A's
     shape, Σ is a row (…, 1, n) of singular values in descending order (so `(U * Σ) @ Vh` is A), Vᵀ is n × n; for
@@ -409,7 +409,7 @@ def _inv_root_laws():
 
 @op(MATRIX, _inv_root_rule, laws=_inv_root_laws(), domain={"eps": Domain(1e-12, 1.0), "method": Domain(choices=("eigh", "newton"))},
     cost=lambda shapes, attrs: (9.0 if attrs.get("method") == "eigh" else 2.0 * (1 + attrs.get("p", 2)) * attrs.get("steps", 25))
-    * shapes[0][-1] ** 3 * math.prod(shapes[0][:-2]))
+    * shapes[0][-1] ** 3 * math.prod(shapes[0][:-2]), sharding=WHOLE)
 def inv_root(a, eps=1e-12, p: StaticArg = 2, method: StaticArg = "eigh", steps: StaticArg = 25):
     """(sym(A) + εI)^(−1/p), the damped inverse p-th root of a symmetric PSD matrix (Shampoo's L^(−1/4) with p = 4,
     K-FAC's damped inverse with p = 1). method "eigh": Q diag((max(λ, 0) + ε)^(−1/p)) Qᵀ by a float64

@@ -50,7 +50,7 @@ from ._calling import values_first
 from ._linalg import f64, inner, map_sv, nonzero_or_one, number_like, proj_psd, svd_f64, sv_bound, sym
 from ._rules import check_msign_attrs, number, same_shape
 from .matrix import msign
-from .registry import MATRIX, Domain, Law, StaticArg, op
+from .registry import MATRIX, WHOLE, Domain, Law, StaticArg, op
 from .spectral import spectral_clip, spectral_hardcap
 from ._lazy import lazy_torch
 
@@ -484,7 +484,7 @@ def _laws(make) -> list[Law]:
 
 
 # ---- the operators -------------------------------------------------------------------------------------
-@op(MATRIX, _project_rule, laws=_laws(_project_laws), domain={"set": Domain(choices=tuple(SETS)), "radius": Domain(low=1e-3)})
+@op(MATRIX, _project_rule, laws=_laws(_project_laws), domain={"set": Domain(choices=tuple(SETS)), "radius": Domain(low=1e-3)}, sharding=WHOLE)
 @values_first
 def project(x, set: StaticArg, radius=1.0, lo=0.0):  # noqa: A002 - the DSL's argument name
     """The Euclidean (Frobenius) projection of x onto `set`: argmin_{p ∈ set} ‖x − p‖.
@@ -505,7 +505,7 @@ def project(x, set: StaticArg, radius=1.0, lo=0.0):  # noqa: A002 - the DSL's ar
     return _resolve(set).project(x, radius, lo)
 
 
-@op(MATRIX, _retract_rule, laws=_laws(_retract_laws), domain={"set": Domain(choices=tuple(SETS)), "radius": Domain(low=1e-3)})
+@op(MATRIX, _retract_rule, laws=_laws(_retract_laws), domain={"set": Domain(choices=tuple(SETS)), "radius": Domain(low=1e-3)}, sharding=WHOLE)
 @values_first
 def retract(x, set: StaticArg, radius=1.0, lo=0.0, method: StaticArg = "ns", steps: StaticArg = 8,
             coeffs: StaticArg = "sso8", dtype: StaticArg = "fp32"):  # noqa: A002
@@ -526,7 +526,7 @@ def retract(x, set: StaticArg, radius=1.0, lo=0.0, method: StaticArg = "ns", ste
     return _resolve(set).retract(x, radius, lo, method, steps, coeffs, dtype)
 
 
-@op(MATRIX, _tangent_rule, laws=_laws(_tangent_laws), domain={"set": Domain(choices=tuple(SETS)), "radius": Domain(low=1e-3)})
+@op(MATRIX, _tangent_rule, laws=_laws(_tangent_laws), domain={"set": Domain(choices=tuple(SETS)), "radius": Domain(low=1e-3)}, sharding=WHOLE)
 @values_first
 def tangent(g, x, set: StaticArg, radius=1.0, lo=0.0, tol: StaticArg = 1e-3):  # noqa: A002
     """The Euclidean projection of g onto the tangent space (manifolds) or tangent cone (sets with a boundary)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..types import DTYPES, ShapeError, Tensor, torch_dtype
 from . import _linalg, sampling
 from ._rules import check_compute_dtype
-from .registry import MATRIX, Domain, Law, Rewrite, StaticArg, host_scalar, matrix_rule, op
+from .registry import MATRIX, WHOLE, Domain, Law, Rewrite, StaticArg, host_scalar, matrix_rule, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -215,7 +215,7 @@ def _msign_cost(shapes, attrs):
           Law("msign is transpose-equivariant: msign(xᵀ) = msign(x)ᵀ", lambda: sampling.gaussian_matrices(),
               _transpose_equivariant)],
     domain={"eps": Domain(0.0, 1e-3), "coeffs": Domain(choices=tuple(SCHEDULES)), "method": Domain(choices=("ns", "svd")),
-            "dtype": Domain(choices=(*DTYPES, "param"))})
+            "dtype": Domain(choices=(*DTYPES, "param"))}, sharding=WHOLE)
 def msign(x, eps=1e-7, steps: StaticArg = 5, coeffs: StaticArg = "keller", dtype: StaticArg = "fp32",
           method: StaticArg = "ns", safety: StaticArg = None):
     """msign(X) = U Vᵀ, the orthogonal polar factor (zero singular values stay zero; msign(0) = 0).
@@ -255,7 +255,7 @@ def _matmul_rule(args, attrs, constraints):
     return Tensor(a.shape[:-1] + b.shape[-1:], a.batched or b.batched, dtype)
 
 
-@op(MATRIX, _matmul_rule, batches=True, cost=lambda shapes, attrs: 2.0 * math.prod(shapes[0]) * shapes[1][-1])
+@op(MATRIX, _matmul_rule, batches=True, cost=lambda shapes, attrs: 2.0 * math.prod(shapes[0]) * shapes[1][-1], sharding=WHOLE)
 def matmul(a, b):
     """a @ b, the matrix product (batched over leading dims). Operands of different dtypes (an fp32 state and a bf16
     gradient) are promoted to the wider one first, as elementwise arithmetic promotes them."""
@@ -275,7 +275,7 @@ def _transpose_twice(node, graph):
     return x.args[0] if x.op == "transpose" else None
 
 
-@op(MATRIX, _transpose_rule, batches=True, rewrites=[Rewrite("(xᵀ)ᵀ -> x", _transpose_twice)])
+@op(MATRIX, _transpose_rule, batches=True, rewrites=[Rewrite("(xᵀ)ᵀ -> x", _transpose_twice)], sharding=WHOLE)
 def transpose(x):
     """xᵀ (also written `x.T`): swaps the last two dims."""
     return x.mT

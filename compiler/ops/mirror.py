@@ -33,7 +33,7 @@ from ...dsl.diagnostics import did_you_mean
 from ..types import Scalar, ShapeError, Static, Tensor, broadcast
 from . import sampling
 from ._calling import values_first
-from .registry import REDUCTION, Law, Rewrite, StaticArg, op
+from .registry import LOCAL, REDUCTION, WHOLE, Law, Sharding, Rewrite, StaticArg, op, reduction
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -200,6 +200,16 @@ def _scalar_rule(beta_index: int):
 
 
 # ---- rewrites ------------------------------------------------------------------------------------------
+def _sharding(reduces: bool):
+    """The sharding facet of a mirror operator: "pnorm" normalizes by ‖x‖_p of the whole tensor (whole); the other
+    potentials act per element, so their maps run on a shard and their potentials and divergences are sums."""
+    def facet(attrs: dict) -> Sharding:
+        if attrs.get("kind") == "pnorm":
+            return WHOLE
+        return reduction("all", "sum") if reduces else LOCAL
+    return facet
+
+
 def _cancel(inner_op: str):
     """mirror_inverse(mirror_map(x)) → x and mirror_map(mirror_inverse(y)) → y, for the same kind, p and β
     (the same node: arguments are interned). For "entropy" this assumes x > 0, the map's domain."""
@@ -354,7 +364,7 @@ def _laws(make) -> list[Law]:
 
 # ---- the operators -------------------------------------------------------------------------------------
 @op(REDUCTION, _map_rule, laws=_laws(_map_laws),
-    rewrites=[Rewrite("mirror_map(mirror_inverse(y)) -> y", _cancel("mirror_inverse"))])
+    rewrites=[Rewrite("mirror_map(mirror_inverse(y)) -> y", _cancel("mirror_inverse"))], sharding=_sharding(reduces=False))
 @values_first
 def mirror_map(x, kind: StaticArg, beta=None, p: StaticArg = None):
     """∇φ(x), the mirror map of the potential `kind`, into the dual space.
@@ -368,7 +378,7 @@ def mirror_map(x, kind: StaticArg, beta=None, p: StaticArg = None):
 
 
 @op(REDUCTION, _map_rule, laws=_laws(_inverse_laws),
-    rewrites=[Rewrite("mirror_inverse(mirror_map(x)) -> x", _cancel("mirror_map"))])
+    rewrites=[Rewrite("mirror_inverse(mirror_map(x)) -> x", _cancel("mirror_map"))], sharding=_sharding(reduces=False))
 @values_first
 def mirror_inverse(y, kind: StaticArg, beta=None, p: StaticArg = None):
     """(∇φ)⁻¹(y) = ∇φ*(y), the inverse mirror map: back from the dual space.
@@ -382,7 +392,7 @@ def mirror_inverse(y, kind: StaticArg, beta=None, p: StaticArg = None):
     return k.inverse(_work(y), beta, pv).to(y.dtype)
 
 
-@op(REDUCTION, _step_rule, laws=_laws(_step_laws))
+@op(REDUCTION, _step_rule, laws=_laws(_step_laws), sharding=_sharding(reduces=False))
 @values_first
 def mirror_step(x, d, lr, kind: StaticArg, beta=None, p: StaticArg = None):
     """x⁺ = (∇φ)⁻¹(∇φ(x) − lr·d): one mirror-descent step along the direction d.
@@ -399,7 +409,7 @@ def mirror_step(x, d, lr, kind: StaticArg, beta=None, p: StaticArg = None):
     return k.step(_work(x), _work(d), lr, beta, pv).to(torch.promote_types(x.dtype, d.dtype))
 
 
-@op(REDUCTION, _scalar_rule(2), laws=_laws(_bregman_laws))
+@op(REDUCTION, _scalar_rule(2), laws=_laws(_bregman_laws), sharding=_sharding(reduces=True))
 @values_first
 def bregman(x, z, kind: StaticArg, beta=None, p: StaticArg = None):
     """D_φ(x, z) = φ(x) − φ(z) − ⟨∇φ(z), x − z⟩ ≥ 0, the Bregman divergence (a 0-d tensor).
@@ -413,7 +423,7 @@ def bregman(x, z, kind: StaticArg, beta=None, p: StaticArg = None):
     return k.bregman(_work(x), _work(z), beta, pv).to(torch.promote_types(x.dtype, z.dtype))
 
 
-@op(REDUCTION, _scalar_rule(1))
+@op(REDUCTION, _scalar_rule(1), sharding=_sharding(reduces=True))
 @values_first
 def mirror_potential(x, kind: StaticArg, beta=None, p: StaticArg = None):
     """φ(x), the potential (distance-generating function) of the mirror map `kind`, a 0-d tensor.

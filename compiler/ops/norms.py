@@ -35,7 +35,7 @@ from ..types import SCALAR, Scalar, ShapeError, Static, Tensor
 from . import _linalg, sampling
 from ._calling import values_first
 from .matrix import msign_svd
-from .registry import MATRIX, SHAPE, Domain, Law, StaticArg, op
+from .registry import MATRIX, SHAPE, WHOLE, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -384,7 +384,7 @@ def _laws(make) -> list[Law]:
 
 
 # ---- the operators -------------------------------------------------------------------------------------
-@op(MATRIX, _value_rule, laws=_laws(_norm_laws), domain={"kind": Domain(choices=FUZZ_KINDS)})
+@op(MATRIX, _value_rule, laws=_laws(_norm_laws), domain={"kind": Domain(choices=FUZZ_KINDS)}, sharding=WHOLE)
 def norm(x, kind: StaticArg, p: StaticArg = None):
     """‖x‖, the norm `kind` of x: entrywise over the whole tensor, or per matrix.
 
@@ -412,7 +412,7 @@ def norm(x, kind: StaticArg, p: StaticArg = None):
     return _finish(k.norm(x, _p_value(k, p)), x, k)
 
 
-@op(MATRIX, _value_rule, laws=_laws(_dual_laws), domain={"kind": Domain(choices=FUZZ_KINDS)})
+@op(MATRIX, _value_rule, laws=_laws(_dual_laws), domain={"kind": Domain(choices=FUZZ_KINDS)}, sharding=WHOLE)
 def dual_norm(g, kind: StaticArg, p: StaticArg = None):
     """‖g‖_† = max_{‖t‖ ≤ 1} ⟨g, t⟩, the dual of the norm `kind`.
 
@@ -427,7 +427,7 @@ def dual_norm(g, kind: StaticArg, p: StaticArg = None):
 
 
 @op(MATRIX, _direction_rule, laws=_laws(_lmo_laws),
-    domain={"kind": Domain(choices=FUZZ_KINDS), "radius": Domain(low=0.0)})
+    domain={"kind": Domain(choices=FUZZ_KINDS), "radius": Domain(low=0.0)}, sharding=WHOLE)
 @values_first
 def lmo(g, kind: StaticArg, radius=1.0, p: StaticArg = None):
     """radius·LMO(g), LMO(g) = argmax_{‖t‖ ≤ 1} ⟨g, t⟩: the steepest unit direction of the norm `kind`.
@@ -444,7 +444,7 @@ def lmo(g, kind: StaticArg, radius=1.0, p: StaticArg = None):
     return k.lmo(g, _p_value(k, p)).to(g.dtype) * radius
 
 
-@op(MATRIX, _direction_rule, laws=_laws(_sharp_laws), domain={"kind": Domain(choices=FUZZ_KINDS)})
+@op(MATRIX, _direction_rule, laws=_laws(_sharp_laws), domain={"kind": Domain(choices=FUZZ_KINDS)}, sharding=WHOLE)
 def sharp(g, kind: StaticArg, p: StaticArg = None):
     """g♯ = ‖g‖_†·LMO(g) = argmax_t ⟨g, t⟩ − ½‖t‖², the unnormalized steepest-descent direction.
 
@@ -535,7 +535,7 @@ def _scale_laws() -> list[Law]:
             Law("scion_rownorm: scale·lmo(g, \"max_row_l2\") has unit RMS→ℓ∞ norm", full_rank, rownorm)]
 
 
-@op(SHAPE, _scale_rule, laws=_scale_laws(), domain={"kind": Domain(choices=tuple(SCALE_FACTORS))})
+@op(SHAPE, _scale_rule, laws=_scale_laws(), domain={"kind": Domain(choices=tuple(SCALE_FACTORS))}, sharding=WHOLE)
 def scale_factor(x, kind: StaticArg):
     """s(m, n), the shape factor that multiplies a unit-norm direction (Muon, Moonlight, Modula, Scion).
 

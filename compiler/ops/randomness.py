@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..types import KEY, Key, Scalar, ShapeError, Static, Tensor
 from . import sampling
-from .registry import RANDOM, Domain, Law, StaticArg, op
+from .registry import RANDOM, WHOLE, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -141,7 +141,7 @@ def _normal_moments(f, sample):
 
 @op(RANDOM, _like_rule, laws=[Law("the same (seed, stream, t, site) draws the same numbers, any other draws others",
                                   _keys, _reproducible()),
-                              Law("values in [0, 1), mean 1/2 and variance 1/12", _keys, _uniform_range)])
+                              Law("values in [0, 1), mean 1/2 and variance 1/12", _keys, _uniform_range)], sharding=WHOLE)
 def uniform(x, key, site: StaticArg = ""):
     """U[0, 1) noise shaped like x, in x's dtype (drawn in float32, float64 for a float64 x)."""
     g = key.generator(site)
@@ -150,7 +150,7 @@ def uniform(x, key, site: StaticArg = ""):
 
 @op(RANDOM, _like_rule, laws=[Law("the same (seed, stream, t, site) draws the same numbers, any other draws others",
                                   _keys, _reproducible()),
-                              Law("mean 0 and standard deviation 1", _keys, _normal_moments)])
+                              Law("mean 0 and standard deviation 1", _keys, _normal_moments)], sharding=WHOLE)
 def normal(x, key, site: StaticArg = ""):
     """N(0, 1) noise shaped like x, in x's dtype (a Gaussian random projection: `normal(P)`)."""
     g = key.generator(site)
@@ -168,7 +168,7 @@ def _bernoulli_ends(f, sample):
 @op(RANDOM, _bernoulli_rule, domain={"p": Domain(0.0, 1.0)},
     laws=[Law("the same (seed, stream, t, site) draws the same numbers, any other draws others", _keys,
               _reproducible((0.5,))),
-          Law("a 0/1 mask: p = 0 gives zeros, p = 1 ones", _keys, _bernoulli_ends)])
+          Law("a 0/1 mask: p = 0 gives zeros, p = 1 ones", _keys, _bernoulli_ends)], sharding=WHOLE)
 def bernoulli(x, p, key, site: StaticArg = ""):
     """A 0/1 mask shaped like x, each entry 1 with probability p (u < p for u ~ U[0, 1)), in x's dtype."""
     g = key.generator(site)
@@ -189,7 +189,7 @@ def _subset_law(f, sample):
 
 
 @op(RANDOM, _subset_rule, laws=[Law("exactly round(k) ones (clamped to [0, n]), shaped like x or along `axis`", _keys,
-                                    _subset_law)])
+                                    _subset_law)], sharding=WHOLE)
 def subset(x, k, key, site: StaticArg = "", axis: StaticArg = None):
     """A random subset of k out of n as a 0/1 mask, every k-subset equally likely (the first k of a random
     permutation). axis None: k of x's numel entries, shaped like x; an integer axis: k of the n indices along it,

@@ -10,7 +10,7 @@ import math
 
 from ..types import Scalar, ShapeError, Static, Tensor
 from . import sampling
-from .registry import REDUCTION, Domain, Law, StaticArg, op
+from .registry import REDUCTION, WHOLE, Domain, Law, StaticArg, op, reduction
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -48,25 +48,25 @@ def _check(a, b):
     assert torch.allclose(a, b, rtol=1e-9, atol=1e-9), f"{a} != {b}"
 
 
-@op(REDUCTION, reduce_rule, laws=[_sum_law()])
+@op(REDUCTION, reduce_rule, laws=[_sum_law()], sharding=reduction("axis", "sum"))
 def sum(x, axis: StaticArg = None):  # noqa: A001
     """Σᵢ xᵢ (over everything, or along `axis` keeping it as size 1)."""
     return x.sum() if axis is None else x.sum(dim=axis, keepdim=True)
 
 
-@op(REDUCTION, reduce_rule)
+@op(REDUCTION, reduce_rule, sharding=reduction("axis", "mean"))
 def mean(x, axis: StaticArg = None):
     """(1/N) Σᵢ xᵢ."""
     return x.mean() if axis is None else x.mean(dim=axis, keepdim=True)
 
 
-@op(REDUCTION, reduce_rule)
+@op(REDUCTION, reduce_rule, sharding=reduction("axis", "max"))
 def amax(x, axis: StaticArg = None):
     """maxᵢ xᵢ."""
     return x.amax() if axis is None else x.amax(dim=axis, keepdim=True)
 
 
-@op(REDUCTION, reduce_rule)
+@op(REDUCTION, reduce_rule, sharding=reduction("axis", "min"))
 def amin(x, axis: StaticArg = None):
     """minᵢ xᵢ."""
     return x.amin() if axis is None else x.amin(dim=axis, keepdim=True)
@@ -74,14 +74,14 @@ def amin(x, axis: StaticArg = None):
 
 @op(REDUCTION, reduce_rule,
     laws=[Law("rms(c) = |c| for a constant tensor", lambda: sampling.scalars(),
-              lambda f, c: _check(f(torch.full((3, 4), c, dtype=torch.float64)), torch.tensor(abs(c), dtype=torch.float64)))])
+              lambda f, c: _check(f(torch.full((3, 4), c, dtype=torch.float64)), torch.tensor(abs(c), dtype=torch.float64)))], sharding=reduction("axis", "rms"))
 def rms(x, axis: StaticArg = None):
     """RMS(x) = sqrt(mean(x²)) = ‖x‖₂/√N."""
     sq = x.square()
     return (sq.mean() if axis is None else sq.mean(dim=axis, keepdim=True)).sqrt()
 
 
-@op(REDUCTION, reduce_rule)
+@op(REDUCTION, reduce_rule, sharding=reduction("axis", "sum"))
 def dot(a, b, axis: StaticArg = None):
     """⟨a, b⟩ = Σᵢ aᵢbᵢ (the Frobenius inner product for matrices)."""
     p = a * b
@@ -108,7 +108,7 @@ def _quantile_laws():
                 lambda: sampling.tensors(sampling.shapes(1, 2, 7)), ends)]
 
 
-@op(REDUCTION, _quantile_rule, laws=_quantile_laws(), domain={"q": Domain(0.0, 1.0)})
+@op(REDUCTION, _quantile_rule, laws=_quantile_laws(), domain={"q": Domain(0.0, 1.0)}, sharding=WHOLE)
 def quantile(x, q):
     """The q-quantile of all entries of x (q in [0, 1], clamped), by linear interpolation between the two order
     statistics around position q·(N − 1) — torch.quantile's default, computed with `kthvalue` so that it has no

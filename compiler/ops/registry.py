@@ -25,6 +25,12 @@
                  output element unless given)
     batches      the reference treats leading dims as a batch, one result per matrix: backends may stack
                  same-shape matrices of a group into one call (one Newton–Schulz for all of them)
+    sharding     how the operator runs when its tensor arguments are split by rows across ranks (FSDP2's
+                 `Shard(0)`, runtime/distributed.py): `LOCAL` (elementwise: each rank on its own rows, no
+                 communication), a `Reduction` (each rank reduces its rows, the small partial results combine:
+                 which dims it reduces, and how partials combine), or `WHOLE` (needs the whole tensor: msign,
+                 power iteration, matmuls, decompositions, retractions, random draws, the tensor's shape). A
+                 function of the static attributes where they decide it (mirror maps: "pnorm" is whole-tensor)
 
 Family modules (elementwise.py, reduce.py, matrix.py, ...) declare their operators with the `@op` decorator;
 generic passes and tests only ever ask the registry. The grammar knows none of these names.
@@ -106,6 +112,41 @@ ANY = Domain()
 
 
 @dataclass(frozen=True)
+class Sharding:
+    """The `sharding` facet: what an operator needs when its tensor arguments are split by rows (dim 0) across
+    ranks. `mode` is "local" (elementwise: the result's rows are the rows' results), "reduction" or "whole".
+
+    A reduction says which dims it reduces (`over`): "all" (every element, a 0-d result), "axis" (its static
+    `axis`, everything when None), "last" (the last dim: one result per row, so a row split needs nothing); and
+    how partial results combine (`combine`): "sum", "max", "min", "mean" (weighted by the elements each part
+    reduced) or "rms" (the root of the weighted mean of squares). tests/unit/test_sharding_facet.py checks each
+    record against its reference: the rows' results concatenated (local) or combined (reduction) equal the
+    whole's."""
+
+    mode: str
+    over: str = ""
+    combine: str = ""
+
+    def reduced_dims(self, attrs: dict[str, Any], ndim: int) -> tuple[int, ...]:
+        """The dims this call reduces, for an argument of rank `ndim` (a reduction only)."""
+        if self.over == "last":
+            return (ndim - 1,) if ndim else ()
+        axis = attrs.get("axis") if self.over == "axis" else None
+        if axis is None:
+            return tuple(range(ndim))
+        axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+        return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+
+
+LOCAL = Sharding("local")
+WHOLE = Sharding("whole")
+
+
+def reduction(over: str, combine: str) -> Sharding:
+    return Sharding("reduction", over, combine)
+
+
+@dataclass(frozen=True)
 class OpDef:
     name: str
     doc: str
@@ -124,6 +165,11 @@ class OpDef:
     cost: Callable[..., float] | None = None
     batches: bool = False
     inductor: Callable[..., Any] | None = None
+    sharding: Sharding | Callable[[dict[str, Any]], Sharding] = WHOLE
+
+    def sharding_for(self, attrs: dict[str, Any]) -> Sharding:
+        """The sharding facet for a call with these static attributes."""
+        return self.sharding if isinstance(self.sharding, Sharding) else self.sharding(attrs)
 
     def domain_of(self, param: str) -> Domain:
         """The declared domain of one parameter (ANY when the operator declares none)."""
@@ -182,10 +228,14 @@ _REGISTRY: dict[str, OpDef] = {}
 def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callable | None = None,
        rewrites: Iterable[Rewrite] = (), laws: Iterable[Law] = (), static_value: Callable | None = None,
        domain: dict[str, Domain] | None = None, foreach: Callable | None = None, triton: Callable | None = None,
-       cost: Callable | None = None, batches: bool = False, inductor: Callable | None = None):
-    """Declares an operator from its torch reference function (whose docstring is the op's doc)."""
+       cost: Callable | None = None, batches: bool = False, inductor: Callable | None = None,
+       sharding: Sharding | Callable | None = None):
+    """Declares an operator from its torch reference function (whose docstring is the op's doc). `sharding` is
+    required: a distributed step must never guess whether an operator may run on a shard."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
+    if sharding is None:
+        raise ValueError(f"operator {name or '?'}: give its `sharding` facet (LOCAL, reduction(...) or WHOLE)")
 
     def register(fn: Callable) -> OpDef:
         op_name = name or fn.__name__.rstrip("_")
@@ -202,7 +252,7 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
             raise ValueError(f"operator {op_name!r}: domain names unknown parameters {sorted(unknown)}")
         record = OpDef(op_name, inspect.getdoc(fn) or "", kind, tuple(params), type_rule, fn, fold,
                        tuple(rewrites), tuple(laws), fn.__module__, static_value, tuple((domain or {}).items()),
-                       foreach, triton, cost, batches, inductor)
+                       foreach, triton, cost, batches, inductor, sharding)
         _REGISTRY[op_name] = record
         return record
 

@@ -10,7 +10,7 @@ import math
 
 from ..types import DTYPES, SCALAR, ShapeError, Tensor, TupleT, torch_dtype
 from . import sampling
-from .registry import INIT, SHAPE, Domain, Law, StaticArg, host_scalar, op
+from .registry import INIT, LOCAL, SHAPE, WHOLE, Domain, Law, StaticArg, host_scalar, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -46,25 +46,25 @@ def _product(shape):
     return math.prod(shape) if all(isinstance(d, int) for d in shape) else None
 
 
-@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-2)))
+@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-2)), sharding=WHOLE)
 def rows(x):
     """The number of rows m of a matrix (d_out of an nn.Linear weight)."""
     return x.shape[-2]
 
 
-@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-1)))
+@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-1)), sharding=WHOLE)
 def cols(x):
     """The number of columns n of a matrix (d_in of an nn.Linear weight)."""
     return x.shape[-1]
 
 
-@op(SHAPE, _shape_rule(False), static_value=_known(_product))
+@op(SHAPE, _shape_rule(False), static_value=_known(_product), sharding=WHOLE)
 def numel(x):
     """The number of elements N."""
     return x.numel()
 
 
-@op(SHAPE, _shape_rule(False), static_value=_known(len))
+@op(SHAPE, _shape_rule(False), static_value=_known(len), sharding=WHOLE)
 def ndim(x):
     """The rank of the tensor (after the rule's view)."""
     return x.dim()
@@ -77,19 +77,19 @@ def _init_rule(args, attrs, constraints):
     return x
 
 
-@op(INIT, _init_rule)
+@op(INIT, _init_rule, sharding=LOCAL)
 def zeros_like(x):
     """A tensor of zeros shaped like x."""
     return torch.zeros_like(x, memory_format=torch.preserve_format)
 
 
-@op(INIT, _init_rule)
+@op(INIT, _init_rule, sharding=LOCAL)
 def ones_like(x):
     """A tensor of ones shaped like x."""
     return torch.ones_like(x, memory_format=torch.preserve_format)
 
 
-@op(INIT, _init_rule)
+@op(INIT, _init_rule, sharding=LOCAL)
 def full_like(x, value):
     """A tensor shaped like x filled with `value`."""
     return torch.full_like(x, host_scalar(float(value), x), memory_format=torch.preserve_format)
@@ -101,7 +101,7 @@ def _scalar_init_rule(args, attrs, constraints):
     return Tensor((), False, x.dtype)
 
 
-@op(INIT, _scalar_init_rule)
+@op(INIT, _scalar_init_rule, sharding=LOCAL)
 def scalar_like(x, value):
     """A 0-d tensor holding `value`, on x's device and in x's dtype: the initial value of a numeric state
     (`state lam = 0.0`), which stays on the device like torch.optim's `step`."""
@@ -118,7 +118,7 @@ def _item_rule(args, attrs, constraints):
     return x.items[i]
 
 
-@op(SHAPE, _item_rule)
+@op(SHAPE, _item_rule, sharding=WHOLE)
 def item(x, index: StaticArg = 0):
     """The `index`-th tensor of a factorization's result: `eigh(A)[1]` is written for `item(eigh(A), index = 1)`,
     so that one decomposition serves every factor read from it."""
@@ -142,7 +142,7 @@ def _cast_round_trip(f, x):
 
 @op(SHAPE, _cast_rule, domain={"dtype": Domain(choices=tuple(DTYPES))},
     laws=[Law("cast to fp64 and back to fp32 is the identity on fp32 values", lambda: sampling.tensors(),
-              _cast_round_trip)])
+              _cast_round_trip)], sharding=LOCAL)
 def cast(x, dtype: StaticArg = "fp32"):
     """x converted to a storage dtype ("bf16", "fp16", "fp32", "fp64"): statistics of a bf16 model computed in fp32
     (`cast(grad, "fp32") @ ...`), rounded once, where the value is made."""

@@ -33,7 +33,7 @@ from ..types import ShapeError, Tensor
 from . import _linalg, sampling
 from ._rules import check_msign_attrs, check_steps, number
 from .matrix import msign, msign_svd
-from .registry import INIT, MATRIX, SHAPE, Domain, Law, StaticArg, op
+from .registry import INIT, MATRIX, SHAPE, WHOLE, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -259,7 +259,7 @@ def _init_laws() -> list[Law]:
                 lambda: sampling._st().tuples(sampling.gaussian_matrices(6), sampling._st().integers(1, 4)), rows)]
 
 
-@op(INIT, _right_init_rule, laws=_init_laws())
+@op(INIT, _right_init_rule, laws=_init_laws(), sharding=WHOLE)
 def right_init(w, rank: StaticArg = 1, method: StaticArg = "ones"):
     """The start of a warm-started power iteration: min(rank, m, n) orthonormal right vectors as the rows of a
     [rank, n] matrix (…, rank, n for a batch), in W's dtype — the initial value of `state v = right_init(W)`.
@@ -283,7 +283,7 @@ def right_init(w, rank: StaticArg = 1, method: StaticArg = "ones"):
 
 
 @op(MATRIX, _power_iter_rule, laws=_power_laws(), batches=True,
-    cost=lambda shapes, attrs: 4.0 * math.prod(shapes[0]) * shapes[1][-2] * int(attrs.get("steps", 5)))
+    cost=lambda shapes, attrs: 4.0 * math.prod(shapes[0]) * shapes[1][-2] * int(attrs.get("steps", 5)), sharding=WHOLE)
 def power_iter(w, v, steps: StaticArg = 5):
     """`steps` rounds of power iteration on WᵀW from the right vectors v (a warm start), returning the new v.
 
@@ -318,7 +318,7 @@ def power_iter(w, v, steps: StaticArg = 5):
 
 @op(MATRIX, _top_sv_rule,
     laws=[Law("top_sv(W, v₁) = σ₁ (exact singular vector) and top_sv(0, v) = 0",
-              lambda: sampling.gaussian_matrices(7), lambda f, W: _exact_top(f, W))])
+              lambda: sampling.gaussian_matrices(7), lambda f, W: _exact_top(f, W))], sharding=WHOLE)
 def top_sv(w, v):
     """σ₁ ≈ ‖W v₀ᵀ‖/‖v₀‖, the top singular value estimated from the first row v₀ of v (shape [k, n]), e.g. the
     output of `power_iter`: a lower bound on ‖W‖₂, equal to it when v₀ = v₁ (with k > 1 rows, the largest Ritz
@@ -336,7 +336,7 @@ def top_sv(w, v):
 
 @op(MATRIX, _top_left_rule,
     laws=[Law("top_left is a unit [m, 1] vector with uᵀ W v₀ᵀ = top_sv(W, v) (0 for a zero matrix)",
-              lambda: sampling.gaussian_matrices(7), lambda f, W: _left_consistent(f, W))])
+              lambda: sampling.gaussian_matrices(7), lambda f, W: _left_consistent(f, W))], sharding=WHOLE)
 def top_left(w, v):
     """u = W v₀ᵀ / ‖W v₀ᵀ‖, the left singular vector paired with the first row v₀ of v, as a column [m, 1]
     (…, m, 1 for a batch); 0 for a zero matrix. With v from `power_iter`, Θ = u·v₀ = `top_left(W, v) @ top_right(v)`
@@ -347,7 +347,7 @@ def top_left(w, v):
     return u.mT.to(w.dtype)
 
 
-@op(SHAPE, _top_right_rule)
+@op(SHAPE, _top_right_rule, sharding=WHOLE)
 def top_right(v):
     """v₀, the first row of a block of right vectors (shape [1, n]): with `power_iter`'s Ritz ordering, the
     estimate of the top right singular vector v₁ᵀ. Θ = `top_left(W, v) @ top_right(v)` = u₁v₁ᵀ."""
@@ -485,7 +485,7 @@ def _clip_identity(W, lo, hi, method, steps, coeffs, dtype, lower: bool) -> torc
     return (out.mT if tall else out).to(W.dtype)
 
 
-@op(MATRIX, _clip_rule, laws=_clip_laws(False), domain={"lo": Domain(0.0, 0.5), "hi": Domain(low=0.5)})
+@op(MATRIX, _clip_rule, laws=_clip_laws(False), domain={"lo": Domain(0.0, 0.5), "hi": Domain(low=0.5)}, sharding=WHOLE)
 def spectral_clip(w, lo, hi, method: StaticArg = "ns", steps: StaticArg = 8, coeffs: StaticArg = "sso8",
                   dtype: StaticArg = "fp32"):
     """U clip(Σ, lo, hi) Vᵀ: every singular value of W clipped into [lo, hi] (0 ≤ lo ≤ hi), singular vectors kept.
@@ -505,7 +505,7 @@ def spectral_clip(w, lo, hi, method: StaticArg = "ns", steps: StaticArg = 8, coe
     return _clip_identity(w, lo, hi, method, steps, coeffs, dtype, lower=True)
 
 
-@op(MATRIX, _clip_rule, laws=_clip_laws(True), domain={"beta": Domain(low=0.0)})
+@op(MATRIX, _clip_rule, laws=_clip_laws(True), domain={"beta": Domain(low=0.0)}, sharding=WHOLE)
 def spectral_hardcap(w, beta, method: StaticArg = "ns", steps: StaticArg = 8, coeffs: StaticArg = "sso8",
                      dtype: StaticArg = "fp32"):
     """U min(Σ, β) Vᵀ: singular values above β capped at β, those ≤ β (zeros included) untouched.
@@ -637,7 +637,7 @@ def _sso_laws() -> list[Law]:
             Law("h(λ) is non-decreasing with |h| ≤ 1 (what the bracket search relies on)", sample, monotone)]
 
 
-@op(MATRIX, _sso_rule, laws=_sso_laws())
+@op(MATRIX, _sso_rule, laws=_sso_laws(), sharding=WHOLE)
 def sso_lambda(m, theta, lam0, tol=1e-6, eps=1e-7, max_iter: StaticArg = 20, max_expand: StaticArg = 10,
                step0: StaticArg = 1e-3, steps: StaticArg = 8, coeffs: StaticArg = "sso8", dtype: StaticArg = "fp32",
                method: StaticArg = "ns"):
