@@ -28,7 +28,7 @@ from ..compiler.binding import (RANK_ROLES, ParamInfo, RoleChoice, RoutingWarnin
 from ..compiler.ops.randomness import RandomKey
 from ..compiler.spec import ACROSS
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import across, checkpoint, torch_optim
+from . import across, checkpoint, distributed, torch_optim
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, static_values, validate_kwargs
@@ -289,6 +289,9 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     @_not_traced
     def _geo_step(self) -> None:
+        if distributed.is_sharded(self):  # DTensor parameters (FSDP2): runtime/distributed.py
+            distributed.step(self)
+            return
         work, skipped, across_step = self._prepare()
         skipped += self._apply(work, across_step)
         for key in skipped:
@@ -512,6 +515,29 @@ class GeoOptimizer(torch.optim.Optimizer):
             return group["param_names"][index]
         before = next(i for i, g in enumerate(self.param_groups) if g is group)
         return sum(len(g["params"]) for g in self.param_groups[:before]) + index
+
+    def init_state(self) -> None:
+        """Creates the initial state of every parameter that has none, without stepping: for DTensor parameters,
+        the sharded states `torch.distributed.checkpoint` loads into (runtime/distributed.py); elsewhere, the
+        states the first step would make."""
+        if distributed.is_sharded(self):
+            distributed.step(self, init_only=True)
+            return
+        opt = self._geo.info.name
+        for group in self.param_groups:
+            rule = self._geo.rules[group["geo_rule"]]
+            statics, hypers = static_values(opt, rule, group), runtime_values(opt, rule, group)
+            for p in group["params"]:
+                if self.state.get(p) or not p.numel():
+                    continue
+                _, rank, active = self._geo_binding[p]
+                backend = backends.resolve(self._geo_backend, p.is_cuda, p.numel())
+                runner = self._geo.runner(rule, statics, rank, active, backend, shape=self._geo_shape(p))
+                base = p.T if p in self._geo_transposed else p
+                view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
+                state = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
+                state.update(_unaliased(runner.init(view, hypers), (p,)))
+                self.state[p] = state
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,520 @@
+"""A geo optimizer over DTensor parameters (FSDP2's `fully_shard`, `Shard(0)`, uneven shards included): issue 11.
+
+Each parameter's compiled rule is classified from its operators' `sharding` facets (compiler/ops/registry.py):
+
+- **local**: only LOCAL operators (and reductions that keep the rows, such as `row_mean_sq`): every rank runs the
+  ordinary step on its own rows; nothing communicates.
+- **owner** (any WHOLE operator, or a reduction across rows): owner-compute, as Dion's and Moonlight's distributed
+  Muon. Each such parameter has one owner rank, chosen once, greedily largest-FLOPs-first onto the least loaded
+  rank (so no rank runs every matrix's Newton–Schulz); per step, one `all_to_all_single` per dtype carries every
+  rank's rows of the parameter, its gradient and its sharded states to the owner, the owner runs the ordinary
+  single-process step on the whole tensors, and a second `all_to_all_single` per dtype carries the rows of the new
+  parameter and states back. A reduction across rows is done this way too (not as a partial + all-reduce of the
+  small result): docs/distributed.md says why and what it costs.
+
+States of a sharded parameter are DTensors on the parameter's mesh: `Shard(0)` when they have rows (the
+parameter's placement for parameter-shaped states; a power-iteration vector or a preconditioner is split by rows
+the same way), `Replicate()` when 0-d. Uniform DTensor storage is what lets `torch.distributed.checkpoint` save,
+load and reshard them (`save`, `load` below) and spreads their memory over the ranks.
+
+Every rank takes the same decisions: the non-finite gradient check is one all-reduce (MIN) of one flag per
+parameter, so a gradient with a NaN on one rank skips that parameter on every rank; the random seed is rank 0's,
+broadcast once, and a random operator (a WHOLE operator) draws on the owner from the whole tensor's key, so a
+sharded run draws what the unsharded one does. Communication uses torch.distributed only (gloo on CPUs, nccl on
+GPUs, unchanged).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+
+from ..compiler import backends
+from ..compiler.ops import registry
+from ..compiler.ops.randomness import RandomKey
+from .checkpoint import STEP_KEY, param_name
+
+if TYPE_CHECKING:
+    from .optimizer import GeoOptimizer
+
+LOCAL, OWNER = "local", "owner"
+
+
+def _dtensor():
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+    return DTensor, Replicate, Shard
+
+
+def is_sharded(opt: GeoOptimizer) -> bool:
+    """Whether any parameter of the optimizer is a DTensor (the distributed step then runs)."""
+    DTensor = _dtensor()[0]
+    return any(isinstance(p, DTensor) for g in opt.param_groups for p in g["params"])
+
+
+# ---- classification --------------------------------------------------------------------------------------------
+def classify(program, rule, ndim: int, transposed: bool = False) -> tuple[str, str]:
+    """(mode, why) of a compiled rule for a parameter split by rows: LOCAL when every operator runs on the rows
+    (its facet LOCAL, or a reduction that keeps dim 0), else OWNER, naming the first operator that needs more."""
+    if transposed:
+        return OWNER, "stored transposed: its rows are the rule's columns"
+    if rule.view is not None:
+        return OWNER, f"seen through the view `{rule.view.name}`" if hasattr(rule.view, "name") else "a view"
+    reduction = None
+    for node in program.nodes():
+        opdef = registry.get(node.op)
+        if opdef is None:
+            continue
+        facet = opdef.sharding_for(dict(node.attrs))
+        if facet.mode == "whole":
+            return OWNER, f"`{node.op}` needs the whole tensor"
+        if facet.mode == "reduction":
+            arg = node.args[0].type if node.args else None
+            rank = len(arg.shape) if getattr(arg, "shape", None) is not None else ndim
+            if 0 in facet.reduced_dims(dict(node.attrs), rank) and reduction is None:
+                reduction = f"`{node.op}` reduces across rows"
+    if reduction is not None:
+        return OWNER, reduction
+    return LOCAL, "elementwise"
+
+
+def chunk_rows(n: int, world: int) -> list[int]:
+    """Rows of each rank for `n` rows split as `torch.chunk` (FSDP2 and DTensor's Shard(0)): ⌈n/world⌉ each, the last
+    ranks fewer, possibly none."""
+    c = -(-n // world) if n else 0
+    return [max(0, min(c, n - r * c)) for r in range(world)]
+
+
+def assign_owners(costs: list[float], world: int) -> list[int]:
+    """Owner rank of each matrix: greedy largest-first onto the least loaded rank (ties: the lowest rank)."""
+    load = [0.0] * world
+    owners = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        owners[i] = r
+        load[r] += costs[i]
+    return owners
+
+
+def program_flops(program, shape: tuple[int, ...]) -> float:
+    """FLOPs of one step of `program` on a parameter of `shape` (the plan's cost model, as `geo explain`)."""
+    from ..compiler.plan import concrete_shapes, phase_cost, plan
+    shapes = concrete_shapes(program, shape)
+    total = sum(phase_cost(phase, shapes, 4).flops for phase in plan(program).phases)
+    return total if total == total else float(math.prod(shape))
+
+
+# ---- the exchange ------------------------------------------------------------------------------------------------
+@dataclass
+class _Piece:
+    """One tensor of one owner-computed parameter: its global shape, dtype, whether it is split by rows (else it is
+    replicated, 0-d), this rank's local part, and on the owner, after the gather, the whole."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    sharded: bool
+    local: torch.Tensor | None = None
+    whole: torch.Tensor | None = None
+
+    def rows(self, world: int) -> list[int]:
+        return chunk_rows(self.shape[0], world) if self.sharded else [0] * world
+
+    def numel_of(self, world: int, rank: int) -> int:
+        inner = math.prod(self.shape[1:]) if self.shape else 1
+        return self.rows(world)[rank] * inner
+
+
+def _exchange(pieces_by_owner: list[tuple[int, list[_Piece]]], group, world: int, rank: int, device,
+              to_owner: bool) -> int:
+    """One all_to_all_single per dtype. to_owner: every rank's rows of each sharded piece go to its owner, who
+    assembles `whole`; else the owner sends each rank its rows of `whole` (into `local`) and every rank the whole
+    of a replicated piece. Returns the collectives issued."""
+    # every rank holds the same pieces (same parameters, same states), so all enter the same collectives
+    dtypes = sorted({p.dtype for _, ps in pieces_by_owner for p in ps}, key=str)
+    calls = 0
+    for dtype in dtypes:
+        send: list[list[torch.Tensor]] = [[] for _ in range(world)]
+        recv_plan: list[list[tuple[_Piece, int]]] = [[] for _ in range(world)]  # per source: (piece, numel)
+        for owner, ps in pieces_by_owner:
+            for p in ps:
+                if p.dtype != dtype:
+                    continue
+                if to_owner:
+                    if p.sharded and rank != owner:
+                        send[owner].append(p.local.reshape(-1))
+                    if rank == owner and p.sharded:
+                        for src in range(world):
+                            if src != owner:
+                                recv_plan[src].append((p, p.numel_of(world, src)))
+                else:
+                    if rank == owner:
+                        for dst in range(world):
+                            if dst == owner:
+                                continue
+                            if p.sharded:
+                                start = sum(p.rows(world)[:dst])
+                                send[dst].append(p.whole[start:start + p.rows(world)[dst]].reshape(-1))
+                            else:
+                                send[dst].append(p.whole.reshape(-1))
+                    else:
+                        recv_plan[owner].append((p, p.numel_of(world, rank) if p.sharded else math.prod(p.shape)))
+        in_sizes = [sum(t.numel() for t in s) for s in send]
+        out_sizes = [sum(n for _, n in r) for r in recv_plan]
+        flat_in = torch.cat([t for s in send for t in s]) if any(in_sizes) else torch.empty(0, dtype=dtype,
+                                                                                              device=device)
+        flat_out = torch.empty(sum(out_sizes), dtype=dtype, device=device)
+        dist.all_to_all_single(flat_out, flat_in.contiguous(), out_sizes, in_sizes, group=group)
+        calls += 1
+        received: dict[int, dict[int, torch.Tensor]] = {}  # id(piece) -> source -> its part
+        offset = 0
+        for src in range(world):
+            for p, n in recv_plan[src]:
+                received.setdefault(id(p), {})[src] = flat_out[offset:offset + n]
+                offset += n
+        for owner, ps in pieces_by_owner:
+            for p in ps:
+                if p.dtype != dtype:
+                    continue
+                if to_owner and rank == owner:
+                    if p.sharded:
+                        parts = []
+                        for src, n_rows in enumerate(p.rows(world)):
+                            part = p.local if src == owner else received[id(p)][src]
+                            parts.append(part.reshape(n_rows, *p.shape[1:]))
+                        p.whole = torch.cat(parts)
+                    else:
+                        p.whole = p.local.clone()
+                elif not to_owner and rank != owner:
+                    part = received[id(p)][owner]
+                    shape = (p.rows(world)[rank], *p.shape[1:]) if p.sharded else p.shape
+                    p.local = part.reshape(shape)
+        # the owner keeps its own rows of the result
+        if not to_owner:
+            for owner, ps in pieces_by_owner:
+                if rank == owner:
+                    for p in ps:
+                        if p.dtype == dtype:
+                            start = sum(p.rows(world)[:rank]) if p.sharded else 0
+                            p.local = p.whole[start:start + p.rows(world)[rank]] if p.sharded else p.whole
+    return calls
+
+
+# ---- the step ----------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Item:
+    group: dict[str, Any]
+    rule: Any
+    statics: dict[str, Any]
+    hypers: dict[str, Any]
+    p: Any  # the DTensor parameter
+    rank_active: tuple
+    shape: tuple[int, ...]
+    mode: str
+    fresh: bool
+    t0: float
+    decided: dict[str, float]
+    owner: int = 0
+    pieces: dict[str, _Piece] = field(default_factory=dict)
+
+
+def _mesh_info(p):
+    """(process group, world size, this rank's coordinate) of a DTensor parameter, checking its placement."""
+    DTensor, Replicate, Shard = _dtensor()
+    mesh = p.device_mesh
+    placements = tuple(p.placements)
+    if mesh.ndim != 1 or not (placements == (Shard(0),) or placements == (Replicate(),)):
+        raise ValueError(f"geo's distributed step supports DTensor parameters on a 1-D mesh placed Shard(0) (FSDP2's "
+                         f"fully_shard) or Replicate(); this one is {list(placements)} on a {mesh.ndim}-D mesh")
+    return mesh.get_group(), mesh.size(), mesh.get_local_rank()
+
+
+def _local(t):
+    DTensor = _dtensor()[0]
+    return t._local_tensor if isinstance(t, DTensor) else t
+
+
+def _wrap(local: torch.Tensor, p, full_shape: tuple[int, ...]):
+    """A state as a DTensor on the parameter's mesh: Shard(0) with rows (Replicate for a replicated parameter),
+    Replicate when 0-d."""
+    DTensor, Replicate, Shard = _dtensor()
+    if local.dim() == 0 or tuple(p.placements) == (Replicate(),):
+        placements = [Replicate()]
+    else:
+        placements = [Shard(0)]
+    stride = torch.empty(full_shape, device="meta").stride()
+    return DTensor.from_local(local, p.device_mesh, placements, run_check=False, shape=torch.Size(full_shape),
+                              stride=stride)
+
+
+class DistributedState:
+    """What the distributed step keeps between steps: the agreed seed, each parameter's mode and owner."""
+
+    def __init__(self) -> None:
+        self.seed_agreed = False
+        self.plans: dict[tuple, dict[int, tuple[str, int]]] = {}
+
+
+def _ensure_seed(opt: GeoOptimizer, group) -> None:
+    ds = opt.__dict__.setdefault("_geo_dist", DistributedState())
+    if not ds.seed_agreed:
+        box = [opt._geo_seed]
+        dist.broadcast_object_list(box, src=dist.get_global_rank(group, 0), group=group)
+        opt._geo_seed = int(box[0])
+        ds.seed_agreed = True
+
+
+def plan_items(opt: GeoOptimizer, items: list[_Item], world: int) -> None:
+    """Owners of the owner-computed parameters, balanced by FLOPs (computed once per set of parameters)."""
+    ds = opt.__dict__.setdefault("_geo_dist", DistributedState())
+    key = tuple((id(it.p), it.mode) for it in items)
+    found = ds.plans.get(key)
+    if found is None:
+        owned = [it for it in items if it.mode == OWNER]
+        costs = []
+        for it in owned:
+            rank_, active = it.rank_active
+            program = opt._geo.program(it.rule, it.statics, rank_, active, shape=it.shape)
+            costs.append(program_flops(program, it.shape))
+        owners = assign_owners(costs, world)
+        found = ds.plans[key] = {id(it.p): o for it, o in zip(owned, owners)}
+    for it in items:
+        if it.mode == OWNER:
+            it.owner = found[id(it.p)]
+
+
+def step(opt: GeoOptimizer, init_only: bool = False) -> None:
+    """One step of every parameter with a gradient (`init_only`: create the states of every parameter that has
+    none, and step nothing: `init_state`)."""
+    from . import across
+    from .hypers import runtime_values, static_values
+    spec = opt._geo
+    name = spec.info.name
+    groups = []
+    for group in opt.param_groups:
+        rule = spec.rules[group["geo_rule"]]
+        groups.append((group, rule, static_values(name, rule, group), runtime_values(name, rule, group)))
+    misfits = [d for group, *_ in groups for d in opt._misfits(group)]
+    if misfits:
+        from ..dsl.diagnostics import GeoError
+        raise GeoError(misfits)
+    params = [(g, p) for g, *_ in groups for p in g["params"]]
+    if not params:
+        return
+    pg, world, rank = _mesh_info(params[0][1])
+    for _, p in params:
+        if _mesh_info(p)[:2] != (pg, world):
+            raise ValueError(f"{name}: every parameter must live on one device mesh")
+    _ensure_seed(opt, pg)
+    todo = []
+    for group, rule, statics, hypers in groups:
+        seen = set()
+        for p in group["params"]:
+            if id(p) in seen:
+                raise ValueError(f"{name}: parameter {param_name(group, p)} is listed twice in its group; the "
+                                 "distributed step steps each parameter once")
+            seen.add(id(p))
+            if init_only:
+                if not opt.state.get(p) and p.numel():
+                    todo.append((group, rule, statics, hypers, p))
+            elif p.grad is not None and p.numel():
+                todo.append((group, rule, statics, hypers, p))
+    skipped: list[str | int] = []
+    if not init_only and opt.nonfinite != "propagate" and todo:
+        flags = torch.stack([torch.isfinite(_local(p.grad)).all() for *_, p in todo]).to(torch.float32)
+        flags = flags.to(_local(todo[0][4]).device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN, group=pg)  # one decision for all ranks
+        kept = []
+        for item, ok in zip(todo, flags.tolist()):
+            if ok:
+                kept.append(item)
+                continue
+            group, p = item[0], item[4]
+            if opt.nonfinite == "raise":
+                raise FloatingPointError(f"{name}: the gradient of parameter {param_name(group, p)} is not finite "
+                                         "(on some rank)")
+            skipped.append(opt._param_key(group, p))
+        todo = kept
+    across_step = across.run(opt) if spec.info.across is not None and not init_only else None
+    decided = across_step.decided if across_step is not None else {}
+    items = []
+    for group, rule, statics, hypers, p in todo:
+        _, rank_, active = opt._geo_binding[p]
+        shape = opt._geo_shape(p)
+        program = spec.program(rule, statics, rank_, active, shape=shape)
+        mode, _ = classify(program, rule, p.dim(), p in opt._geo_transposed)
+        if tuple(p.placements) == (_dtensor()[1](),):
+            mode = LOCAL  # replicated: every rank holds the whole
+        state = opt.state.get(p)
+        items.append(_Item(group, rule, statics, hypers, p, (rank_, active), shape, mode, not state,
+                           float(state[STEP_KEY]) if state else 0.0, decided.get(id(p), {})))
+    plan_items(opt, items, world)
+    if across_step is not None:
+        across_step.commit(opt)
+    for it in items:
+        if it.mode == LOCAL:
+            _step_local(opt, it, init_only)
+    _step_owned(opt, [it for it in items if it.mode == OWNER], pg, world, rank, init_only)
+    for key in skipped:
+        opt.nonfinite_skips[key] = opt.nonfinite_skips.get(key, 0) + 1
+
+
+def _run(opt: GeoOptimizer, it: _Item, param: torch.Tensor, grad: torch.Tensor | None,
+         state: dict[str, torch.Tensor] | None, init_only: bool) -> dict[str, torch.Tensor]:
+    """The ordinary single-process step of one parameter on plain tensors (its rows, or the whole on its owner):
+    the rule's view, `maximize`, `when` blocks and random key as GeoOptimizer's step. Returns the new state
+    (param updated in place)."""
+    from .optimizer import _set_step, _unaliased
+    spec = opt._geo
+    rank_, active = it.rank_active
+    backend = backends.resolve(opt._geo_backend, param.is_cuda, param.numel())
+    if backend == "inductor":
+        backend = "torch"  # the non-finite check is done above, once for all ranks
+    runner = spec.runner(it.rule, it.statics, rank_, active, backend, shape=it.shape)
+    view = it.rule.view.forward(param, it.rule.view_args) if it.rule.view is not None else param
+    if state is None:
+        state = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
+        state.update(_unaliased(runner.init(view, it.hypers), (param, grad)))
+    if init_only:
+        return state
+    if it.rule.view is not None:
+        grad = it.rule.view.forward(grad, it.rule.view_args)
+    if it.group.get("maximize"):
+        grad = torch.neg(grad)
+    t = it.t0 + 1
+    inputs = {}
+    if runner.program.inputs:
+        inputs = dict(it.decided)
+        if "rng" in runner.program.inputs:
+            inputs["rng"] = RandomKey(opt._geo_seed, opt._stream(it.group, it.p), int(t))
+    if runner.program.guards:
+        firing = spec.firing(runner.program, view, grad, it.hypers, t, inputs)
+        if firing is not None:
+            runner = spec.runner(it.rule, it.statics, rank_, active, backend, firing, it.shape)
+    extra = {"inputs": [inputs]} if inputs else {}
+    runner.step_group([view], [grad], [state], it.hypers, [t], **extra)
+    if view is not param and view.data_ptr() != param.data_ptr():
+        param.copy_(view.reshape(param.shape))
+    _set_step(state, t)
+    return state
+
+
+def _step_local(opt: GeoOptimizer, it: _Item, init_only: bool) -> None:
+    p = it.p
+    local_p = _local(p)
+    old = opt.state.get(p)
+    local_state = None if it.fresh else {k: _local(v) for k, v in old.items()}
+    grad = None if init_only else _local(p.grad)
+    if local_p.numel() == 0 and not it.fresh:  # no rows here: only the step count moves
+        if not init_only:
+            from .optimizer import _set_step
+            _set_step(old, it.t0 + 1)
+        return
+    new = _run(opt, it, local_p, grad, local_state, init_only)
+    if not it.fresh:
+        for k, v in new.items():  # a backend may put new tensors into the state dict rather than update in place
+            if k != STEP_KEY and v is not local_state[k]:
+                _local(old[k]).copy_(v)
+        from .optimizer import _set_step
+        _set_step(old, it.t0 + 1)
+    if it.fresh:
+        opt.state[p] = {k: (v if k == STEP_KEY else _wrap(v, p, _global_shape(v, local_p, p)))
+                        for k, v in new.items()}
+
+
+def _global_shape(v: torch.Tensor, local_p: torch.Tensor, p) -> tuple[int, ...]:
+    """The global shape of a state made on this rank's rows: the parameter's rows when it has them."""
+    if v.dim() == 0 or tuple(v.shape[:1]) != tuple(local_p.shape[:1]) or local_p.dim() == 0:
+        return tuple(v.shape)
+    return (p.shape[0], *v.shape[1:])
+
+
+def _step_owned(opt: GeoOptimizer, items: list[_Item], pg, world: int, rank: int, init_only: bool) -> None:
+    """Owner-compute: rows to the owners, the whole step there, rows back (two rounds of all_to_all_single)."""
+    if not items:
+        return
+    pieces_by_owner = []
+    for it in items:
+        p = it.p
+        it.pieces["param"] = _Piece(tuple(p.shape), p.dtype, True, _local(p))
+        if not init_only:
+            it.pieces["grad"] = _Piece(tuple(p.shape), p.grad.dtype, True, _local(p.grad))
+        if not it.fresh:
+            for k, v in opt.state[p].items():
+                if k != STEP_KEY:
+                    it.pieces["state." + k] = _Piece(tuple(v.shape), v.dtype, v.dim() > 0 and _is_sharded(v),
+                                                     _local(v))
+        pieces_by_owner.append((it.owner, list(it.pieces.values())))
+    _exchange(pieces_by_owner, pg, world, rank, _local(items[0].p).device, to_owner=True)
+    for it in items:
+        if it.owner != rank:
+            continue
+        whole_state = None if it.fresh else {k: (it.pieces["state." + k].whole if k != STEP_KEY else v)
+                                             for k, v in opt.state[it.p].items()}
+        param = it.pieces["param"].whole
+        grad = None if init_only else it.pieces["grad"].whole
+        new = _run(opt, it, param, grad, whole_state, init_only)
+        it.pieces["param"].whole = param
+        for k, v in new.items():
+            if k == STEP_KEY:
+                continue
+            key = "state." + k
+            if key not in it.pieces:
+                it.pieces[key] = _Piece(tuple(v.shape), v.dtype, v.dim() > 0)
+            it.pieces[key].whole = v
+    fresh_meta = _state_layouts(items, pg, world, rank)
+    back = []
+    for i, it in enumerate(items):
+        if it.fresh and it.owner != rank:
+            for k, (shape, dtype) in fresh_meta[i].items():
+                it.pieces["state." + k] = _Piece(shape, dtype, len(shape) > 0)
+        if init_only:
+            it.pieces.pop("param")
+        else:
+            it.pieces.pop("grad")
+        back.append((it.owner, [it.pieces[k] for k in sorted(it.pieces)]))
+    _exchange(back, pg, world, rank, _local(items[0].p).device, to_owner=False)
+    from .optimizer import _set_step
+    for it in items:
+        p = it.p
+        if not init_only:
+            piece = it.pieces["param"]
+            if piece.local is not _local(p):
+                _local(p).copy_(piece.local)
+        if it.fresh:
+            state = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
+            for key in sorted(k for k in it.pieces if k.startswith("state.")):
+                piece = it.pieces[key]
+                local = piece.local.clone() if it.owner == rank else piece.local
+                state[key[len("state."):]] = _wrap(local.contiguous(), p, piece.shape)
+            opt.state[p] = state
+        else:
+            for k, v in opt.state[p].items():
+                if k != STEP_KEY:
+                    piece = it.pieces["state." + k]
+                    if piece.local is not _local(v):
+                        _local(v).copy_(piece.local)
+        if not init_only:
+            _set_step(opt.state[p], it.t0 + 1)
+
+
+def _is_sharded(v) -> bool:
+    DTensor, Replicate, Shard = _dtensor()
+    return isinstance(v, DTensor) and tuple(v.placements) == (Shard(0),)
+
+
+def _state_layouts(items: list[_Item], pg, world: int, rank: int) -> dict[int, dict]:
+    """The (shape, dtype) of the states each owner made for its fresh parameters (by place in `items`), so that
+    every rank can receive its rows: one object all-gather, on a parameter's first step only."""
+    mine = {i: {k[len("state."):]: (piece.shape, piece.dtype) for k, piece in it.pieces.items()
+                if k.startswith("state.")}
+            for i, it in enumerate(items) if it.fresh and it.owner == rank}
+    if not any(it.fresh for it in items):
+        return {}
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, mine, group=pg)
+    out: dict[int, dict] = {}
+    for part in gathered:
+        out.update(part)
+    return out
