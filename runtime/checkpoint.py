@@ -122,10 +122,9 @@ def _slots(opt: GeoOptimizer, rule: RuleInfo, group: dict[str, Any], p: torch.Te
     return opt._geo.program(rule, rule.statics(group), rank, active, shape=tuple(p.shape)).states
 
 
-def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> None:
-    """Raises CheckpointError naming the first thing in `sd` that does not fit this optimizer."""
+def check_identity(opt: GeoOptimizer, theirs: Any, allow_spec_change: bool) -> None:
+    """Raises CheckpointError unless `theirs` (a state dict's `geo` entry) names this optimizer and its spec."""
     mine = identity(opt._geo.info)
-    theirs = sd.get("geo") if isinstance(sd, dict) else None
     if not isinstance(theirs, dict):
         raise CheckpointError(f"this state_dict was not written by a geo optimizer; `{mine['optimizer']}` expects "
                               "one with a 'geo' entry")
@@ -136,6 +135,11 @@ def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> 
         raise CheckpointError(f"this state_dict was written by another version of the spec `{mine['optimizer']}` "
                               f"(fingerprint {theirs.get('fingerprint')}, now {mine['fingerprint']}); pass "
                               "allow_spec_change=True to load it anyway")
+
+
+def validate(opt: GeoOptimizer, sd: dict[str, Any], allow_spec_change: bool) -> None:
+    """Raises CheckpointError naming the first thing in `sd` that does not fit this optimizer."""
+    check_identity(opt, sd.get("geo") if isinstance(sd, dict) else None, allow_spec_change)
     _validate_global(opt, sd)
     groups = sd.get("param_groups")
     if not isinstance(groups, list) or len(groups) != len(opt.param_groups):

@@ -414,7 +414,7 @@ def _step_local(opt: GeoOptimizer, it: _Item, init_only: bool) -> None:
     new = _run(opt, it, local_p, grad, local_state, init_only)
     if not it.fresh:
         for k, v in new.items():  # a backend may put new tensors into the state dict rather than update in place
-            if k != STEP_KEY and v is not local_state[k]:
+            if k != STEP_KEY and not (isinstance(v, torch.Tensor) and v.data_ptr() == _local(old[k]).data_ptr()):
                 _local(old[k]).copy_(v)
         from .optimizer import _set_step
         _set_step(old, it.t0 + 1)
@@ -518,3 +518,32 @@ def _state_layouts(items: list[_Item], pg, world: int, rank: int) -> dict[int, d
     for part in gathered:
         out.update(part)
     return out
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------------------
+def save(opt: GeoOptimizer, checkpoint_id: Any, key: str = "optimizer") -> None:
+    """`torch.distributed.checkpoint.save` of the optimizer's state dict under `key`: each rank writes the rows of
+    its DTensor states; the identity (`geo`), param groups and step counts are written once.
+
+    geo's own `state_dict()` is what is saved, not `get_optimizer_state_dict`'s rewrite of it: torch's helper keeps
+    only `state` and `param_groups` (it drops the `geo` identity entry, so a checkpoint of another spec could no
+    longer be refused), and on an optimizer without states it runs a step with lr = 0 to make them, which advances
+    geo's step counts; `init_state()` makes them without a step."""
+    import torch.distributed.checkpoint as dcp
+    opt.init_state()
+    dcp.save({key: opt.state_dict()}, checkpoint_id=checkpoint_id)
+
+
+def load(opt: GeoOptimizer, checkpoint_id: Any, key: str = "optimizer", allow_spec_change: bool = False) -> None:
+    """Loads a checkpoint written by `save`, on any number of ranks (DCP reshards the DTensor states). The checkpoint's
+    identity is read and checked first: a checkpoint of another spec is a CheckpointError naming both, before any
+    state is read."""
+    import torch.distributed.checkpoint as dcp
+    from . import checkpoint
+    probe = {key: {"geo": checkpoint.identity(opt._geo.info)}}
+    dcp.load(probe, checkpoint_id=checkpoint_id)
+    checkpoint.check_identity(opt, probe[key]["geo"], allow_spec_change)
+    opt.init_state()
+    sd = opt.state_dict()
+    dcp.load({key: sd}, checkpoint_id=checkpoint_id)
+    opt.load_state_dict(sd, allow_spec_change=allow_spec_change)

@@ -42,7 +42,7 @@ def grad(name: str, shape, t: int, bad: bool = False) -> torch.Tensor:
     g = torch.Generator().manual_seed(_stable(name) * 1000 + t)
     out = torch.randn(shape, generator=g)
     if bad:
-        out.view(-1)[0] = float("nan")
+        out.view(-1)[-1] = float("nan")  # in the last rank's rows
     return out
 
 

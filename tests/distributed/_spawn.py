@@ -8,6 +8,7 @@ traceback; a rank that hangs (a collective the others never enter) is killed at 
 from __future__ import annotations
 
 import os
+import pickle
 import queue
 import sys
 import tempfile
@@ -32,7 +33,9 @@ def _worker(rank, world_size, store_path, fn, args, results):
             out = fn(rank, world_size, *args)
         finally:
             dist.destroy_process_group()
-        results.put((rank, True, out))
+        # plain pickle bytes: a tensor put on the queue as is travels by shared memory, which needs this process
+        # alive until the parent reads it
+        results.put((rank, True, pickle.dumps(out)))
     except BaseException:  # noqa: BLE001 - every failure goes back to the test, with its traceback
         results.put((rank, False, traceback.format_exc()))
 
@@ -57,7 +60,7 @@ def run_ranks(fn, world_size: int, *args, timeout: float = 240.0) -> list:
                     raise RankFailed(f"ranks {sorted(set(range(world_size)) - set(out))} did not finish in "
                                      f"{timeout:.0f} s") from None
                 if ok:
-                    out[rank] = value
+                    out[rank] = pickle.loads(value)
                 else:
                     failures.append((rank, value))
                     break  # the others may wait forever in a collective

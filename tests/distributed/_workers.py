@@ -89,3 +89,66 @@ def equivalence(rank, world, names, steps):
                 modes[opt._geo_params[p].name] = classify(program, rule, p.dim())[0]
         out[name] = (worst, worst_state, modes)
     return out
+
+
+def nonfinite(rank, world, names, steps, bad_rank):
+    """A NaN in one parameter's gradient on `bad_rank` only, at steps 2 and 5: every rank skips that parameter at those
+    steps; the run equals the unsharded run that skips the same. Returns {spec: (skips, max rel difference)}."""
+    mesh = _mesh(world)
+    out = {}
+    for name in names:
+        named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh)
+        victim = named[0][0]
+
+        def bad(n, t):
+            return n == victim and t in (2, 5)
+        for t in range(steps):
+            _set_grads(named, t, world, rank, mesh, bad=bad if rank == bad_rank else None)
+            _set_grads(ref_named, t, world, rank, mesh, bad=bad)
+            opt.step()
+            ref_opt.step()
+        worst = max(rel(p.full_tensor(), q.detach()) for (_, p), (_, q) in zip(named, ref_named))
+        steps_taken = {n: float(opt.state[p]["step"]) for n, p in named if p in opt.state}
+        out[name] = (dict(opt.nonfinite_skips), worst, steps_taken)
+    return out
+
+
+def dcp_roundtrip(rank, world, names, path, phase, steps):
+    """phase "save": `steps` steps, a DCP checkpoint, `steps` more; returns the final parameters (full). phase
+    "resume": a fresh model and optimizer at the checkpoint's parameters, the checkpoint loaded, the same `steps`
+    more; returns the final parameters (full) — equal, bit for bit, on the same world size."""
+    from geo.runtime import distributed as gd
+    mesh = _mesh(world)
+    out = {}
+    for name in names:
+        named, opt, _, _ = sharded_pair(name, world, rank, mesh)
+        ckpt = f"{path}/{name}"
+        if phase == "save":
+            for t in range(steps):
+                _set_grads(named, t, world, rank, mesh)
+                opt.step()
+            import torch.distributed.checkpoint as dcp
+            dcp.save({"params": {n: p.detach() for n, p in named}}, checkpoint_id=ckpt + "-params")
+            gd.save(opt, ckpt)
+        else:
+            import torch.distributed.checkpoint as dcp
+            params = {n: p.detach() for n, p in named}
+            dcp.load({"params": params}, checkpoint_id=ckpt + "-params")
+            gd.load(opt, ckpt)
+        for t in range(steps, 2 * steps):
+            _set_grads(named, t, world, rank, mesh)
+            opt.step()
+        out[name] = {n: p.full_tensor() for n, p in named}
+    return out
+
+
+def dcp_wrong_spec(rank, world, path, saved, other):
+    """Loading a checkpoint of spec `saved` into an optimizer of spec `other`: the error's text, on every rank."""
+    from geo.runtime import distributed as gd
+    mesh = _mesh(world)
+    _, opt, _, _ = sharded_pair(other, world, rank, mesh)
+    try:
+        gd.load(opt, f"{path}/{saved}")
+    except Exception as e:  # noqa: BLE001 - the test reads the message
+        return f"{type(e).__name__}: {e}"
+    return None
