@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="a parameter to explain, e.g. h.0.mlp.c_fc.weight=3072x768, in model order (repeatable; "
                         "default: a GPT-2-small layer); :ROLE gives its role as roles= does (e.g. :hidden.T)")
     e.add_argument("--dtype", choices=("fp32", "bf16", "fp16", "fp64"), default="fp32", help="the parameters' dtype")
+    e.add_argument("--model", choices=("gpt2-small", "gpt2-small-layer"), default=None,
+                   help="explain every parameter of this model (instead of --param)")
+    e.add_argument("--world-size", type=int, default=None, metavar="N",
+                   help="the communication per step on N ranks under FSDP2 (parameters split by rows): collectives "
+                        "and bytes, per parameter and in total (docs/distributed.md)")
     d = sub.add_parser("doc", help="the operator catalog, one operator's documentation, or the stdlib's optimizers")
     d.add_argument("op", nargs="?", help="an operator name")
     d.add_argument("--stdlib", action="store_true",
@@ -165,9 +170,16 @@ def _explain(args) -> int:
     except ValueError as err:
         print(f"geo: {err}", file=sys.stderr)
         return 2
-    params = {p[0]: p[1] for p in parsed} or ex.GPT2_SMALL_LAYER
+    params = {p[0]: p[1] for p in parsed} or (ex.MODELS[args.model]() if args.model else ex.GPT2_SMALL_LAYER)
     roles = {p[0]: p[2] for p in parsed if len(p) == 3}
-    print(ex.explain(compile_spec(_source(args.file), name=args.name), params, torch_dtype(args.dtype), roles))
+    opt = compile_spec(_source(args.file), name=args.name)
+    if args.world_size is not None:
+        if args.world_size < 1:
+            print(f"geo: --world-size must be at least 1, got {args.world_size}", file=sys.stderr)
+            return 2
+        print(ex.explain_communication(opt, params, args.world_size, torch_dtype(args.dtype), roles))
+        return 0
+    print(ex.explain(opt, params, torch_dtype(args.dtype), roles))
     return 0
 
 

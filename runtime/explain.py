@@ -137,3 +137,113 @@ def concrete_shapes_for_init(program, shape: tuple[int, ...]) -> dict[str, tuple
     """Each state slot's shape for a bound parameter shape."""
     shapes = concrete_shapes(program, shape)
     return {s.name: shapes.get(s.init.id, ()) for s in program.states}
+
+
+def gpt2_small() -> dict[str, tuple[int, ...]]:
+    """GPT-2 small's 148 parameters (124M; nn.Linear's (out, in) storage, the head tied to `wte`), in model order."""
+    out: dict[str, tuple[int, ...]] = {"wte.weight": (50257, 768), "wpe.weight": (1024, 768)}
+    for i in range(12):
+        h = f"h.{i}."
+        out.update({h + "ln_1.weight": (768,), h + "ln_1.bias": (768,),
+                    h + "attn.c_attn.weight": (2304, 768), h + "attn.c_attn.bias": (2304,),
+                    h + "attn.c_proj.weight": (768, 768), h + "attn.c_proj.bias": (768,),
+                    h + "ln_2.weight": (768,), h + "ln_2.bias": (768,),
+                    h + "mlp.c_fc.weight": (3072, 768), h + "mlp.c_fc.bias": (3072,),
+                    h + "mlp.c_proj.weight": (768, 3072), h + "mlp.c_proj.bias": (768,)})
+    out.update({"ln_f.weight": (768,), "ln_f.bias": (768,)})
+    return out
+
+
+MODELS = {"gpt2-small": gpt2_small, "gpt2-small-layer": lambda: dict(GPT2_SMALL_LAYER)}
+
+
+def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world: int,
+                  dtype: torch.dtype = torch.float32, roles: dict[str, str] | None = None) -> dict[str, Any]:
+    """The communication of one steady-state step of the distributed runtime (runtime/distributed.py) for parameters
+    split by rows over `world` ranks (FSDP2's Shard(0), uneven shards as torch.chunk): per parameter its mode
+    (local or owner-computed, and why), its owner, and the bytes it sends; in total the collectives and bytes.
+
+    Bytes are what leaves a rank, summed over ranks (the network's load): an owner-computed parameter's rows of the
+    parameter, its gradient and each state with rows go to the owner from the other ranks, and the rows of the new
+    parameter and states come back; a 0-d state comes back whole to each other rank. Every step also all-reduces
+    one float32 flag per parameter with a gradient (the non-finite check). Collectives: that all-reduce, and, when
+    any parameter is owner-computed, one all_to_all_single per dtype each way. (The first step also broadcasts the
+    seed and all-gathers the new states' shapes; not counted here.)"""
+    from .distributed import LOCAL, assign_owners, chunk_rows, classify, program_flops
+    spec = optimizer_cls._geo
+    if world < 1:
+        raise ValueError(f"--world-size must be at least 1, got {world}")
+    itemsize = DTYPES[dtype_name(dtype)].itemsize
+    choices = choose_roles(list(params.items()), [(roles or {}).get(name) for name in params])
+    rows = []
+    diagnostics = []
+    for (name, stored), choice in zip(params.items(), choices):
+        shape = tuple(reversed(stored)) if choice.transposed else stored
+        binding = bind_rule(spec.info, ParamInfo(name, shape, choice.role))
+        if isinstance(binding, Diagnostic):
+            diagnostics.append(binding)
+            continue
+        index, rank, active = binding
+        rule = spec.rules[index]
+        program = spec.program(rule, rule.statics(), rank, active, shape=shape)
+        mode, why = classify(program, rule, len(stored), choice.transposed)
+        init_shapes = concrete_shapes_for_init(program, viewed_shape(rule, shape))
+        states = [(init_shapes.get(s.name, ()), DTYPES[s.dtype].itemsize if s.dtype else itemsize,
+                   s.dtype or dtype_name(dtype)) for s in program.states]
+        rows.append({"name": name, "shape": tuple(stored), "mode": mode, "why": why, "states": states,
+                     "flops": program_flops(program, shape) if mode != LOCAL else 0.0, "owner": None, "bytes": 0})
+    if diagnostics:
+        raise GeoError(diagnostics)
+    owned = [r for r in rows if r["mode"] != LOCAL and math.prod(r["shape"])]
+    for r, owner in zip(owned, assign_owners([r["flops"] for r in owned], world)):
+        r["owner"] = owner
+    dtypes: set[str] = set()
+    for r in owned:
+        def away(shape: tuple[int, ...], size: int) -> int:
+            """Bytes of the other ranks' rows of a tensor of `shape` (what goes to, or comes from, the owner)."""
+            if not shape:
+                return 0
+            split = chunk_rows(shape[0], world)
+            return (sum(split) - split[r["owner"]]) * math.prod(shape[1:]) * size
+        sharded_states = [away(s, size) for s, size, _ in r["states"] if s]
+        replicated = sum(size * (world - 1) for s, size, _ in r["states"] if not s)
+        gather = 2 * away(r["shape"], itemsize) + sum(sharded_states)  # param, grad, states
+        scatter = away(r["shape"], itemsize) + sum(sharded_states) + replicated  # param, states
+        r["bytes"] = gather + scatter
+        dtypes |= {dtype_name(dtype)} | {d for _, _, d in r["states"]}
+    n_a2a = 2 * len(dtypes) if owned else 0
+    flag_bytes = 4 * len(rows) * (world - 1) * 2 if world > 1 else 0  # a ring all-reduce moves ~2(N−1)/N per rank
+    return {"world": world, "params": rows, "all_to_all": n_a2a, "all_reduce": 1 if world > 1 else 0,
+            "all_to_all_bytes": sum(r["bytes"] for r in rows), "all_reduce_bytes": 4 * len(rows),
+            "ring_all_reduce_bytes": flag_bytes,
+            "owned": len(owned), "local": len(rows) - len(owned),
+            "owner_flops": _loads(owned, world)}
+
+
+def _loads(owned: list[dict[str, Any]], world: int) -> list[float]:
+    load = [0.0] * world
+    for r in owned:
+        load[r["owner"]] += r["flops"]
+    return load
+
+
+def explain_communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world: int,
+                          dtype: torch.dtype = torch.float32, roles: dict[str, str] | None = None,
+                          detail: bool = True) -> str:
+    """`geo explain --world-size N`: `communication` as text."""
+    c = communication(optimizer_cls, params, world, dtype, roles)
+    spec = optimizer_cls._geo
+    lines = [f"distributed {spec.info.name} on {world} ranks (parameters split by rows, FSDP2's Shard(0); "
+             f"runtime/distributed.py)"]
+    if detail:
+        width = max(len(r["name"]) for r in c["params"])
+        for r in c["params"]:
+            where = f"owner rank {r['owner']}" if r["owner"] is not None else "every rank its rows"
+            lines.append(f"  {r['name']:<{width}}  {show_shape(r['shape']):<14} {r['mode']:<6} {where:<20} "
+                         f"{_mb(r['bytes']):>10}  ({r['why']})")
+    load = c["owner_flops"]
+    lines.append(f"per step: {c['all_to_all']} all_to_all ({_mb(c['all_to_all_bytes'])} over all ranks), "
+                 f"{c['all_reduce']} all_reduce ({c['all_reduce_bytes']} B of non-finite flags); "
+                 f"{c['local']} parameters local, {c['owned']} owner-computed"
+                 + (f"; owner FLOPs per rank {_flops(min(load))} to {_flops(max(load))}" if c["owned"] else ""))
+    return "\n".join(lines)

@@ -152,3 +152,19 @@ def dcp_wrong_spec(rank, world, path, saved, other):
     except Exception as e:  # noqa: BLE001 - the test reads the message
         return f"{type(e).__name__}: {e}"
     return None
+
+
+def traffic(rank, world, names, steps):
+    """`equivalence`, and this rank's traffic in the last step (runtime/distributed.py counts it)."""
+    mesh = _mesh(world)
+    out = {}
+    for name in names:
+        named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh)
+        for t in range(steps):
+            _set_grads(named, t, world, rank, mesh)
+            _set_grads(ref_named, t, world, rank, mesh)
+            opt.step()
+            ref_opt.step()
+        worst = max(rel(p.full_tensor(), q.detach()) for (_, p), (_, q) in zip(named, ref_named))
+        out[name] = (worst, dict(opt._geo_dist.last), {n: tuple(p.shape) for n, p in named})
+    return out
