@@ -36,10 +36,23 @@ def _domain(d: registry.Domain) -> str:
     return f"[{lo}, {hi}]"
 
 
+def _sharding(o: registry.OpDef) -> str:
+    """The sharding facet in words (runtime/distributed.py reads it)."""
+    if not isinstance(o.sharding, registry.Sharding):
+        return o.sharding.__doc__ or "depends on its static arguments"
+    f = o.sharding
+    if f.mode == "local":
+        return "local (runs on each rank's rows)"
+    if f.mode == "whole":
+        return "whole (needs the whole tensor: owner-compute)"
+    over = {"all": "every element", "axis": "its `axis` (every element when none)", "last": "the last dim"}[f.over]
+    return f"reduction over {over}, partials combined by {f.combine}"
+
+
 def _entry(o: registry.OpDef) -> list[str]:
     family = o.module.rsplit(".", 1)[-1]
-    lines = [f"### `{o.name}`", "", f"`{o.signature()}` — {o.kind}, `compiler/ops/{family}.py`", "",
-             "```text", *o.doc.rstrip().splitlines(), "```", ""]
+    lines = [f"### `{o.name}`", "", f"`{o.signature()}` — {o.kind}, `compiler/ops/{family}.py`; sharded by rows: "
+             f"{_sharding(o)}", "", "```text", *o.doc.rstrip().splitlines(), "```", ""]
     if o.domain:
         lines += ["Inputs it is meant for: " + "; ".join(f"`{name}` {_domain(d)}" for name, d in o.domain), ""]
     if o.laws:

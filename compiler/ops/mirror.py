@@ -207,6 +207,8 @@ def _sharding(reduces: bool):
         if attrs.get("kind") == "pnorm":
             return WHOLE
         return reduction("all", "sum") if reduces else LOCAL
+    facet.__doc__ = ("whole for \"pnorm\" (it normalizes by the whole tensor's ‖x‖_p); for the other kinds "
+                     + ("a reduction over every element, partials summed" if reduces else "local (per element)"))
     return facet
 
 
