@@ -33,6 +33,8 @@ import torch
 import torch.distributed as dist
 
 from ..compiler import backends
+from ..compiler.backends.reference import ReferenceStep, evaluate
+from ..compiler.ir import reachable
 from ..compiler.ops import registry
 from ..compiler.ops.randomness import RandomKey
 from .checkpoint import STEP_KEY, param_name
@@ -40,7 +42,7 @@ from .checkpoint import STEP_KEY, param_name
 if TYPE_CHECKING:
     from .optimizer import GeoOptimizer
 
-LOCAL, OWNER = "local", "owner"
+LOCAL, REDUCE, OWNER = "local", "reduce", "owner"
 
 
 def _dtensor():
@@ -55,28 +57,62 @@ def is_sharded(opt: GeoOptimizer) -> bool:
 
 
 # ---- classification --------------------------------------------------------------------------------------------
+def is_rows(t, program) -> bool:
+    """Whether a value of IR type `t` is split by rows as the parameter is: its first dim is the parameter's (a
+    rank-free rule: the parameter's own type). A 0-d value, or one whose first dim is 1 or the columns, is the
+    same on every rank."""
+    from ..compiler.types import Tensor
+    if not isinstance(t, Tensor):
+        return False
+    pshape = program.param_type.shape
+    if t.shape is None:
+        return pshape is None
+    return bool(t.shape) and bool(pshape) and isinstance(pshape[0], str) and t.shape[0] == pshape[0]
+
+
+def _crossing(node, program, ndim: int):
+    """The facet of a node that reduces a row-split value across its rows (dim 0), or None."""
+    opdef = registry.get(node.op)
+    if opdef is None or not node.args:
+        return None
+    facet = opdef.sharding_for(dict(node.attrs))
+    if facet.mode != "reduction" or not is_rows(node.args[0].type, program):
+        return None
+    arg = node.args[0].type
+    rank = len(arg.shape) if arg.shape is not None else ndim
+    return facet if 0 in facet.reduced_dims(dict(node.attrs), rank) else None
+
+
+def row_reductions(program, ndim: int) -> list:
+    """The step's nodes that reduce across rows, in evaluation order: each is one partial per rank, combined."""
+    return [n for n in program.step_nodes() if _crossing(n, program, ndim) is not None]
+
+
 def classify(program, rule, ndim: int, transposed: bool = False) -> tuple[str, str]:
     """(mode, why) of a compiled rule for a parameter split by rows: LOCAL when every operator runs on the rows
-    (its facet LOCAL, or a reduction that keeps dim 0), else OWNER, naming the first operator that needs more."""
+    (its facet LOCAL, or a reduction that keeps dim 0); REDUCE when, besides, the step reduces across rows (each
+    rank reduces its rows, the small partials are all-reduced); OWNER when an operator needs the whole tensor, or a
+    state's initial value or a `when` condition reduces across rows (they are evaluated apart from the step)."""
     if transposed:
         return OWNER, "stored transposed: its rows are the rule's columns"
     if rule.view is not None:
-        return OWNER, f"seen through the view `{rule.view.name}`" if hasattr(rule.view, "name") else "a view"
-    reduction = None
+        return OWNER, "seen through a view (its rows need not be the parameter's)"
     for node in program.nodes():
         opdef = registry.get(node.op)
-        if opdef is None:
-            continue
-        facet = opdef.sharding_for(dict(node.attrs))
-        if facet.mode == "whole":
+        if opdef is not None and opdef.sharding_for(dict(node.attrs)).mode == "whole":
             return OWNER, f"`{node.op}` needs the whole tensor"
-        if facet.mode == "reduction":
-            arg = node.args[0].type if node.args else None
-            rank = len(arg.shape) if getattr(arg, "shape", None) is not None else ndim
-            if 0 in facet.reduced_dims(dict(node.attrs), rank) and reduction is None:
-                reduction = f"`{node.op}` reduces across rows"
-    if reduction is not None:
-        return OWNER, reduction
+    pshape = program.param_type.shape
+    if pshape and not isinstance(pshape[0], str) and any(
+            (registry.get(n.op) is not None and registry.get(n.op).sharding_for(dict(n.attrs)).mode == "reduction")
+            for n in program.nodes()):
+        return OWNER, "compiled for its shape, with a reduction: its rows cannot be told from its columns"
+    outside = reachable([s.init for s in program.states] + list(program.guards.values()))
+    for node in outside:
+        if _crossing(node, program, ndim) is not None:
+            return OWNER, f"`{node.op}` reduces across rows outside the step"
+    crossing = row_reductions(program, ndim)
+    if crossing:
+        return REDUCE, f"`{crossing[0].op}` reduces across rows: partials all-reduced"
     return LOCAL, "elementwise"
 
 
@@ -236,11 +272,11 @@ def _local(t):
     return t._local_tensor if isinstance(t, DTensor) else t
 
 
-def _wrap(local: torch.Tensor, p, full_shape: tuple[int, ...]):
+def _wrap(local: torch.Tensor, p, full_shape: tuple[int, ...], sharded: bool = True):
     """A state as a DTensor on the parameter's mesh: Shard(0) with rows (Replicate for a replicated parameter),
-    Replicate when 0-d."""
+    Replicate when 0-d or the same on every rank (`sharded` False)."""
     DTensor, Replicate, Shard = _dtensor()
-    if local.dim() == 0 or tuple(p.placements) == (Replicate(),):
+    if not sharded or local.dim() == 0 or tuple(p.placements) == (Replicate(),):
         placements = [Replicate()]
     else:
         placements = [Shard(0)]
@@ -326,7 +362,7 @@ def step(opt: GeoOptimizer, init_only: bool = False) -> None:
                 todo.append((group, rule, statics, hypers, p))
     skipped: list[str | int] = []
     ds = opt.__dict__["_geo_dist"]
-    ds.last = {"all_reduce": 0, "all_to_all": 0, "bytes": 0}
+    ds.last = {"all_reduce": 0, "all_to_all": 0, "bytes": 0, "reduce_bytes": 0}
     if not init_only and opt.nonfinite != "propagate" and todo:
         ds.last["all_reduce"] += 1
         flags = torch.stack([torch.isfinite(_local(p.grad)).all() for *_, p in todo]).to(torch.float32)
@@ -360,8 +396,10 @@ def step(opt: GeoOptimizer, init_only: bool = False) -> None:
     if across_step is not None:
         across_step.commit(opt)
     for it in items:
-        if it.mode == LOCAL:
-            _step_local(opt, it, init_only)
+        if it.mode == LOCAL or (it.mode == REDUCE and init_only):
+            _step_local(opt, it, init_only)  # a REDUCE rule's initial states reduce nothing (classify)
+    if not init_only:
+        _step_reduced(opt, [it for it in items if it.mode == REDUCE], pg, world)
     _step_owned(opt, [it for it in items if it.mode == OWNER], pg, world, rank, init_only)
     for key in skipped:
         opt.nonfinite_skips[key] = opt.nonfinite_skips.get(key, 0) + 1
@@ -426,15 +464,124 @@ def _step_local(opt: GeoOptimizer, it: _Item, init_only: bool) -> None:
         from .optimizer import _set_step
         _set_step(old, it.t0 + 1)
     if it.fresh:
-        opt.state[p] = {k: (v if k == STEP_KEY else _wrap(v, p, _global_shape(v, local_p, p)))
-                        for k, v in new.items()}
+        opt.state[p] = _wrapped_states(opt, it, new)
 
 
-def _global_shape(v: torch.Tensor, local_p: torch.Tensor, p) -> tuple[int, ...]:
-    """The global shape of a state made on this rank's rows: the parameter's rows when it has them."""
-    if v.dim() == 0 or tuple(v.shape[:1]) != tuple(local_p.shape[:1]) or local_p.dim() == 0:
-        return tuple(v.shape)
-    return (p.shape[0], *v.shape[1:])
+def _wrapped_states(opt: GeoOptimizer, it: _Item, new: dict[str, Any]) -> dict[str, Any]:
+    """States made on this rank's rows as DTensors: Shard(0) where their type has the parameter's rows, else
+    Replicate (a 0-d value, column statistics: the same on every rank)."""
+    rank_, active = it.rank_active
+    program = opt._geo.program(it.rule, it.statics, rank_, active, shape=it.shape)
+    slots = {s.name: s for s in program.states}
+    out = {}
+    for k, v in new.items():
+        if k == STEP_KEY or not isinstance(v, torch.Tensor):
+            out[k] = v
+            continue
+        rows = k in slots and is_rows(slots[k].type, program) and v.dim() > 0
+        out[k] = _wrap(v, it.p, (it.p.shape[0], *v.shape[1:]) if rows else tuple(v.shape), rows)
+    return out
+
+
+_COLLECTIVE = {"sum": "sum", "mean": "sum", "rms": "sum", "max": "max", "min": "min"}
+
+
+def _partial(node, args: list[Any], program, p, world_rows: int):
+    """This rank's part of a reduction across rows, as float64, and how the all-reduced part becomes the node's
+    value: sums add, maxima and minima compare; a mean or RMS adds count-weighted partials (sums of values or of
+    squares) and divides by the whole count. A rank without rows gives the combine's identity."""
+    opdef = registry.get(node.op)
+    attrs = dict(node.attrs)
+    facet = opdef.sharding_for(attrs)
+    x = args[0]
+    dims = facet.reduced_dims(attrs, x.dim())
+    local_count = math.prod(x.shape[d] for d in dims)
+    whole_count = math.prod(world_rows if d == 0 else x.shape[d] for d in dims)
+    meta = opdef.apply([a.to("meta") if isinstance(a, torch.Tensor) else a for a in args], attrs, node.type) \
+        if not isinstance(node.type, registry.Scalar) else None
+    if local_count == 0:
+        fill = {"max": -math.inf, "min": math.inf}.get(facet.combine, 0.0)
+        part = torch.full(meta.shape if meta is not None else (), fill, dtype=torch.float64)
+    else:
+        value = opdef.apply(args, attrs, node.type)
+        part = torch.as_tensor(value, dtype=torch.float64)
+        if facet.combine == "mean":
+            part = part * local_count
+        elif facet.combine == "rms":
+            part = part * part * local_count
+    like = meta
+
+    def finish(total: torch.Tensor):
+        if facet.combine == "mean":
+            total = total / whole_count
+        elif facet.combine == "rms":
+            total = torch.sqrt(total / whole_count)
+        if like is None:
+            return float(total)
+        return total.to(dtype=like.dtype, device=x.device).reshape(like.shape)
+    return part.reshape(-1), _COLLECTIVE[facet.combine], finish
+
+
+def _step_reduced(opt: GeoOptimizer, items: list[_Item], pg, world: int) -> None:
+    """Reductions across rows: every rank runs the step on its rows with the reference interpreter; each reduction
+    that crosses rows is this rank's partial, all-reduced in lockstep with the same reduction of every other such
+    parameter (one all_reduce per combine kind and level: few collectives, a few bytes each), then the rest of the
+    step runs on the rows."""
+    if not items:
+        return
+    from .optimizer import _set_step
+    spec = opt._geo
+    ds = opt.__dict__["_geo_dist"]
+    runs = []
+    for it in items:
+        p, rank_active = it.p, it.rank_active
+        local_p, grad = _local(p), _local(p.grad)
+        old = opt.state.get(p)
+        state = _run(opt, it, local_p, None, None, True) if it.fresh else {k: _local(v) for k, v in old.items()}
+        t = it.t0 + 1
+        program = spec.program(it.rule, it.statics, *rank_active, shape=it.shape)
+        inputs = dict(it.decided) if program.inputs else {}
+        if program.guards:
+            firing = spec.firing(program, local_p, grad, it.hypers, t, inputs)
+            if firing is not None:
+                program = spec.program(it.rule, it.statics, *rank_active, firing, shape=it.shape)
+        if it.group.get("maximize"):
+            grad = torch.neg(grad)
+        step = ReferenceStep(program)
+        env = {"param": local_p, "grad": grad, "state": state, "hypers": it.hypers, "t": t, "inputs": inputs}
+        runs.append((it, step, env, row_reductions(program, p.dim()), {}, state, old))
+    for level in range(max(len(r[3]) for r in runs)):
+        pending: dict[str, list] = {}
+        for it, step, env, crossing, known, _, _ in runs:
+            if level < len(crossing):
+                node = crossing[level]
+                known.update(evaluate(reachable(list(node.args)), env, known))
+                part, kind, finish = _partial(node, [known[a.id] for a in node.args], step.program, it.p,
+                                              it.p.shape[0])
+                pending.setdefault(kind, []).append((part, finish, known, node))
+        for kind in sorted(pending):
+            parts = pending[kind]
+            flat = torch.cat([part for part, *_ in parts]).to(_local(items[0].p).device)
+            op = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[kind]
+            dist.all_reduce(flat, op=op, group=pg)
+            ds.last["all_reduce"] += 1
+            ds.last["reduce_bytes"] += flat.numel() * flat.element_size()
+            offset = 0
+            for part, finish, known, node in parts:
+                known[node.id] = finish(flat[offset:offset + part.numel()].cpu())
+                offset += part.numel()
+    for it, step, env, _, known, state, old in runs:
+        if env["param"].numel():
+            step.step_group([env["param"]], [env["grad"]], [state], it.hypers, [env["t"]],
+                            [env["inputs"]] if env["inputs"] else None, known=[known])
+        _set_step(state, env["t"])
+        if it.fresh:
+            opt.state[it.p] = _wrapped_states(opt, it, state)
+        else:
+            for k, v in state.items():
+                if k != STEP_KEY and isinstance(v, torch.Tensor) and v.data_ptr() != _local(old[k]).data_ptr():
+                    _local(old[k]).copy_(v)
+            _set_step(old, env["t"])
 
 
 def _step_owned(opt: GeoOptimizer, items: list[_Item], pg, world: int, rank: int, init_only: bool) -> None:

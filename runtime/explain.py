@@ -16,6 +16,7 @@ import torch
 
 from ..compiler.binding import ParamInfo, bind_rule, choose_roles, parse_role, show_shape, viewed_shape
 from ..compiler.types import DTYPES, dtype_name
+from ..compiler.ops import registry
 from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
 from ..dsl.diagnostics import Diagnostic, GeoError
 
@@ -169,7 +170,8 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
     one float32 flag per parameter with a gradient (the non-finite check). Collectives: that all-reduce, and, when
     any parameter is owner-computed, one all_to_all_single per dtype each way. (The first step also broadcasts the
     seed and all-gathers the new states' shapes; not counted here.)"""
-    from .distributed import LOCAL, assign_owners, chunk_rows, classify, program_flops
+    from .distributed import _COLLECTIVE, LOCAL, OWNER, REDUCE, assign_owners, chunk_rows, classify, program_flops, \
+        row_reductions
     spec = optimizer_cls._geo
     if world < 1:
         raise ValueError(f"--world-size must be at least 1, got {world}")
@@ -190,11 +192,23 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
         init_shapes = concrete_shapes_for_init(program, viewed_shape(rule, shape))
         states = [(init_shapes.get(s.name, ()), DTYPES[s.dtype].itemsize if s.dtype else itemsize,
                    s.dtype or dtype_name(dtype)) for s in program.states]
+        reductions = []
+        if mode == REDUCE:
+            node_shapes = concrete_shapes(program, viewed_shape(rule, shape))
+            for node in row_reductions(program, len(stored)):
+                facet = registry.get(node.op).sharding_for(dict(node.attrs))
+                reductions.append((_COLLECTIVE[facet.combine], math.prod(node_shapes.get(node.id, ()))))
         rows.append({"name": name, "shape": tuple(stored), "mode": mode, "why": why, "states": states,
-                     "flops": program_flops(program, shape) if mode != LOCAL else 0.0, "owner": None, "bytes": 0})
+                     "flops": program_flops(program, shape) if mode == OWNER else 0.0, "owner": None, "bytes": 0,
+                     "reductions": reductions})
     if diagnostics:
         raise GeoError(diagnostics)
-    owned = [r for r in rows if r["mode"] != LOCAL and math.prod(r["shape"])]
+    owned = [r for r in rows if r["mode"] == OWNER and math.prod(r["shape"])]
+    levels = set()  # (level, combine kind): one all_reduce each, every parameter's partials of that level together
+    for r in rows:
+        for level, (kind, numel) in enumerate(r["reductions"]):
+            levels.add((level, kind))
+            r["bytes"] += 8 * numel  # float64 partials
     for r, owner in zip(owned, assign_owners([r["flops"] for r in owned], world)):
         r["owner"] = owner
     dtypes: set[str] = set()
@@ -213,10 +227,13 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
         dtypes |= {dtype_name(dtype)} | {d for _, _, d in r["states"]}
     n_a2a = 2 * len(dtypes) if owned else 0
     flag_bytes = 4 * len(rows) * (world - 1) * 2 if world > 1 else 0  # a ring all-reduce moves ~2(N−1)/N per rank
-    return {"world": world, "params": rows, "all_to_all": n_a2a, "all_reduce": 1 if world > 1 else 0,
-            "all_to_all_bytes": sum(r["bytes"] for r in rows), "all_reduce_bytes": 4 * len(rows),
+    return {"world": world, "params": rows, "all_to_all": n_a2a, "all_reduce": (1 + len(levels)) if world > 1 else 0,
+            "all_to_all_bytes": sum(r["bytes"] for r in rows if r["mode"] == OWNER),
+            "reduce_bytes": sum(r["bytes"] for r in rows if r["mode"] == REDUCE),
+            "all_reduce_bytes": 4 * len(rows),
             "ring_all_reduce_bytes": flag_bytes,
-            "owned": len(owned), "local": len(rows) - len(owned),
+            "owned": len(owned), "local": sum(r["mode"] == LOCAL for r in rows),
+            "reduced": sum(r["mode"] == REDUCE for r in rows),
             "owner_flops": _loads(owned, world)}
 
 
@@ -239,11 +256,15 @@ def explain_communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]]
         width = max(len(r["name"]) for r in c["params"])
         for r in c["params"]:
             where = f"owner rank {r['owner']}" if r["owner"] is not None else "every rank its rows"
+            if r["reductions"]:
+                where = f"{len(r['reductions'])} all-reduced partials"
             lines.append(f"  {r['name']:<{width}}  {show_shape(r['shape']):<14} {r['mode']:<6} {where:<20} "
                          f"{_mb(r['bytes']):>10}  ({r['why']})")
     load = c["owner_flops"]
     lines.append(f"per step: {c['all_to_all']} all_to_all ({_mb(c['all_to_all_bytes'])} over all ranks), "
-                 f"{c['all_reduce']} all_reduce ({c['all_reduce_bytes']} B of non-finite flags); "
-                 f"{c['local']} parameters local, {c['owned']} owner-computed"
+                 f"{c['all_reduce']} all_reduce ({c['all_reduce_bytes']} B of non-finite flags"
+                 + (f", {_mb(c['reduce_bytes'])} of partial reductions per rank" if c["reduced"] else "") + "); "
+                 f"{c['local']} parameters local, "
+                 + (f"{c['reduced']} reduced across ranks, " if c["reduced"] else "") + f"{c['owned']} owner-computed"
                  + (f"; owner FLOPs per rank {_flops(min(load))} to {_flops(max(load))}" if c["owned"] else ""))
     return "\n".join(lines)

@@ -62,19 +62,22 @@ class ReferenceStep:
             out[s.name] = epilogue.store(v, v if isinstance(v, torch.Tensor) else 0.0, s.dtype)
         return out
 
-    def step(self, param, grad, state, hypers, t, inputs=None):
+    def step(self, param, grad, state, hypers, t, inputs=None, known=None):
+        """`known`: values of nodes computed elsewhere (runtime/distributed.py's reductions across ranks)."""
         values = evaluate(self.step_nodes, {"param": param, "grad": grad, "state": state, "hypers": hypers, "t": t,
-                                            "inputs": inputs or {}})
+                                            "inputs": inputs or {}}, known)
         new_param = epilogue.store(values[self.program.outputs["param"].id], param, None)
         new_state = {name: epilogue.store(values[node.id], state[name], self.slots[name].dtype)
                      for name, node in self.program.outputs.items() if name != "param"}
         return new_param, new_state
 
-    def step_group(self, params, grads, states, hypers, ts, inputs=None) -> None:
-        """One parameter at a time: writes each new parameter into its buffer and rebinds each state."""
+    def step_group(self, params, grads, states, hypers, ts, inputs=None, known=None) -> None:
+        """One parameter at a time: writes each new parameter into its buffer and rebinds each state. `known`: per
+        parameter, values of nodes computed elsewhere (as `step`)."""
         per_param = inputs
         for i, (p, g, state, t) in enumerate(zip(params, grads, states, ts)):
-            new_param, new_state = self.step(p, g, state, hypers, t, per_param[i] if per_param else None)
+            new_param, new_state = self.step(p, g, state, hypers, t, per_param[i] if per_param else None,
+                                             known[i] if known else None)
             # `W = W.T`, `m = W`, `m = grad`: a result may be the parameter or its gradient itself (or a view of
             # them). The copy would then overlap, and a state would change with the parameter or grad.
             inputs = (storage_id(p), storage_id(g))

@@ -8,7 +8,7 @@ import torch
 import _workers
 from _spawn import run_ranks
 
-NAMES = ["adamw", "muon", "normuon", "muon_adamw", "aro"]  # elementwise, msign, a row-statistic state, routed, random
+NAMES = ["adamw", "auon", "muon", "normuon", "muon_adamw", "aro"]  # local, reduce, msign, row statistics, routed, across
 
 
 @pytest.mark.slow
