@@ -4,17 +4,20 @@ Each parameter's compiled rule is classified from its operators' `sharding` face
 
 - **local**: only LOCAL operators (and reductions that keep the rows, such as `row_mean_sq`): every rank runs the
   ordinary step on its own rows; nothing communicates.
-- **owner** (any WHOLE operator, or a reduction across rows): owner-compute, as Dion's and Moonlight's distributed
-  Muon. Each such parameter has one owner rank, chosen once, greedily largest-FLOPs-first onto the least loaded
-  rank (so no rank runs every matrix's Newton–Schulz); per step, one `all_to_all_single` per dtype carries every
-  rank's rows of the parameter, its gradient and its sharded states to the owner, the owner runs the ordinary
-  single-process step on the whole tensors, and a second `all_to_all_single` per dtype carries the rows of the new
-  parameter and states back. A reduction across rows is done this way too (not as a partial + all-reduce of the
-  small result): docs/distributed.md says why and what it costs.
+- **reduce**: the step also reduces across rows (a Frobenius norm, a mean over the tensor): every rank runs it on its
+  rows with the reference interpreter, and each reduction across rows is the ranks' partials (float64) all-reduced
+  and combined as the operator's facet says, every parameter's partials at one depth in one `all_reduce` per combine
+  kind.
+- **owner** (any WHOLE operator; a view or a transposed role; a reduction across rows in an initial state or a
+  `when` condition): owner-compute, as Dion's distributed Muon. Each such parameter has one owner rank, chosen once,
+  greedily largest-FLOPs-first onto the least loaded rank (so no rank runs every matrix's Newton–Schulz); per step,
+  one `all_to_all_single` per dtype carries every rank's rows of the parameter, its gradient and its states to the
+  owner, the owner runs the ordinary single-process step on the whole tensors, and a second `all_to_all_single` per
+  dtype carries the rows of the new parameter and states back.
 
 States of a sharded parameter are DTensors on the parameter's mesh: `Shard(0)` when they have rows (the
 parameter's placement for parameter-shaped states; a power-iteration vector or a preconditioner is split by rows
-the same way), `Replicate()` when 0-d. Uniform DTensor storage is what lets `torch.distributed.checkpoint` save,
+the same way), `Replicate()` when 0-d or the same on every rank (column statistics of a reduce-mode rule). Uniform DTensor storage is what lets `torch.distributed.checkpoint` save,
 load and reshard them (`save`, `load` below) and spreads their memory over the ranks.
 
 Every rank takes the same decisions: the non-finite gradient check is one all-reduce (MIN) of one flag per
@@ -286,7 +289,8 @@ def _wrap(local: torch.Tensor, p, full_shape: tuple[int, ...], sharded: bool = T
 
 
 class DistributedState:
-    """What the distributed step keeps between steps: the agreed seed, each parameter's mode and owner."""
+    """What the distributed step keeps between steps: whether the seed is agreed, the owners (by set of parameters),
+    and the last step's traffic."""
 
     def __init__(self) -> None:
         self.seed_agreed = False

@@ -5,7 +5,6 @@ import copy
 import warnings
 
 import torch
-import torch.distributed as dist
 
 import geo
 from geo.runtime.distributed import chunk_rows

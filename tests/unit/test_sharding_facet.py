@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from geo.compiler.ops import registry
-from geo.compiler.ops.registry import REQUIRED, Sharding
+from geo.compiler.ops.registry import Sharding
 
 ROWS, COLS = 7, 4
 SPLITS = (3, 2, 2)  # uneven row shards, as FSDP2 gives 7 rows on 3 ranks
