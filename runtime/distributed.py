@@ -55,6 +55,8 @@ def _dtensor():
 
 def is_sharded(opt: GeoOptimizer) -> bool:
     """Whether any parameter of the optimizer is a DTensor (the distributed step then runs)."""
+    if not dist.is_available():  # a torch built without torch.distributed has no DTensors
+        return False
     DTensor = _dtensor()[0]
     return any(isinstance(p, DTensor) for g in opt.param_groups for p in g["params"])
 
