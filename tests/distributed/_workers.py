@@ -167,3 +167,22 @@ def traffic(rank, world, names, steps):
         worst = max(rel(p.full_tensor(), q.detach()) for (_, p), (_, q) in zip(named, ref_named))
         out[name] = (worst, dict(opt._geo_dist.last), {n: tuple(p.shape) for n, p in named})
     return out
+
+
+def refusals(rank, world):
+    """What the distributed step refuses, with its message: a parameter split by columns (tensor parallelism's
+    Shard(1)); returns the messages."""
+    from torch.distributed.tensor import DTensor, Shard
+    mesh = _mesh(world)
+    full = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    cols = DTensor.from_local(full[:, 3 * rank:3 * rank + 3].clone(), mesh, [Shard(1)], run_check=False,
+                              shape=full.shape, stride=full.stride())
+    p = torch.nn.Parameter(cols)
+    opt = geo.compile("muon")([("h.0.weight", p)])
+    p.grad = DTensor.from_local(torch.ones(4, 3), mesh, [Shard(1)], run_check=False, shape=full.shape,
+                                stride=full.stride())
+    try:
+        opt.step()
+    except ValueError as e:
+        return str(e)
+    return None

@@ -66,6 +66,11 @@ def test_four_ranks_elementwise_reduction_and_whole():
     assert set(by_spec["auon"][1].values()) == {"reduce"}
 
 
+def test_a_column_split_is_refused_clearly():
+    messages = run_ranks(_workers.refusals, 2)
+    assert messages[0] == messages[1] and "Shard(0)" in messages[0] and "Shard(dim=1)" in messages[0], messages
+
+
 def test_a_nan_on_one_rank_skips_on_every_rank():
     """A NaN in one gradient's rows on rank 1 only (steps 2 and 5): every rank skips that parameter at those steps,
     as the unsharded run that sees the NaN does; the skip is counted once per step."""

@@ -74,3 +74,14 @@ def test_world_size_elementwise_specs_do_not_communicate_beyond_the_flags():
 def test_world_size_must_be_positive():
     rc, _, err = run("explain", "muon", "--world-size", "0")
     assert rc == 2 and "--world-size must be at least 1" in err
+
+
+def test_world_size_counts_partial_reductions_by_hand():
+    """auon's cosh brake reads two whole-tensor reductions, one after the other: the Frobenius norm (`sum(x * x)`,
+    partials summed) and then `mean(square(cosh(γ·X)))` (count-weighted partials). On a row split each is one
+    float64 scalar per rank, at its own depth: 2 × 8 B per rank, 2 all-reduces besides the flags', no all_to_all."""
+    rc, out, _ = run("explain", "auon", "--param", "h.0.weight=6x4", "--world-size", "2")
+    assert rc == 0, out
+    assert "h.0.weight  (6, 4)         reduce 2 all-reduced partials       16 B" in out
+    assert ("per step: 0 all_to_all (0 B over all ranks), 3 all_reduce (4 B of non-finite flags, 16 B of partial "
+            "reductions per rank); 0 parameters local, 1 reduced across ranks, 0 owner-computed") in out
