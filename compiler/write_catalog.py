@@ -45,6 +45,8 @@ def _sharding(o: registry.OpDef) -> str:
         return "local (runs on each rank's rows)"
     if f.mode == "whole":
         return "whole (needs the whole tensor: owner-compute)"
+    if f.mode == "shape":
+        return "the whole tensor's shape (every rank knows it)"
     over = {"all": "every element", "axis": "its `axis` (every element when none)", "last": "the last dim"}[f.over]
     return f"reduction over {over}, partials combined by {f.combine}"
 

@@ -45,7 +45,7 @@ from .checkpoint import STEP_KEY, param_name
 if TYPE_CHECKING:
     from .optimizer import GeoOptimizer
 
-LOCAL, REDUCE, OWNER = "local", "reduce", "owner"
+LOCAL, REDUCE, SPLIT, OWNER = "local", "reduce", "split", "owner"
 
 
 def _dtensor():
@@ -93,32 +93,81 @@ def row_reductions(program, ndim: int) -> list:
     return [n for n in program.step_nodes() if _crossing(n, program, ndim) is not None]
 
 
+def _mode_of(node) -> str | None:
+    opdef = registry.get(node.op)
+    return None if opdef is None else opdef.sharding_for(dict(node.attrs)).mode
+
+
 def classify(program, rule, ndim: int, transposed: bool = False) -> tuple[str, str]:
-    """(mode, why) of a compiled rule for a parameter split by rows: LOCAL when every operator runs on the rows
-    (its facet LOCAL, or a reduction that keeps dim 0); REDUCE when, besides, the step reduces across rows (each
-    rank reduces its rows, the small partials are all-reduced); OWNER when an operator needs the whole tensor, or a
-    state's initial value or a `when` condition reduces across rows (they are evaluated apart from the step)."""
+    """(mode, why) of a compiled rule for a parameter split by rows:
+
+    LOCAL   every operator runs on the rows (its facet LOCAL, or a reduction that keeps dim 0);
+    REDUCE  besides, the step reduces across rows, or reads the tensor's shape: partials all-reduced, shapes the
+            whole's;
+    SPLIT   the step has operators that need the whole tensor: those (and what lies between them) run on the
+            parameter's owner, the rest on the rows;
+    OWNER   the whole step on the owner: a view or a transposed role (their rows are not the parameter's), or an
+            initial state or `when` condition that needs more than the rows (they are evaluated apart from the
+            step)."""
     if transposed:
         return OWNER, "stored transposed: its rows are the rule's columns"
     if rule.view is not None:
         return OWNER, "seen through a view (its rows need not be the parameter's)"
-    for node in program.nodes():
-        opdef = registry.get(node.op)
-        if opdef is not None and opdef.sharding_for(dict(node.attrs)).mode == "whole":
-            return OWNER, f"`{node.op}` needs the whole tensor"
     pshape = program.param_type.shape
-    if pshape and not isinstance(pshape[0], str) and any(
-            (registry.get(n.op) is not None and registry.get(n.op).sharding_for(dict(n.attrs)).mode == "reduction")
-            for n in program.nodes()):
-        return OWNER, "compiled for its shape, with a reduction: its rows cannot be told from its columns"
+    if pshape and not isinstance(pshape[0], str) and any(_mode_of(n) != "local" for n in program.nodes()
+                                                         if registry.get(n.op) is not None):
+        return OWNER, "compiled for its shape: its rows cannot be told from its columns by type"
     outside = reachable([s.init for s in program.states] + list(program.guards.values()))
     for node in outside:
-        if _crossing(node, program, ndim) is not None:
-            return OWNER, f"`{node.op}` reduces across rows outside the step"
+        if _mode_of(node) in ("whole", "shape") or _crossing(node, program, ndim) is not None:
+            return OWNER, f"`{node.op}` needs the whole tensor in an initial state or a condition"
+    step = program.step_nodes()
+    whole = [n for n in step if _mode_of(n) == "whole"]
+    if whole:
+        return SPLIT, f"`{whole[0].op}` needs the whole tensor"
     crossing = row_reductions(program, ndim)
     if crossing:
         return REDUCE, f"`{crossing[0].op}` reduces across rows: partials all-reduced"
+    shaped = [n for n in step if _mode_of(n) == "shape"]
+    if shaped:
+        return REDUCE, f"`{shaped[0].op}` reads the whole tensor's shape"
     return LOCAL, "elementwise"
+
+
+def region(program, ndim: int) -> tuple[list, list, list]:
+    """The owner's part of a SPLIT rule: the step's nodes that need the whole tensor (WHOLE operators, reductions
+    across rows) and every node between two of them; what it reads from the rest (`inputs`) and what the rest reads
+    from it, or the step writes (`outputs`). Nothing before an input depends on the region, so the rows compute
+    the inputs, the owner the region, and the rows the rest."""
+    step = program.step_nodes()
+    needs = {n.id for n in step if _mode_of(n) == "whole" or _crossing(n, program, ndim) is not None}
+    after = set(needs)
+    for n in step:  # ids grow along a topological order
+        if any(a.id in after for a in n.args):
+            after.add(n.id)
+    before = set(needs)
+    for n in reversed(step):
+        if n.id in before:
+            before.update(a.id for a in n.args)
+    inside = [n for n in step if n.id in after and n.id in before]
+    ids = {n.id for n in inside}
+    inputs = sorted({a.id: a for n in inside for a in n.args if a.id not in ids}.values(), key=lambda n: n.id)
+    read = {a.id for n in step if n.id not in ids for a in n.args} | {n.id for n in program.outputs.values()}
+    outputs = [n for n in inside if n.id in read]
+    return inside, inputs, outputs
+
+
+def shape_facts(program, shape: tuple[int, ...]) -> dict[int, Any]:
+    """The values of the step's shape-reading operators (`rows`, `cols`, Muon's scale factor) for the whole
+    parameter's `shape`: computed from shapes alone, the same on every rank."""
+    from ..compiler.plan import concrete_shapes
+    shapes = concrete_shapes(program, shape)
+    out = {}
+    for node in program.step_nodes():
+        if _mode_of(node) == "shape":
+            args = [torch.empty(shapes[a.id], device="meta") if a.id in shapes else None for a in node.args]
+            out[node.id] = registry.get(node.op).apply(args, dict(node.attrs), node.type)
+    return out
 
 
 def chunk_rows(n: int, world: int) -> list[int]:
@@ -317,7 +366,7 @@ def plan_items(opt: GeoOptimizer, items: list[_Item], world: int) -> None:
     key = tuple((id(it.p), it.mode) for it in items)
     found = ds.plans.get(key)
     if found is None:
-        owned = [it for it in items if it.mode == OWNER]
+        owned = [it for it in items if it.mode in (OWNER, SPLIT)]
         costs = []
         for it in owned:
             rank_, active = it.rank_active
@@ -326,7 +375,7 @@ def plan_items(opt: GeoOptimizer, items: list[_Item], world: int) -> None:
         owners = assign_owners(costs, world)
         found = ds.plans[key] = {id(it.p): o for it, o in zip(owned, owners)}
     for it in items:
-        if it.mode == OWNER:
+        if it.mode in (OWNER, SPLIT):
             it.owner = found[id(it.p)]
 
 
@@ -402,10 +451,11 @@ def step(opt: GeoOptimizer, init_only: bool = False) -> None:
     if across_step is not None:
         across_step.commit(opt)
     for it in items:
-        if it.mode == LOCAL or (it.mode == REDUCE and init_only):
-            _step_local(opt, it, init_only)  # a REDUCE rule's initial states reduce nothing (classify)
+        if it.mode == LOCAL or (it.mode in (REDUCE, SPLIT) and init_only):
+            _step_local(opt, it, init_only)  # their initial states need only the rows (classify)
     if not init_only:
         _step_reduced(opt, [it for it in items if it.mode == REDUCE], pg, world)
+        _step_split(opt, [it for it in items if it.mode == SPLIT], pg, world, rank)
     _step_owned(opt, [it for it in items if it.mode == OWNER], pg, world, rank, init_only)
     for key in skipped:
         opt.nonfinite_skips[key] = opt.nonfinite_skips.get(key, 0) + 1
@@ -555,7 +605,7 @@ def _step_reduced(opt: GeoOptimizer, items: list[_Item], pg, world: int) -> None
             grad = torch.neg(grad)
         step = ReferenceStep(program)
         env = {"param": local_p, "grad": grad, "state": state, "hypers": it.hypers, "t": t, "inputs": inputs}
-        runs.append((it, step, env, row_reductions(program, p.dim()), {}, state, old))
+        runs.append((it, step, env, row_reductions(program, p.dim()), shape_facts(program, it.shape), state, old))
     for level in range(max(len(r[3]) for r in runs)):
         pending: dict[str, list] = {}
         for it, step, env, crossing, known, _, _ in runs:
@@ -588,6 +638,105 @@ def _step_reduced(opt: GeoOptimizer, items: list[_Item], pg, world: int) -> None
                 if k != STEP_KEY and isinstance(v, torch.Tensor) and v.data_ptr() != _local(old[k]).data_ptr():
                     _local(old[k]).copy_(v)
             _set_step(old, env["t"])
+
+
+def _prepared(opt: GeoOptimizer, it: _Item):
+    """(program, env, state, old state) of a parameter stepped on its rows by the reference interpreter: its
+    state (made on its rows if new), the `when` blocks that fire, its inputs (random key, `across` values)."""
+    spec = opt._geo
+    p = it.p
+    local_p, grad = _local(p), _local(p.grad)
+    old = opt.state.get(p)
+    state = _run(opt, it, local_p, None, None, True) if it.fresh else {k: _local(v) for k, v in old.items()}
+    t = it.t0 + 1
+    program = spec.program(it.rule, it.statics, *it.rank_active, shape=it.shape)
+    inputs = dict(it.decided) if program.inputs else {}
+    if "rng" in program.inputs:
+        inputs["rng"] = RandomKey(opt._geo_seed, opt._stream(it.group, p), int(t))
+    if program.guards:
+        firing = spec.firing(program, local_p, grad, it.hypers, t, inputs)
+        if firing is not None:
+            program = spec.program(it.rule, it.statics, *it.rank_active, firing, shape=it.shape)
+    if it.group.get("maximize"):
+        grad = torch.neg(grad)
+    env = {"param": local_p, "grad": grad, "state": state, "hypers": it.hypers, "t": t, "inputs": inputs}
+    return program, env, state, old
+
+
+def _finish_rows(opt: GeoOptimizer, it: _Item, program, env, known, state, old) -> None:
+    """The rest of the step on the rows (every node not `known` yet), and the states written back."""
+    from .optimizer import _set_step
+    if env["param"].numel():
+        ReferenceStep(program).step_group([env["param"]], [env["grad"]], [state], it.hypers, [env["t"]],
+                                          [env["inputs"]] if env["inputs"] else None, known=[known])
+    _set_step(state, env["t"])
+    if it.fresh:
+        opt.state[it.p] = _wrapped_states(opt, it, state)
+    else:
+        for k, v in state.items():
+            if k != STEP_KEY and isinstance(v, torch.Tensor) and v.data_ptr() != _local(old[k]).data_ptr():
+                _local(old[k]).copy_(v)
+        _set_step(old, env["t"])
+
+
+def _value_dtype(node, p) -> torch.dtype:
+    """The dtype a node's value has: the parameter's, a storage dtype's, or float64 for a host number."""
+    from ..compiler.types import Tensor, torch_dtype
+    if not isinstance(node.type, Tensor):
+        return torch.float64
+    return p.dtype if node.type.dtype == "param" else torch_dtype(node.type.dtype)
+
+
+def _step_split(opt: GeoOptimizer, items: list[_Item], pg, world: int, rank: int) -> None:
+    """SPLIT rules: each rank computes, on its rows, what the owner's region reads; one all_to_all_single per dtype
+    carries the row-split ones to the owners; each owner runs its parameters' regions on whole tensors (msign,
+    power iteration, ...); one all_to_all_single per dtype carries back the rows of what the region produces (the
+    whole of a value that is the same on every rank); every rank finishes the step on its rows."""
+    if not items:
+        return
+    from ..compiler.plan import concrete_shapes
+    ds = opt.__dict__["_geo_dist"]
+    runs = []
+    gather = []
+    for it in items:
+        program, env, state, old = _prepared(opt, it)
+        inside, inputs, outputs = region(program, it.p.dim())
+        known = shape_facts(program, it.shape)
+        known.update(evaluate(reachable(list(inputs)), env, known))
+        pieces = {}
+        for node in inputs:
+            v = known[node.id]
+            if isinstance(v, torch.Tensor) and is_rows(node.type, program):
+                pieces[node.id] = _Piece((it.p.shape[0], *v.shape[1:]), v.dtype, True, v)
+        gather.append((it.owner, list(pieces.values())))
+        runs.append((it, program, env, state, old, inside, outputs, known, pieces))
+    traffic = [_exchange(gather, pg, world, rank, _local(items[0].p).device, to_owner=True)]
+    back = []
+    for it, program, env, state, old, inside, outputs, known, pieces in runs:
+        shapes = concrete_shapes(program, it.shape)
+        out_pieces = {}
+        for node in outputs:
+            rows = is_rows(node.type, program)
+            out_pieces[node.id] = _Piece(tuple(shapes.get(node.id, ())), _value_dtype(node, it.p), rows)
+        if it.owner == rank:
+            whole = dict(known)
+            whole.update({i: piece.whole for i, piece in pieces.items()})
+            values = evaluate(inside, {}, whole)
+            for node in outputs:
+                v = values[node.id]
+                out_pieces[node.id].whole = torch.as_tensor(v, dtype=out_pieces[node.id].dtype,
+                                                            device=env["param"].device)
+        back.append((it.owner, list(out_pieces.values())))
+        it.pieces = out_pieces
+    traffic.append(_exchange(back, pg, world, rank, _local(items[0].p).device, to_owner=False))
+    ds.last["all_to_all"] += sum(c for c, _ in traffic)
+    ds.last["bytes"] += sum(b for _, b in traffic)
+    from ..compiler.types import Tensor
+    for it, program, env, state, old, inside, outputs, known, pieces in runs:
+        for node in outputs:
+            v = it.pieces[node.id].local
+            known[node.id] = v if isinstance(node.type, Tensor) else float(v)
+        _finish_rows(opt, it, program, env, known, state, old)
 
 
 def _step_owned(opt: GeoOptimizer, items: list[_Item], pg, world: int, rank: int, init_only: bool) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from ..compiler.binding import ParamInfo, bind_rule, choose_roles, parse_role, show_shape, viewed_shape
 from ..compiler.types import DTYPES, dtype_name
+from ..compiler.types import Tensor as TensorType
 from ..compiler.ops import registry
 from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
 from ..dsl.diagnostics import Diagnostic, GeoError
@@ -170,8 +171,8 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
     one float32 flag per parameter with a gradient (the non-finite check). Collectives: that all-reduce, and, when
     any parameter is owner-computed, one all_to_all_single per dtype each way. (The first step also broadcasts the
     seed and all-gathers the new states' shapes; not counted here.)"""
-    from .distributed import _COLLECTIVE, LOCAL, OWNER, REDUCE, assign_owners, chunk_rows, classify, program_flops, \
-        row_reductions
+    from .distributed import _COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify, \
+        is_rows, program_flops, region, row_reductions
     spec = optimizer_cls._geo
     if world < 1:
         raise ValueError(f"--world-size must be at least 1, got {world}")
@@ -198,12 +199,24 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
             for node in row_reductions(program, len(stored)):
                 facet = registry.get(node.op).sharding_for(dict(node.attrs))
                 reductions.append((_COLLECTIVE[facet.combine], math.prod(node_shapes.get(node.id, ()))))
+        split = None
+        if mode == SPLIT:
+            node_shapes = concrete_shapes(program, shape)
+
+            def size(node):
+                if not isinstance(node.type, TensorType):
+                    return 8, "fp64"
+                name_ = dtype_name(dtype) if node.type.dtype == "param" else node.type.dtype
+                return DTYPES[name_].itemsize, name_
+            _, inputs, outputs = region(program, len(stored))
+            split = ([(node_shapes[n.id], *size(n)) for n in inputs if is_rows(n.type, program)],
+                     [(node_shapes.get(n.id, ()), *size(n), is_rows(n.type, program)) for n in outputs])
         rows.append({"name": name, "shape": tuple(stored), "mode": mode, "why": why, "states": states,
-                     "flops": program_flops(program, shape) if mode == OWNER else 0.0, "owner": None, "bytes": 0,
-                     "reductions": reductions})
+                     "flops": program_flops(program, shape) if mode in (OWNER, SPLIT) else 0.0, "owner": None,
+                     "bytes": 0, "reductions": reductions, "split": split})
     if diagnostics:
         raise GeoError(diagnostics)
-    owned = [r for r in rows if r["mode"] == OWNER and math.prod(r["shape"])]
+    owned = [r for r in rows if r["mode"] in (OWNER, SPLIT) and math.prod(r["shape"])]
     levels = set()  # (level, combine kind): one all_reduce each, every parameter's partials of that level together
     for r in rows:
         for level, (kind, numel) in enumerate(r["reductions"]):
@@ -211,7 +224,7 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
             r["bytes"] += 8 * numel  # float64 partials
     for r, owner in zip(owned, assign_owners([r["flops"] for r in owned], world)):
         r["owner"] = owner
-    dtypes: set[str] = set()
+    kinds: dict[str, tuple[set, set]] = {OWNER: (set(), set()), SPLIT: (set(), set())}  # dtypes each way
     for r in owned:
         def away(shape: tuple[int, ...], size: int) -> int:
             """Bytes of the other ranks' rows of a tensor of `shape` (what goes to, or comes from, the owner)."""
@@ -219,16 +232,26 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
                 return 0
             split = chunk_rows(shape[0], world)
             return (sum(split) - split[r["owner"]]) * math.prod(shape[1:]) * size
-        sharded_states = [away(s, size) for s, size, _ in r["states"] if s]
-        replicated = sum(size * (world - 1) for s, size, _ in r["states"] if not s)
-        gather = 2 * away(r["shape"], itemsize) + sum(sharded_states)  # param, grad, states
-        scatter = away(r["shape"], itemsize) + sum(sharded_states) + replicated  # param, states
+        there, back = kinds[r["mode"]]
+        if r["mode"] == OWNER:
+            sharded_states = [away(s, size) for s, size, _ in r["states"] if s]
+            replicated = sum(size * (world - 1) for s, size, _ in r["states"] if not s)
+            gather = 2 * away(r["shape"], itemsize) + sum(sharded_states)  # param, grad, states
+            scatter = away(r["shape"], itemsize) + sum(sharded_states) + replicated  # param, states
+            there.update({dtype_name(dtype)} | {d for _, _, d in r["states"]})
+            back.update({dtype_name(dtype)} | {d for _, _, d in r["states"]})
+        else:  # SPLIT: what the owner's region reads, by rows; what it makes, by rows (or whole, to each rank)
+            inputs, outputs = r["split"]
+            gather = sum(away(s, size) for s, size, _ in inputs)
+            scatter = sum(away(s, size) if rows_ else math.prod(s) * size * (world - 1)
+                          for s, size, _, rows_ in outputs)
+            there.update(d for _, _, d in inputs)
+            back.update(d for _, _, d, _ in outputs)
         r["bytes"] = gather + scatter
-        dtypes |= {dtype_name(dtype)} | {d for _, _, d in r["states"]}
-    n_a2a = 2 * len(dtypes) if owned else 0
+    n_a2a = sum(len(there) + len(back) for there, back in kinds.values())
     flag_bytes = 4 * len(rows) * (world - 1) * 2 if world > 1 else 0  # a ring all-reduce moves ~2(N−1)/N per rank
     return {"world": world, "params": rows, "all_to_all": n_a2a, "all_reduce": (1 + len(levels)) if world > 1 else 0,
-            "all_to_all_bytes": sum(r["bytes"] for r in rows if r["mode"] == OWNER),
+            "all_to_all_bytes": sum(r["bytes"] for r in rows if r["mode"] in (OWNER, SPLIT)),
             "reduce_bytes": sum(r["bytes"] for r in rows if r["mode"] == REDUCE),
             "all_reduce_bytes": 4 * len(rows),
             "ring_all_reduce_bytes": flag_bytes,

@@ -35,7 +35,7 @@ from ..types import SCALAR, Scalar, ShapeError, Static, Tensor
 from . import _linalg, sampling
 from ._calling import values_first
 from .matrix import msign_svd
-from .registry import MATRIX, SHAPE, WHOLE, Domain, Law, StaticArg, op
+from .registry import MATRIX, SHAPE, SHAPE_OF, WHOLE, Domain, Law, StaticArg, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -535,7 +535,7 @@ def _scale_laws() -> list[Law]:
             Law("scion_rownorm: scale·lmo(g, \"max_row_l2\") has unit RMS→ℓ∞ norm", full_rank, rownorm)]
 
 
-@op(SHAPE, _scale_rule, laws=_scale_laws(), domain={"kind": Domain(choices=tuple(SCALE_FACTORS))}, sharding=WHOLE)
+@op(SHAPE, _scale_rule, laws=_scale_laws(), domain={"kind": Domain(choices=tuple(SCALE_FACTORS))}, sharding=SHAPE_OF)
 def scale_factor(x, kind: StaticArg):
     """s(m, n), the shape factor that multiplies a unit-norm direction (Muon, Moonlight, Modula, Scion).
 

@@ -28,8 +28,9 @@
     sharding     how the operator runs when its tensor arguments are split by rows across ranks (FSDP2's
                  `Shard(0)`, runtime/distributed.py): `LOCAL` (elementwise: each rank on its own rows, no
                  communication), a `Reduction` (each rank reduces its rows, the small partial results combine:
-                 which dims it reduces, and how partials combine), or `WHOLE` (needs the whole tensor: msign,
-                 power iteration, matmuls, decompositions, retractions, random draws, the tensor's shape). A
+                 which dims it reduces, and how partials combine), `SHAPE_OF` (reads only the argument's shape:
+                 rows, cols; a shard is given the whole tensor's), or `WHOLE` (needs the whole tensor: msign,
+                 power iteration, matmuls, decompositions, retractions, random draws). A
                  function of the static attributes where they decide it (mirror maps: "pnorm" is whole-tensor)
 
 Family modules (elementwise.py, reduce.py, matrix.py, ...) declare their operators with the `@op` decorator;
@@ -114,7 +115,8 @@ ANY = Domain()
 @dataclass(frozen=True)
 class Sharding:
     """The `sharding` facet: what an operator needs when its tensor arguments are split by rows (dim 0) across
-    ranks. `mode` is "local" (elementwise: the result's rows are the rows' results), "reduction" or "whole".
+    ranks. `mode` is "local" (elementwise: the result's rows are the rows' results), "reduction", "shape" (reads only
+    its argument's shape: on a shard it must be given the whole tensor's, which every rank knows) or "whole".
 
     A reduction says which dims it reduces (`over`): "all" (every element, a 0-d result), "axis" (its static
     `axis`, everything when None), "last" (the last dim: one result per row, so a row split needs nothing); and
@@ -140,6 +142,7 @@ class Sharding:
 
 LOCAL = Sharding("local")
 WHOLE = Sharding("whole")
+SHAPE_OF = Sharding("shape")  # reads only its argument's shape (rows, cols): the whole's, known on every rank
 
 
 def reduction(over: str, combine: str) -> Sharding:

@@ -10,7 +10,7 @@ import math
 
 from ..types import DTYPES, SCALAR, ShapeError, Tensor, TupleT, torch_dtype
 from . import sampling
-from .registry import INIT, LOCAL, SHAPE, WHOLE, Domain, Law, StaticArg, host_scalar, op
+from .registry import INIT, LOCAL, SHAPE, SHAPE_OF, WHOLE, Domain, Law, StaticArg, host_scalar, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -46,25 +46,25 @@ def _product(shape):
     return math.prod(shape) if all(isinstance(d, int) for d in shape) else None
 
 
-@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-2)), sharding=WHOLE)
+@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-2)), sharding=SHAPE_OF)
 def rows(x):
     """The number of rows m of a matrix (d_out of an nn.Linear weight)."""
     return x.shape[-2]
 
 
-@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-1)), sharding=WHOLE)
+@op(SHAPE, _shape_rule(True), static_value=_known(_int_dim(-1)), sharding=SHAPE_OF)
 def cols(x):
     """The number of columns n of a matrix (d_in of an nn.Linear weight)."""
     return x.shape[-1]
 
 
-@op(SHAPE, _shape_rule(False), static_value=_known(_product), sharding=WHOLE)
+@op(SHAPE, _shape_rule(False), static_value=_known(_product), sharding=SHAPE_OF)
 def numel(x):
     """The number of elements N."""
     return x.numel()
 
 
-@op(SHAPE, _shape_rule(False), static_value=_known(len), sharding=WHOLE)
+@op(SHAPE, _shape_rule(False), static_value=_known(len), sharding=SHAPE_OF)
 def ndim(x):
     """The rank of the tensor (after the rule's view)."""
     return x.dim()

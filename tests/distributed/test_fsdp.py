@@ -20,7 +20,7 @@ from _spawn import run_ranks
 
 STEPS = 20
 ELEMENTWISE_TOL, NEWTON_SCHULZ_TOL = 1e-6, 1e-2
-QUICK = ["adamw", "muon_adamw", "auon"]  # local rows; msign by owner-compute; reductions across rows
+QUICK = ["adamw", "muon_adamw", "auon", "frugal"]  # local rows; msign by its owner; partials; the whole step
 
 
 def _check(results, ranks):
@@ -40,7 +40,7 @@ def test_quick_specs_two_ranks_match_one_process_and_explain():
     results = run_ranks(_workers.traffic, 2, QUICK, STEPS)
     for name in QUICK:
         worst, _, shapes = results[0][name]
-        assert worst <= (NEWTON_SCHULZ_TOL if name == "muon_adamw" else ELEMENTWISE_TOL), (name, worst)
+        assert worst <= (ELEMENTWISE_TOL if name in ("adamw", "auon") else NEWTON_SCHULZ_TOL), (name, worst)
         predicted = communication(geo.compile(name), shapes, 2)
         sent = sum(r[name][1]["bytes"] for r in results)
         assert sent == predicted["all_to_all_bytes"], (name, sent, predicted["all_to_all_bytes"])
@@ -60,10 +60,12 @@ def test_every_stdlib_spec_two_ranks_uneven_shards():
 
 @pytest.mark.slow
 def test_four_ranks_elementwise_reduction_and_whole():
-    """4 ranks: the 6-row matrices leave the last rank no rows at all."""
-    by_spec = _check(run_ranks(_workers.equivalence, 4, ["adamw", "auon", "muon"], STEPS, timeout=600), 4)
-    assert set(by_spec["adamw"][1].values()) == {"local"} and set(by_spec["muon"][1].values()) == {"owner"}
-    assert set(by_spec["auon"][1].values()) == {"reduce"}
+    """4 ranks, one spec per mode: the 6-row matrices leave the last rank no rows at all."""
+    names = ["adamw", "auon", "muon", "spectral_sphere"]
+    by_spec = _check(run_ranks(_workers.equivalence, 4, names, STEPS, timeout=600), 4)
+    assert set(by_spec["adamw"][1].values()) == {"local"} and set(by_spec["auon"][1].values()) == {"reduce"}
+    assert set(by_spec["muon"][1].values()) == {"split"}  # msign on the owner, the momentum on the rows
+    assert set(by_spec["spectral_sphere"][1].values()) == {"owner"}  # a random initial state: the whole step
 
 
 def test_a_column_split_is_refused_clearly():

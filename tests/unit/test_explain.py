@@ -53,15 +53,16 @@ def test_a_parameter_no_rule_selects_is_a_diagnostic():
 
 
 def test_world_size_counts_owner_compute_traffic_by_hand():
-    """muon on two row-split matrices over 2 ranks. (5, 4) has more FLOPs: owner rank 0 (rows 3 | 2); (3, 4) goes
-    to the less loaded rank 1 (rows 2 | 1). Each parameter: the non-owner's rows of param, grad and momentum go to
-    the owner (3 × 2 rows × 4 cols × 4 B = 96 B), its rows of param and momentum come back (64 B): 160 B each,
-    320 B in all; one all_to_all per dtype each way, one all-reduce of 2 flags."""
+    """muon on two row-split matrices over 2 ranks. Only msign needs the whole matrix: the momentum update runs on
+    the rows, the owner gathers msign's input and returns its output's rows, and each rank updates its rows of W.
+    (5, 4) has more FLOPs: owner rank 0 (rows 3 | 2); (3, 4) goes to the less loaded rank 1 (rows 2 | 1). Each
+    matrix: the non-owner's 2 rows × 4 cols × 4 B = 32 B there, 32 B back: 64 B each, 128 B in all; one all_to_all
+    each way (one dtype), one all-reduce of 2 flags."""
     rc, out, _ = run("explain", "muon", "--param", "h.0.weight=5x4", "--param", "h.1.weight=3x4", "--world-size", "2")
     assert rc == 0, out
-    assert "h.0.weight  (5, 4)         owner  owner rank 0              160 B" in out
-    assert "h.1.weight  (3, 4)         owner  owner rank 1              160 B" in out
-    assert "per step: 2 all_to_all (320 B over all ranks), 1 all_reduce (8 B of non-finite flags)" in out
+    assert "h.0.weight  (5, 4)         split  owner rank 0               64 B" in out
+    assert "h.1.weight  (3, 4)         split  owner rank 1               64 B" in out
+    assert "per step: 2 all_to_all (128 B over all ranks), 1 all_reduce (8 B of non-finite flags)" in out
 
 
 def test_world_size_elementwise_specs_do_not_communicate_beyond_the_flags():

@@ -55,7 +55,7 @@ def _call(opdef, tensors, scalar_mask, attrs):
     return opdef.call(args, attrs)
 
 
-def _working_calls(opdef, tensors, attrs):
+def _working_calls(opdef, tensors, attrs, number_ok=False):
     """The argument forms (tensor or host number, per value parameter) the reference accepts, most tensors first;
     the first argument is always a tensor (it is the one split)."""
     n = len(tensors)
@@ -66,7 +66,7 @@ def _working_calls(opdef, tensors, attrs):
             out = _call(opdef, tensors, mask, attrs)
         except Exception:  # noqa: BLE001 - the reference refuses this form of the arguments: try the next
             continue
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, torch.Tensor) or (number_ok and isinstance(out, (int, float))):
             return mask, out
     return None, None
 
@@ -91,11 +91,12 @@ def test_every_operator_declares_a_facet():
         for attrs in _statics(opdef) or [{}]:
             facet = opdef.sharding_for(attrs)
             assert isinstance(facet, Sharding), opdef.name
-            assert facet.mode in ("local", "reduction", "whole"), opdef.name
+            assert facet.mode in ("local", "reduction", "shape", "whole"), opdef.name
             if facet.mode == "reduction":
                 assert facet.over in ("all", "axis", "last") and facet.combine in ("sum", "max", "min", "mean", "rms")
             modes.setdefault(facet.mode, set()).add(opdef.name)
-    assert {"msign", "power_iter", "matmul", "sso_lambda", "retract", "uniform", "rows"} <= modes["whole"]
+    assert {"msign", "power_iter", "matmul", "sso_lambda", "retract", "uniform"} <= modes["whole"]
+    assert {"rows", "cols", "numel"} <= modes["shape"]
     assert {"add", "ema", "lerp", "sign"} <= modes["local"] and {"sum", "rms", "row_mean_sq"} <= modes["reduction"]
 
 
@@ -127,8 +128,13 @@ def test_facet_agrees_with_the_reference(name, attrs):
     checked = 0
     for axis in axes:
         call_attrs = dict(attrs, axis=axis) if "axis" in attrs else attrs
-        mask, whole = _working_calls(opdef, tensors, call_attrs)
+        mask, whole = _working_calls(opdef, tensors, call_attrs, number_ok=facet.mode == "shape")
         if mask is None:
+            continue
+        if facet.mode == "shape":  # the whole's shape alone (no values) gives the whole's result
+            meta = [t.to("meta") if not scalar else t for t, scalar in zip(tensors, mask)]
+            assert _call(opdef, meta, mask, call_attrs) == whole, name
+            checked += 1
             continue
         parts = [(_call(opdef, shard, mask, call_attrs), size) for shard, size in _shards(tensors, mask)]
         results = [p for p, _ in parts]
