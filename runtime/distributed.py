@@ -8,12 +8,17 @@ Each parameter's compiled rule is classified from its operators' `sharding` face
   rows with the reference interpreter, and each reduction across rows is the ranks' partials (float64) all-reduced
   and combined as the operator's facet says, every parameter's partials at one depth in one `all_reduce` per combine
   kind.
-- **owner** (any WHOLE operator; a view or a transposed role; a reduction across rows in an initial state or a
-  `when` condition): owner-compute, as Dion's distributed Muon. Each such parameter has one owner rank, chosen once,
-  greedily largest-FLOPs-first onto the least loaded rank (so no rank runs every matrix's Newton–Schulz); per step,
-  one `all_to_all_single` per dtype carries every rank's rows of the parameter, its gradient and its states to the
-  owner, the owner runs the ordinary single-process step on the whole tensors, and a second `all_to_all_single` per
-  dtype carries the rows of the new parameter and states back.
+- **split** (WHOLE operators in the step): the operators that need the whole matrix, and what lies between them,
+  run on the parameter's owner; every rank computes what they read on its rows, one `all_to_all_single` per dtype
+  carries it to the owners, and one carries the rows of their results back (Dion's volume for Muon: one tensor each
+  way); the rest of the step runs on the rows.
+- **owner** (a view or a transposed role; a rule compiled for its shape; an initial state or `when` condition that
+  needs more than the rows): the whole step on the owner. One `all_to_all_single` per dtype carries every rank's
+  rows of the parameter, its gradient and its states to the owner, the owner runs the ordinary single-process step
+  on the whole tensors, and a second carries the rows of the new parameter and states back.
+
+Owners are chosen once, greedily largest-FLOPs-first onto the least loaded rank, so no rank runs every matrix's
+Newton–Schulz. Shape facts (`rows`, `cols`, Muon's scale factor: the `SHAPE_OF` facet) are the whole parameter's.
 
 States of a sharded parameter are DTensors on the parameter's mesh: `Shard(0)` when they have rows (the
 parameter's placement for parameter-shaped states; a power-iteration vector or a preconditioner is split by rows
