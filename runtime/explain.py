@@ -171,7 +171,7 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
     one float32 flag per parameter with a gradient (the non-finite check). Collectives: that all-reduce, and, when
     any parameter is owner-computed, one all_to_all_single per dtype each way. (The first step also broadcasts the
     seed and all-gathers the new states' shapes; not counted here.)"""
-    from .distributed import _COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify, \
+    from .shard_plan import _COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify, \
         is_rows, program_flops, region, row_reductions
     spec = optimizer_cls._geo
     if world < 1:
