@@ -14,6 +14,7 @@ bit. Rank 0 prints the loss every 50 steps and the comparison.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -94,7 +95,7 @@ def main() -> None:
         for group in opt.param_groups:
             print(f"  route {group['geo_rule']}: {', '.join(group['param_names'])}")
     losses: list[float] = []
-    box = [tempfile.mkdtemp(prefix="geo-dcp-") if rank == 0 else None]
+    box = [tempfile.mkdtemp(prefix="geo-dcp-") if rank == 0 else None]  # removed at the end
     dist.broadcast_object_list(box)
     path = box[0]
     train(model, opt, x, y, 0, HALF, rank, world, losses)
@@ -112,10 +113,12 @@ def main() -> None:
     if rank == 0:
         print(f"resumed from the DCP checkpoint of step {HALF} ({path}):")
     train(resumed_model, resumed_opt, x, y, HALF, STEPS, rank, world, resumed)
+    dist.barrier()
     if rank == 0:
         same = resumed[-1] == losses[-1]
         print(f"final loss {losses[-1]:.6f}; resumed run {resumed[-1]:.6f} "
               f"({'identical' if same else 'DIFFERENT'}); first loss {losses[0]:.5f}")
+        shutil.rmtree(path, ignore_errors=True)
     dist.destroy_process_group()
 
 
