@@ -1,0 +1,116 @@
+"""A geo optimizer under `torch.distributed.optim.ZeroRedundancyOptimizer` (ZeRO-1): `Opt.route(params)`.
+
+ZeRO builds one local optimizer per rank, `Opt(groups, **defaults)`, over that rank's share of each of its own
+param groups (bare tensors, no names: ZeRO refuses `(name, tensor)` pairs), and then keeps the local groups and
+its own in step one for one (`_sync_param_groups` copies every key but `params` across, before and after each
+step, and its `state_dict` maps local groups to its own by position). Three things of geo's break on that:
+
+- a routed spec (muon_adamw: matrices → Muon, the rest → AdamW) splits each group it is given by rule, so a
+  rank's local optimizer has more groups than ZeRO, and a rank that owns no parameter of one rule has fewer;
+- roles chosen on a rank's share alone differ from the ones chosen over the model: "the model's last layer"
+  (the output head, by position) is a fact of the whole list, and a rank's share has another last matrix;
+- random draws are keyed by parameter (its name, or `#i`, its place among the optimizer's parameters), and a
+  rank's share numbers its parameters from 0.
+
+`Opt.route(params, roles=...)` decides all of that over the whole list, once, as the single-process optimizer
+would: it returns ZeRO's param groups already split by rule (each carries `geo_rule`, and the user's own group
+keys, nothing else, so ZeRO's keywords still fill in the rest), and remembers, for this optimizer class, each
+tensor's name, role and random stream. A local optimizer given these tensors bare takes what was remembered; a
+group with `geo_rule` stays one group, empty or not. So ZeRO's rank-local optimizers together step every
+parameter exactly as the single-process optimizer does (tests/distributed/test_ddp_zero.py).
+
+The memory is a weak map keyed by tensor (a tensor that dies leaves it), per class: nothing is stored in param
+groups, so ZeRO's checkpoints carry no tensors and no per-parameter lists that its partition would misalign.
+
+What cannot work: a spec with an `across` block (drop_muon) decides over every covered layer at once and keeps
+optimizer-level state (`geo_global`) that ZeRO's checkpoint, made of per-parameter states and groups only, does
+not carry. Under ZeRO such a spec is refused with that reason (`refuse_under_zero`), as is a routed spec given
+groups that were not routed (ZeRO would fail later with an assertion about group counts).
+"""
+from __future__ import annotations
+
+import sys
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..compiler.binding import RoleChoice
+
+if TYPE_CHECKING:
+    from .optimizer import GeoOptimizer
+
+# constructor keywords that ZeRO also copies into every one of its param groups (its `defaults`)
+CONSTRUCTOR_KEYS = ("roles", "backend", "nonfinite", "seed")
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What `route` decided for one tensor over the whole list: its name (None: it had none), role and stream."""
+
+    name: str | None
+    choice: RoleChoice
+    stream: str
+    rule: int
+
+
+def routed_table(cls: type[GeoOptimizer]) -> weakref.WeakKeyDictionary:
+    """This optimizer class's memory of routed tensors (created on first use, in the class's own dict)."""
+    table = cls.__dict__.get("_geo_routed")
+    if table is None:
+        table = weakref.WeakKeyDictionary()
+        setattr(cls, "_geo_routed", table)
+    return table
+
+
+def route(cls: type[GeoOptimizer], given: list[dict[str, Any]], roles: dict[Any, str] | None,
+          hypers: dict[str, Any]) -> list[dict[str, Any]]:
+    """ZeRO's param groups for `given` (torch.optim's param groups, listed), split by rule as
+    `cls(given, roles=roles, **hypers)` splits them, each {"params": [tensors], "geo_rule": i, **the user's own keys
+    of the group it came from}; the names, roles and random streams of the tensors are remembered for `cls` (see
+    the module's docstring). `hypers` only check that every parameter fits its rule; ZeRO's keywords set them."""
+    opt = cls(given, roles=roles, **hypers)
+    origin: dict[int, dict[str, Any]] = {}
+    for g in given:
+        keys = {k: v for k, v in g.items() if k not in ("params", "param_names")}
+        for p in g["params"]:
+            origin[id(p[1] if isinstance(p, tuple) else p)] = keys
+    table = routed_table(cls)
+    out = []
+    for group in opt.param_groups:
+        for p in group["params"]:
+            named = "param_names" in group
+            info = opt._geo_params[p]
+            transposed = p in opt._geo_transposed
+            table[p] = Routed(info.name if named else None,
+                              RoleChoice(info.role, f"decided by {cls.__name__}.route over the whole list",
+                                         transposed, given=True),
+                              opt._stream(group, p), group["geo_rule"])
+        keys = origin[id(group["params"][0])] if group["params"] else {}
+        out.append({"params": list(group["params"]), **keys, "geo_rule": group["geo_rule"]})
+    return out
+
+
+def called_by_zero(frame) -> bool:
+    """Whether `frame` (the caller of the constructor or of `add_param_group`) is ZeRO's: ZeRO calls them from
+    its own methods, and does not otherwise say that the optimizer is its local one."""
+    zero = sys.modules.get("torch.distributed.optim.zero_redundancy_optimizer")
+    cls = getattr(zero, "ZeroRedundancyOptimizer", None)
+    return cls is not None and frame is not None and isinstance(frame.f_locals.get("self"), cls)
+
+
+def refuse_under_zero(opt: GeoOptimizer, given: int, made: int) -> None:
+    """ValueError where ZeRO's contract cannot hold: an `across` block, or groups that split by rule (`given`
+    groups from ZeRO became `made` local ones)."""
+    spec = opt._geo.info
+    if spec.across is not None:
+        raise ValueError(
+            f"{spec.name} cannot run under ZeroRedundancyOptimizer: its `across` block decides over every covered "
+            "layer at once, and a rank's local optimizer holds only its share of them; its optimizer-level state "
+            "(`geo_global`) is not part of ZeRO's checkpoints either. Use DistributedDataParallel with the "
+            "optimizer itself (docs/ddp_zero.md).")
+    if given != made:
+        raise ValueError(
+            f"{spec.name} routes parameters to {len(opt._geo.rules)} rules, so each group ZeroRedundancyOptimizer "
+            f"gives it becomes one group per rule ({given} groups became {made}), and ZeRO needs its groups and the "
+            f"local optimizer's to match one for one. Give ZeRO the groups already routed: "
+            f"ZeroRedundancyOptimizer({opt._geo.info.name}.route(model.named_parameters()), optimizer_class=..., ...)")

@@ -1,0 +1,157 @@
+"""DDP and ZeRO-1 with every stdlib optimizer (issue 11), on the CPU with gloo, 2 spawned ranks."""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.distributed.optim import ZeroRedundancyOptimizer
+from torch.nn.parallel import DistributedDataParallel
+
+import geo
+from geo.dsl.loader import stdlib_optimizers
+
+SPECS = sorted(stdlib_optimizers())
+STDLIB = Path(geo.__file__).parent / "stdlib"
+
+
+# ---- spawning ---------------------------------------------------------------------------------------------------
+def _rank_main(rank, fn, world_size, args, store_path, out_dir):
+    """One rank: a gloo group over a FileStore, `fn` run in it, its result pickled for the parent."""
+    torch.set_num_threads(1)  # one core per rank: two ranks on a 2-core machine, no oversubscription
+    store = dist.FileStore(store_path, world_size)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
+    try:
+        result = fn(rank, world_size, *args)
+        with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
+            pickle.dump(result, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(fn, world_size, *args, timeout=300.0):
+    """fn(rank, world_size, *args) in `world_size` spawned processes, each after `init_process_group("gloo")`;
+    returns their results in rank order. An exception in any rank is raised here with that rank's traceback
+    (torch.multiprocessing's ProcessRaisedException); past `timeout` seconds every rank is killed (TimeoutError)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = mp.start_processes(_rank_main, args=(fn, world_size, args, os.path.join(tmp, "store"), tmp),
+                                 nprocs=world_size, join=False, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        while not ctx.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                for p in ctx.processes:
+                    if p.is_alive():
+                        p.kill()
+                for p in ctx.processes:
+                    p.join()
+                raise TimeoutError(f"{fn.__name__} did not finish on {world_size} ranks within {timeout} s")
+        out = []
+        for rank in range(world_size):
+            with open(Path(tmp) / f"rank{rank}.pkl", "rb") as f:
+                out.append(pickle.load(f))
+        return out
+
+
+# ---- the model, the data, the optimizers -----------------------------------------------------------------------
+STEPS = 4
+NS_TOL = 1e-2  # Newton–Schulz specs: bf16 rounding, tests/differential's bar
+FP32_TOL = 1e-6
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                               torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+
+def _batch(step, rank=0):
+    g = torch.Generator().manual_seed(1000 * rank + step)
+    return torch.randn(5, 6, generator=g), torch.randn(5, 3, generator=g)
+
+
+def _named(Opt, model):
+    """What a user passes: every parameter, or the matrices alone for an optimizer of matrices (as for Muon)."""
+    every = list(model.named_parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            Opt(every)
+        except geo.GeoError:
+            every = [(n, p) for n, p in every if p.dim() == 2]
+    return every
+
+
+def _flat(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _rel(a, b):
+    scale = b.abs().max().item()
+    return (a - b).abs().max().item() / scale if scale else (a - b).abs().max().item()
+
+
+def _tolerance(name):
+    """bf16 rounding for a spec whose text, or a spec it uses, runs msign (Newton–Schulz) or bf16; else fp32's."""
+    text = geo.compile(name)._geo.ref()[1]
+    for used in re.findall(r"^use (.+)$", text, re.M):
+        text += "".join((STDLIB / f"{u.strip()}.geo").read_text() for u in used.split(","))
+    return NS_TOL if re.search(r"msign|bf16", text) else FP32_TOL
+
+
+def _quiet(make):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", geo.RoutingWarning)
+        return make()
+
+
+def _loss(model, x, y):
+    return ((model(x) - y) ** 2).mean()
+
+
+# ---- DDP ---------------------------------------------------------------------------------------------------------
+def _ddp_ranks(rank, world_size, names):
+    """Every spec under DDP, each rank its own data; per spec: this rank's parameters after STEPS steps, and the
+    largest relative difference from one process stepping the same optimizer on the average of the ranks' gradients."""
+    out = {}
+    for name in names:
+        Opt = geo.compile(name)
+        model = _model()
+        ddp = DistributedDataParallel(model)
+        opt = _quiet(lambda: Opt(_named(Opt, model), seed=7))
+        ref = _model()
+        ref_opt = _quiet(lambda: Opt(_named(Opt, ref), seed=7))
+        for step in range(STEPS):
+            opt.zero_grad()
+            _loss(ddp, *_batch(step, rank)).backward()
+            opt.step()
+            grads = []
+            for r in range(world_size):  # the reference: each rank's gradient, averaged as DDP does
+                ref_opt.zero_grad()
+                _loss(ref, *_batch(step, r)).backward()
+                grads.append([p.grad.clone() for p in ref.parameters()])
+            for p, *gs in zip(ref.parameters(), *grads):
+                p.grad = sum(g / world_size for g in gs)
+            ref_opt.step()
+        out[name] = (_flat(model), _rel(_flat(model), _flat(ref)), _rel(_flat(model), _flat(_model())))
+    return out
+
+
+def test_ddp_every_spec_identical_on_every_rank():
+    """DDP all-reduces the gradients; each rank steps its own copy of the optimizer on them. Every rank must hold
+    the same parameters bit for bit, equal to one process stepping on the averaged gradient."""
+    ranks = run_ranks(_ddp_ranks, 2, SPECS)
+    worst = {}
+    for name in SPECS:
+        (a, rel, moved), (b, *_) = ranks[0][name], ranks[1][name]
+        assert torch.equal(a, b), f"{name}: ranks differ by {(a - b).abs().max().item()}"
+        assert rel <= _tolerance(name), f"{name}: {rel} from the single-process run on the averaged gradient"
+        assert moved > 1e-4, f"{name}: the parameters did not move"
+        worst[name] = rel
+    print("DDP max rel vs single process:", max(worst.values()), worst)
