@@ -19,7 +19,7 @@ tensor's name, role and random stream. A local optimizer given these tensors bar
 group with `geo_rule` stays one group, empty or not. So ZeRO's rank-local optimizers together step every
 parameter exactly as the single-process optimizer does (tests/distributed/test_ddp_zero.py).
 
-The memory is a weak map keyed by tensor (a tensor that dies leaves it), per class: nothing is stored in param
+The memory is a weak map keyed by tensor identity (a tensor that dies leaves it), per class: nothing is stored in param
 groups, so ZeRO's checkpoints carry no tensors and no per-parameter lists that its partition would misalign.
 
 What cannot work: a spec with an `across` block (drop_muon) decides over every covered layer at once and keeps
@@ -30,9 +30,10 @@ groups that were not routed (ZeRO would fail later with an assertion about group
 from __future__ import annotations
 
 import sys
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from torch.utils.weak import WeakIdKeyDictionary
 
 from ..compiler.binding import RoleChoice
 
@@ -53,11 +54,11 @@ class Routed:
     rule: int
 
 
-def routed_table(cls: type[GeoOptimizer]) -> weakref.WeakKeyDictionary:
+def routed_table(cls: type[GeoOptimizer]) -> WeakIdKeyDictionary:
     """This optimizer class's memory of routed tensors (created on first use, in the class's own dict)."""
     table = cls.__dict__.get("_geo_routed")
     if table is None:
-        table = weakref.WeakKeyDictionary()
+        table = WeakIdKeyDictionary()  # by identity: a tensor's == is elementwise
         setattr(cls, "_geo_routed", table)
     return table
 
