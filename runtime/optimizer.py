@@ -106,7 +106,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
         self._geo_choices = {}
         if zero.called_by_zero(sys._getframe(1)):  # ZeRO's local optimizer: its groups must match ZeRO's
-            zero.refuse_under_zero(self, len(params) if isinstance(params, list) else 1, len(self.param_groups))
+            zero.refuse_under_zero(self, params if isinstance(params, list) else [])
         self._warn_routing(stacklevel=2)
 
     # -- construction
@@ -185,8 +185,8 @@ class GeoOptimizer(torch.optim.Optimizer):
             diagnostics += self._misfits(group)
         if diagnostics:
             raise GeoError(diagnostics)
-        if later and zero.called_by_zero(sys._getframe(1)) and len(groups) != 1:
-            zero.refuse_under_zero(self, 1, len(groups))
+        if later and zero.called_by_zero(sys._getframe(1)):
+            zero.refuse_under_zero(self, [param_group])
         for group in groups:
             super().add_param_group(group)
         if later:

@@ -25,7 +25,7 @@ groups, so ZeRO's checkpoints carry no tensors and no per-parameter lists that i
 What cannot work: a spec with an `across` block (drop_muon) decides over every covered layer at once and keeps
 optimizer-level state (`geo_global`) that ZeRO's checkpoint, made of per-parameter states and groups only, does
 not carry. Under ZeRO such a spec is refused with that reason (`refuse_under_zero`), as is a routed spec given
-groups that were not routed (ZeRO would fail later with an assertion about group counts).
+groups that were not routed (ZeRO would fail later with an assertion about group counts, or on one rank only).
 """
 from __future__ import annotations
 
@@ -99,9 +99,11 @@ def called_by_zero(frame) -> bool:
     return cls is not None and frame is not None and isinstance(frame.f_locals.get("self"), cls)
 
 
-def refuse_under_zero(opt: GeoOptimizer, given: int, made: int) -> None:
-    """ValueError where ZeRO's contract cannot hold: an `across` block, or groups that split by rule (`given`
-    groups from ZeRO became `made` local ones)."""
+def refuse_under_zero(opt: GeoOptimizer, groups: list[Any]) -> None:
+    """ValueError where ZeRO's contract cannot hold: an `across` block, or a routed spec given a group that was not
+    routed (no `geo_rule`). Both are decided from what every rank sees alike (the spec, the keys ZeRO copies into
+    every rank's share of a group), so every rank refuses, and none is left waiting in a collective for the others;
+    whether a rank's own share happens to split by rule is not."""
     spec = opt._geo.info
     if spec.across is not None:
         raise ValueError(
@@ -109,9 +111,10 @@ def refuse_under_zero(opt: GeoOptimizer, given: int, made: int) -> None:
             "layer at once, and a rank's local optimizer holds only its share of them; its optimizer-level state "
             "(`geo_global`) is not part of ZeRO's checkpoints either. Use DistributedDataParallel with the "
             "optimizer itself (docs/ddp_zero.md).")
-    if given != made:
+    if len(spec.rules) > 1 and any(not isinstance(g, dict) or "geo_rule" not in g for g in groups):
         raise ValueError(
-            f"{spec.name} routes parameters to {len(opt._geo.rules)} rules, so each group ZeroRedundancyOptimizer "
-            f"gives it becomes one group per rule ({given} groups became {made}), and ZeRO needs its groups and the "
-            f"local optimizer's to match one for one. Give ZeRO the groups already routed: "
-            f"ZeroRedundancyOptimizer({opt._geo.info.name}.route(model.named_parameters()), optimizer_class=..., ...)")
+            f"{spec.name} routes parameters to {len(spec.rules)} rules, so each group ZeroRedundancyOptimizer gives "
+            "it would become one group per rule, and ZeRO needs its groups and each rank's local optimizer's to "
+            "match one for one; the roles would also be chosen on a rank's share of the parameters, not over the "
+            f"model. Give ZeRO the groups already routed: ZeroRedundancyOptimizer({spec.name}.route("
+            "model.named_parameters()), optimizer_class=..., ...)")

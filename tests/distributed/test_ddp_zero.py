@@ -43,7 +43,7 @@ def _rank_main(rank, fn, world_size, args, store_path, out_dir):
         dist.destroy_process_group()
 
 
-def run_ranks(fn, world_size, *args, timeout=300.0):
+def run_ranks(fn, world_size, *args, timeout=120.0):
     """fn(rank, world_size, *args) in `world_size` spawned processes, each after `init_process_group("gloo")`;
     returns their results in rank order. An exception in any rank is raised here with that rank's traceback
     (every failed rank's traceback, in rank order: the first to fail is not always the first reported, and its peers
@@ -252,3 +252,53 @@ def test_zero1_every_spec_equals_one_process():
         assert a["moved"] > 1e-4
         worst[name] = max(a["rel"], a["rel_after"])
     print("ZeRO max rel vs single process:", max(worst.values()), worst)
+
+
+def _draws(Opt):
+    """Whether the optimizer's programs compiled so far draw random numbers (a per-parameter stream)."""
+    return any("rng" in prog.inputs for prog in Opt._geo._programs.values())
+
+
+def _zero_plain_ranks(rank, world_size, names):
+    """ZeRO given bare tensors, as torch's docs show it, in two groups, the second of one tensor (so one rank's
+    local optimizer gets an empty group), with constructor keywords among ZeRO's (it copies them into its groups):
+    a spec of one rule runs, equal to one process given the same groups; a routed spec or an `across` block is
+    refused with the reason, on every rank, before any step."""
+    out = {}
+    for name in names:
+        Opt = geo.compile(name)
+        model, ref = _model(), _model()
+        tensors = [p for _, p in _named(Opt, model)]
+        groups = [{"params": tensors[:-1]}, {"params": tensors[-1:]}]
+        ref_tensors = [p for _, p in _named(Opt, ref)]
+        try:
+            zero = _quiet(lambda: ZeroRedundancyOptimizer(groups, optimizer_class=Opt, seed=7, nonfinite="skip"))
+        except ValueError as e:
+            out[name] = ("refused", str(e))
+            continue
+        single = _quiet(lambda: Opt([{"params": ref_tensors[:-1]}, {"params": ref_tensors[-1:]}], seed=7))
+        empty = sum(not g["params"] for g in zero.optim.param_groups)
+        _train(model, zero, 0, STEPS)
+        _train(ref, single, 0, STEPS)
+        out[name] = ("ran", dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)), empty=empty,
+                                 draws=_draws(Opt), moved=_rel(_flat(model), _flat(_model()))))
+    return out
+
+
+def test_zero1_bare_tensors_and_refusals():
+    ranks = run_ranks(_zero_plain_ranks, 2, SPECS)
+    for name in SPECS:
+        (kind, a), (kind_b, b) = ranks[0][name], ranks[1][name]
+        spec = geo.compile(name)._geo
+        assert kind == kind_b, name
+        if spec.info.across is not None:
+            assert kind == "refused" and "across" in a, (name, a)
+        elif len(spec.rules) > 1:
+            assert kind == "refused" and f"{name}.route(" in a, (name, a)
+        else:
+            assert kind == "ran", (name, a)
+            assert torch.equal(a["flat"], b["flat"]), name
+            assert a["empty"] + b["empty"] == 1, f"{name}: no rank got an empty group"
+            assert a["moved"] > 1e-4
+            if not a["draws"]:  # a random spec numbers its streams by its own share here: other draws, same law
+                assert a["rel"] <= _tolerance(name), (name, a["rel"])
