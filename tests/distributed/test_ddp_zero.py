@@ -131,30 +131,46 @@ def _loss(model, x, y):
 
 
 # ---- DDP ---------------------------------------------------------------------------------------------------------
-def _ddp_ranks(rank, world_size, names):
-    """Every spec under DDP, each rank its own data; per spec: this rank's parameters after STEPS steps, and the
-    largest relative difference from one process stepping the same optimizer on the average of the ranks' gradients."""
+def _ddp_ranks(rank, world_size, names, poison=None):
+    """Every spec under DDP, each rank its own data; per spec: this rank's parameters after STEPS steps, the
+    largest relative difference from one process stepping the same optimizer on the average of the ranks'
+    gradients, how far the parameters moved, and `nonfinite_skips`. poison=(step, i): at that step, rank 1's
+    gradient of parameter i is NaN before DDP averages it (a tensor hook runs before DDP's reduction)."""
     out = {}
     for name in names:
         Opt = geo.compile(name)
         model = _model()
         ddp = DistributedDataParallel(model)
-        opt = _quiet(lambda: Opt(_named(Opt, model), seed=7))
+        named = _named(Opt, model)
+        opt = _quiet(lambda: Opt(named, seed=7))
         ref = _model()
-        ref_opt = _quiet(lambda: Opt(_named(Opt, ref), seed=7))
+        ref_named = _named(Opt, ref)
+        ref_opt = _quiet(lambda: Opt(ref_named, seed=7))
+        poisoned = {"now": False}
+        if poison is not None and rank == 1:
+            named[poison[1]][1].register_hook(lambda g: torch.full_like(g, float("nan")) if poisoned["now"] else g)
+        held = None
         for step in range(STEPS):
+            poisoned["now"] = poison is not None and step == poison[0]
+            if poisoned["now"]:
+                held = named[poison[1]][1].detach().clone()
             opt.zero_grad()
             _loss(ddp, *_batch(step, rank)).backward()
             opt.step()
+            if poisoned["now"]:
+                held = torch.equal(held, named[poison[1]][1])  # skipped: unchanged by this step
             grads = []
             for r in range(world_size):  # the reference: each rank's gradient, averaged as DDP does
                 ref_opt.zero_grad()
                 _loss(ref, *_batch(step, r)).backward()
+                if poisoned["now"] and r == 1:
+                    ref_named[poison[1]][1].grad.fill_(float("nan"))
                 grads.append([p.grad.clone() for p in ref.parameters()])
             for p, *gs in zip(ref.parameters(), *grads):
                 p.grad = sum(g / world_size for g in gs)
             ref_opt.step()
-        out[name] = (_flat(model), _rel(_flat(model), _flat(ref)), _rel(_flat(model), _flat(_model())))
+        out[name] = (_flat(model), _rel(_flat(model), _flat(ref)), _rel(_flat(model), _flat(_model())),
+                     dict(opt.nonfinite_skips), dict(ref_opt.nonfinite_skips), held, named[poison[1]][0] if poison else None)
     return out
 
 
@@ -164,10 +180,11 @@ def test_ddp_every_spec_identical_on_every_rank():
     ranks = run_ranks(_ddp_ranks, 2, SPECS)
     worst = {}
     for name in SPECS:
-        (a, rel, moved), (b, *_) = ranks[0][name], ranks[1][name]
+        (a, rel, moved, skips, *_), (b, *_) = ranks[0][name], ranks[1][name]
         assert torch.equal(a, b), f"{name}: ranks differ by {(a - b).abs().max().item()}"
         assert rel <= _tolerance(name), f"{name}: {rel} from the single-process run on the averaged gradient"
         assert moved > 1e-4, f"{name}: the parameters did not move"
+        assert not skips
         worst[name] = rel
     print("DDP max rel vs single process:", max(worst.values()), worst)
 
@@ -302,3 +319,16 @@ def test_zero1_bare_tensors_and_refusals():
             assert a["moved"] > 1e-4
             if not a["draws"]:  # a random spec numbers its streams by its own share here: other draws, same law
                 assert a["rel"] <= _tolerance(name), (name, a["rel"])
+
+
+def test_ddp_nonfinite_gradient_on_one_rank_skipped_on_all():
+    """A NaN gradient on rank 1 reaches every rank through DDP's all-reduce, so every rank skips that parameter at
+    that step (geo's default nonfinite="skip") and the ranks stay identical; so does the single-process run on the
+    averaged gradient, which skips the same parameter."""
+    ranks = run_ranks(_ddp_ranks, 2, SPECS, (1, 1))
+    for name in SPECS:
+        (a, rel, moved, skips, ref_skips, held, pname), (b, _, _, skips_b, _, held_b, _) = ranks[0][name], ranks[1][name]
+        assert torch.equal(a, b), f"{name}: ranks differ by {(a - b).abs().max().item()}"
+        assert skips == skips_b == ref_skips == {pname: 1}, (name, skips, skips_b, ref_skips)
+        assert held is True and held_b is True, f"{name}: the poisoned parameter changed at the step it was skipped"
+        assert rel <= _tolerance(name) and moved > 1e-4, (name, rel, moved)
