@@ -29,7 +29,8 @@ from ..compiler.binding import (RANK_ROLES, ParamInfo, RoleChoice, RoutingWarnin
 from ..compiler.ops.randomness import RandomKey
 from ..compiler.spec import ACROSS
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import across, checkpoint, torch_optim, zero
+from . import across, checkpoint, torch_optim
+from . import data_parallel
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, static_values, validate_kwargs
@@ -88,7 +89,7 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise TypeError(f"seed must be an integer, got {seed!r}")
         self._geo_seed = int(seed) if seed is not None else torch.initial_seed()
         self._geo_roles = _role_table(roles)
-        # what ZeRO copies into each of its groups from its keywords, the constructor's own (runtime/zero.py)
+        # what ZeRO copies into each of its groups from its keywords, the constructor's own (runtime/data_parallel.py)
         self._geo_ctor = {"roles": roles, "backend": backend, "nonfinite": nonfinite, "seed": seed}
         self._geo_streams: dict[torch.Tensor, str] = {}  # random streams decided by `route` over a whole list
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
@@ -105,9 +106,10 @@ class GeoOptimizer(torch.optim.Optimizer):
         self._geo_across_step = 0
         super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
         self._geo_choices = {}
-        if zero.called_by_zero(sys._getframe(1)):  # ZeRO's local optimizer: its groups must match ZeRO's
-            zero.refuse_under_zero(self, params if isinstance(params, list) else [])
+        if data_parallel.called_by_zero(sys._getframe(1)):  # ZeRO's local optimizer: its groups must match ZeRO's
+            data_parallel.refuse_under_zero(self, params if isinstance(params, list) else [])
         self._warn_routing(stacklevel=2)
+        data_parallel.warn_unseeded(self, seed, stacklevel=2)
 
     # -- construction
     @classmethod
@@ -115,12 +117,12 @@ class GeoOptimizer(torch.optim.Optimizer):
         """Param groups for `torch.distributed.optim.ZeroRedundancyOptimizer(Opt.route(params), optimizer_class=Opt,
         lr=...)`: split by rule, as this optimizer splits them, with roles, names and random streams decided over
         the whole list and remembered, so that each rank's local optimizer steps its share exactly as this one
-        would (runtime/zero.py). `hypers` only check that every parameter fits its rule."""
+        would (runtime/data_parallel.py). `hypers` only check that every parameter fits its rule."""
         given = _param_groups(params)
         if isinstance(given, torch.Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
                             "but got torch.Tensor")
-        return zero.route(cls, given, roles, hypers)
+        return data_parallel.route(cls, given, roles, hypers)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         spec = self._geo
@@ -150,7 +152,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         for i, p in enumerate(tensors):
             choice, known = choices[id(p)], None
             if names[i] is None and not choice.given:
-                known = routed.get(p)  # decided by `route` over the whole list (runtime/zero.py)
+                known = routed.get(p)  # decided by `route` over the whole list (runtime/data_parallel.py)
             if known is not None:
                 choice = known.choice
                 self._geo_streams[p] = known.stream
@@ -185,8 +187,8 @@ class GeoOptimizer(torch.optim.Optimizer):
             diagnostics += self._misfits(group)
         if diagnostics:
             raise GeoError(diagnostics)
-        if later and zero.called_by_zero(sys._getframe(1)):
-            zero.refuse_under_zero(self, [param_group])
+        if later and data_parallel.called_by_zero(sys._getframe(1)):
+            data_parallel.refuse_under_zero(self, [param_group])
         for group in groups:
             super().add_param_group(group)
         if later:
@@ -196,7 +198,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         """The group without the constructor's keywords that ZeroRedundancyOptimizer copies into each of its groups
         (its `defaults` are the local optimizer's keywords): where equal to the constructor's, they are dropped;
         else they are a per-group setting that does not exist, and refused."""
-        extra = [k for k in zero.CONSTRUCTOR_KEYS if k in param_group]
+        extra = [k for k in data_parallel.CONSTRUCTOR_KEYS if k in param_group]
         if not extra:
             return param_group
         mine = {**self._geo_ctor, "nonfinite": self.nonfinite}

@@ -142,7 +142,12 @@ def _ddp_ranks(rank, world_size, names, poison=None):
         model = _model()
         ddp = DistributedDataParallel(model)
         named = _named(Opt, model)
-        opt = _quiet(lambda: Opt(named, seed=7))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            opt = Opt(named, seed=7)
+            seeded = any("seed=" in str(w.message) for w in caught)
+            Opt(_named(Opt, _model()))  # no seed: torch.initial_seed() decides it
+            unseeded = any("seed=" in str(w.message) for w in caught) and not seeded
         ref = _model()
         ref_named = _named(Opt, ref)
         ref_opt = _quiet(lambda: Opt(ref_named, seed=7))
@@ -169,8 +174,9 @@ def _ddp_ranks(rank, world_size, names, poison=None):
             for p, *gs in zip(ref.parameters(), *grads):
                 p.grad = sum(g / world_size for g in gs)
             ref_opt.step()
-        out[name] = (_flat(model), _rel(_flat(model), _flat(ref)), _rel(_flat(model), _flat(_model())),
-                     dict(opt.nonfinite_skips), dict(ref_opt.nonfinite_skips), held, named[poison[1]][0] if poison else None)
+        out[name] = dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)), moved=_rel(_flat(model), _flat(_model())),
+                         skips=dict(opt.nonfinite_skips), ref_skips=dict(ref_opt.nonfinite_skips), held=held,
+                         poisoned=named[poison[1]][0] if poison else None, warned=(seeded, unseeded))
     return out
 
 
@@ -180,12 +186,15 @@ def test_ddp_every_spec_identical_on_every_rank():
     ranks = run_ranks(_ddp_ranks, 2, SPECS)
     worst = {}
     for name in SPECS:
-        (a, rel, moved, skips, *_), (b, *_) = ranks[0][name], ranks[1][name]
-        assert torch.equal(a, b), f"{name}: ranks differ by {(a - b).abs().max().item()}"
-        assert rel <= _tolerance(name), f"{name}: {rel} from the single-process run on the averaged gradient"
-        assert moved > 1e-4, f"{name}: the parameters did not move"
-        assert not skips
-        worst[name] = rel
+        a, b = ranks[0][name], ranks[1][name]
+        assert torch.equal(a["flat"], b["flat"]), f"{name}: ranks differ by {(a['flat'] - b['flat']).abs().max()}"
+        assert a["rel"] <= _tolerance(name), f"{name}: {a['rel']} from the single-process run on the averaged gradient"
+        assert a["moved"] > 1e-4, f"{name}: the parameters did not move"
+        assert not a["skips"]
+        info = geo.compile(name)._geo.info
+        random = info.across is not None or any(r.randomized for r in info.rules)
+        assert a["warned"] == (False, random), f"{name}: warned (seeded, unseeded) = {a['warned']}"
+        worst[name] = a["rel"]
     print("DDP max rel vs single process:", max(worst.values()), worst)
 
 
@@ -327,8 +336,8 @@ def test_ddp_nonfinite_gradient_on_one_rank_skipped_on_all():
     averaged gradient, which skips the same parameter."""
     ranks = run_ranks(_ddp_ranks, 2, SPECS, (1, 1))
     for name in SPECS:
-        (a, rel, moved, skips, ref_skips, held, pname), (b, _, _, skips_b, _, held_b, _) = ranks[0][name], ranks[1][name]
-        assert torch.equal(a, b), f"{name}: ranks differ by {(a - b).abs().max().item()}"
-        assert skips == skips_b == ref_skips == {pname: 1}, (name, skips, skips_b, ref_skips)
-        assert held is True and held_b is True, f"{name}: the poisoned parameter changed at the step it was skipped"
-        assert rel <= _tolerance(name) and moved > 1e-4, (name, rel, moved)
+        a, b = ranks[0][name], ranks[1][name]
+        assert torch.equal(a["flat"], b["flat"]), f"{name}: ranks differ by {(a['flat'] - b['flat']).abs().max()}"
+        assert a["skips"] == b["skips"] == a["ref_skips"] == {a["poisoned"]: 1}, (name, a["skips"], b["skips"])
+        assert a["held"] is True and b["held"] is True, f"{name}: the poisoned parameter changed when skipped"
+        assert a["rel"] <= _tolerance(name) and a["moved"] > 1e-4, (name, a["rel"], a["moved"])

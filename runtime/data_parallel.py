@@ -1,4 +1,14 @@
-"""A geo optimizer under `torch.distributed.optim.ZeroRedundancyOptimizer` (ZeRO-1): `Opt.route(params)`.
+"""Data parallelism: a geo optimizer under DDP (one seed on every rank) and under ZeRO-1 (`Opt.route(params)`).
+
+Under `DistributedDataParallel` every rank steps its own copy of the optimizer on the same averaged gradients, so
+the ranks agree bit for bit as long as every copy starts alike; the one thing a rank can hold differently is the
+seed of the random draws (drop_muon's layer subsets, frugal's random subspaces), which defaults to
+`torch.initial_seed()`, and training scripts often seed each rank differently (`torch.manual_seed(seed + rank)`,
+for data). A random spec built without `seed=` in an initialized process group of more than one rank warns
+(`warn_unseeded`): its ranks would draw differently and diverge. A non-finite gradient needs nothing: DDP's
+all-reduce spreads it to every rank, and every rank skips the same parameter.
+
+Under `torch.distributed.optim.ZeroRedundancyOptimizer` (ZeRO-1):
 
 ZeRO builds one local optimizer per rank, `Opt(groups, **defaults)`, over that rank's share of each of its own
 param groups (bare tensors, no names: ZeRO refuses `(name, tensor)` pairs), and then keeps the local groups and
@@ -30,9 +40,11 @@ groups that were not routed (ZeRO would fail later with an assertion about group
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..compiler.binding import RoleChoice
@@ -69,7 +81,7 @@ def route(cls: type[GeoOptimizer], given: list[dict[str, Any]], roles: dict[Any,
     `cls(given, roles=roles, **hypers)` splits them, each {"params": [tensors], "geo_rule": i, **the user's own keys
     of the group it came from}; the names, roles and random streams of the tensors are remembered for `cls` (see
     the module's docstring). `hypers` only check that every parameter fits its rule; ZeRO's keywords set them."""
-    opt = cls(given, roles=roles, **hypers)
+    opt = cls(given, roles=roles, **{**hypers, "seed": 0})  # the seed decides no route
     origin: dict[int, dict[str, Any]] = {}
     for g in given:
         keys = {k: v for k, v in g.items() if k not in ("params", "param_names")}
@@ -118,3 +130,17 @@ def refuse_under_zero(opt: GeoOptimizer, groups: list[Any]) -> None:
             "match one for one; the roles would also be chosen on a rank's share of the parameters, not over the "
             f"model. Give ZeRO the groups already routed: ZeroRedundancyOptimizer({spec.name}.route("
             "model.named_parameters()), optimizer_class=..., ...)")
+
+
+def warn_unseeded(opt: GeoOptimizer, seed: int | None, stacklevel: int) -> None:
+    """UserWarning for a random spec built without `seed=` in a process group of more than one rank."""
+    spec = opt._geo.info
+    if seed is not None or not (spec.across is not None or any(r.randomized for r in spec.rules)):
+        return
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1):
+        return
+    warnings.warn(f"{spec.name} draws random numbers, seeded by torch.initial_seed() ({opt._geo_seed}) since no "
+                  "seed= was given; under DistributedDataParallel every rank must draw alike, or their parameters "
+                  f"diverge. Pass the same seed= on every rank (and under ZeroRedundancyOptimizer, where it is "
+                  "not part of ZeRO's checkpoint, again when resuming).", UserWarning, stacklevel=stacklevel + 1)
