@@ -11,6 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -239,8 +240,14 @@ def _zero_ranks(rank, world_size, names):
             except ValueError as e:
                 out[name] = ("refused", str(e))
             continue
-        zero = _quiet(lambda: ZeroRedundancyOptimizer(Opt.route(_named(Opt, model)), optimizer_class=Opt, seed=7))
-        single = _quiet(lambda: Opt(_named(Opt, ref), seed=7))
+        # a keyword of ZeRO's reaches every group: route's groups hold no hyperparameter values that would shadow it
+        kw = {"seed": 7}
+        default_lr = _quiet(lambda: Opt(_named(Opt, _model()), seed=7)).defaults.get("lr")
+        if default_lr:
+            kw["lr"] = default_lr / 2
+        zero = _quiet(lambda: ZeroRedundancyOptimizer(Opt.route(_named(Opt, model)), optimizer_class=Opt, **kw))
+        single = _quiet(lambda: Opt(_named(Opt, ref), **kw))
+        lrs = [g.get("lr") for g in zero.optim.param_groups] + [g.get("lr") for g in single.param_groups]
         owned = sum(len(g["params"]) for g in zero.optim.param_groups)
         _train(model, zero, 0, STEPS)
         _train(ref, single, 0, STEPS)
@@ -249,14 +256,15 @@ def _zero_ranks(rank, world_size, names):
         same_state = _same_state(sd, single.state_dict())
         resumed = _model()
         resumed.load_state_dict(model.state_dict())
-        zero2 = _quiet(lambda: ZeroRedundancyOptimizer(Opt.route(_named(Opt, resumed)), optimizer_class=Opt, seed=7))
+        zero2 = _quiet(lambda: ZeroRedundancyOptimizer(Opt.route(_named(Opt, resumed)), optimizer_class=Opt, **kw))
         zero2.load_state_dict(copy.deepcopy(sd))
         _train(model, zero, STEPS, STEPS)
         _train(resumed, zero2, STEPS, STEPS)
         _train(ref, single, STEPS, STEPS)
         out[name] = ("ran", dict(flat=_flat(model), rel=rel, rel_after=_rel(_flat(model), _flat(ref)),
                                  same_state=same_state, resumed=torch.equal(_flat(model), _flat(resumed)),
-                                 owned=owned, moved=_rel(_flat(model), _flat(_model()))))
+                                 owned=owned, moved=_rel(_flat(model), _flat(_model())),
+                                 lr=(kw.get("lr"), lrs)))
     return out
 
 
@@ -276,6 +284,8 @@ def test_zero1_every_spec_equals_one_process():
         assert a["resumed"] and b["resumed"], f"{name}: the resumed run differs from the uninterrupted one"
         assert a["owned"] and b["owned"], f"{name}: a rank owns no parameter: the sharding was not tested"
         assert a["moved"] > 1e-4
+        lr, lrs = a["lr"]
+        assert lr is None or all(x == lr for x in lrs), (name, lr, lrs)
         worst[name] = max(a["rel"], a["rel_after"])
     print("ZeRO max rel vs single process:", max(worst.values()), worst)
 
@@ -341,3 +351,33 @@ def test_ddp_nonfinite_gradient_on_one_rank_skipped_on_all():
         assert a["skips"] == b["skips"] == a["ref_skips"] == {a["poisoned"]: 1}, (name, a["skips"], b["skips"])
         assert a["held"] is True and b["held"] is True, f"{name}: the poisoned parameter changed when skipped"
         assert a["rel"] <= _tolerance(name) and a["moved"] > 1e-4, (name, a["rel"], a["moved"])
+
+
+# ---- in one process: what route gives, and what a local optimizer refuses --------------------------------------
+def test_route_groups_and_their_checks():
+    """route's groups: bare tensors split by rule, the user's own keys and `geo_rule`, no hyperparameter values;
+    given back to the optimizer (bare, as ZeRO gives them) they bind as the named list does, head included."""
+    Opt = geo.compile("muon_adamw")
+    model = _model()
+    named = list(model.named_parameters())
+    groups = Opt.route([{"params": named[:4], "weight_decay": 0.01}, {"params": named[4:]}])
+    direct = Opt([{"params": named[:4], "weight_decay": 0.01}, {"params": named[4:]}])
+    assert [g["geo_rule"] for g in groups] == [g["geo_rule"] for g in direct.param_groups]
+    assert all(isinstance(p, torch.Tensor) for g in groups for p in g["params"])
+    assert [set(g) for g in groups] == [{"params", "geo_rule", "weight_decay"}] * 2 + [{"params", "geo_rule"}] * 2
+    again = Opt(groups)
+    assert [[id(p) for p in g["params"]] for g in again.param_groups] == \
+        [[id(p) for p in g["params"]] for g in direct.param_groups]
+    assert again._geo_params[model[6].weight].role == direct._geo_params[model[6].weight].role == "head"
+    assert again._stream(again.param_groups[-1], model[6].weight) == "6.weight"
+
+    with pytest.raises(ValueError, match="geo_rule=0"):  # the head, in a group that says Muon
+        Opt([{"params": [model[6].weight], "geo_rule": 0}], roles={model[6].weight: "head"})
+    with pytest.raises(ValueError, match="not a rule of this optimizer"):
+        Opt([{"params": [model[0].weight], "geo_rule": 5}])
+    with pytest.raises(ValueError, match="set for the whole optimizer"):  # ZeRO copies it: equal only
+        geo.compile("adamw")([{"params": [model[0].weight], "nonfinite": "raise"}])
+    opt = geo.compile("adamw")([{"params": [model[0].weight], "nonfinite": "raise", "seed": 3}], nonfinite="raise",
+                               seed=3)
+    assert set(opt.param_groups[0]) >= {"lr", "geo_rule"} and "seed" not in opt.param_groups[0]
+    assert len(geo.compile("adamw")([{"params": []}, {"params": [model[0].weight]}]).param_groups) == 2
