@@ -2,10 +2,10 @@
 
 Under `DistributedDataParallel` every rank steps its own copy of the optimizer on the same averaged gradients, so
 the ranks agree bit for bit as long as every copy starts alike; the one thing a rank can hold differently is the
-seed of the random draws (drop_muon's layer subsets, frugal's random subspaces), which defaults to
+seed of the random draws (drop_muon's layer subsets, frugal_columns' random columns), which defaults to
 `torch.initial_seed()`, and training scripts often seed each rank differently (`torch.manual_seed(seed + rank)`,
-for data). A random spec built without `seed=` in an initialized process group of more than one rank warns
-(`warn_unseeded`): its ranks would draw differently and diverge. A non-finite gradient needs nothing: DDP's
+for data). An optimizer whose programs draw, built without `seed=` in an initialized process group of more than one
+rank, warns (`warn_unseeded`): its ranks would draw differently and diverge. A non-finite gradient needs nothing: DDP's
 all-reduce spreads it to every rank, and every rank skips the same parameter.
 
 Under `torch.distributed.optim.ZeroRedundancyOptimizer` (ZeRO-1):
@@ -48,6 +48,7 @@ import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..compiler.binding import RoleChoice
+from .across import program as across_program
 
 if TYPE_CHECKING:
     from .optimizer import GeoOptimizer
@@ -132,15 +133,31 @@ def refuse_under_zero(opt: GeoOptimizer, groups: list[Any]) -> None:
             "model.named_parameters()), optimizer_class=..., ...)")
 
 
+def draws(opt: GeoOptimizer) -> bool:
+    """Whether the optimizer's programs, as its groups' static values specialize them, draw random numbers (a spec
+    may draw only under some static choice: frugal's `projection = "random"`)."""
+    spec = opt._geo
+    if spec.info.across is not None and "rng" in across_program(opt).inputs:
+        return True
+    for group in opt.param_groups:
+        rule = spec.rules[group["geo_rule"]]
+        if not rule.randomized:
+            continue
+        statics = rule.statics(group)
+        for p in group["params"]:
+            _, rank, active = opt._geo_binding[p]
+            if "rng" in spec.program(rule, statics, rank, active, shape=opt._geo_shape(p)).inputs:
+                return True
+    return False
+
+
 def warn_unseeded(opt: GeoOptimizer, seed: int | None, stacklevel: int) -> None:
-    """UserWarning for a random spec built without `seed=` in a process group of more than one rank."""
-    spec = opt._geo.info
-    if seed is not None or not (spec.across is not None or any(r.randomized for r in spec.rules)):
+    """UserWarning for an optimizer that draws random numbers, built without `seed=` in a process group of more
+    than one rank."""
+    if seed is not None or not (torch.distributed.is_available() and torch.distributed.is_initialized()
+                                and torch.distributed.get_world_size() > 1) or not draws(opt):
         return
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()
-            and torch.distributed.get_world_size() > 1):
-        return
-    warnings.warn(f"{spec.name} draws random numbers, seeded by torch.initial_seed() ({opt._geo_seed}) since no "
-                  "seed= was given; under DistributedDataParallel every rank must draw alike, or their parameters "
-                  f"diverge. Pass the same seed= on every rank (and under ZeroRedundancyOptimizer, where it is "
-                  "not part of ZeRO's checkpoint, again when resuming).", UserWarning, stacklevel=stacklevel + 1)
+    warnings.warn(f"{opt._geo.info.name} draws random numbers, seeded by torch.initial_seed() ({opt._geo_seed}) "
+                  "since no seed= was given; under DistributedDataParallel every rank must draw alike, or their "
+                  "parameters diverge. Pass the same seed= on every rank (and under ZeroRedundancyOptimizer, where "
+                  "it is not part of ZeRO's checkpoint, again when resuming).", UserWarning, stacklevel=stacklevel + 1)

@@ -175,9 +175,20 @@ def _ddp_ranks(rank, world_size, names, poison=None):
             for p, *gs in zip(ref.parameters(), *grads):
                 p.grad = sum(g / world_size for g in gs)
             ref_opt.step()
+        apart = None
+        if unseeded and poison is None:  # why it warns: ranks seeded apart (as for their data) draw apart
+            seeded_apart = _model()
+            ddp_apart = DistributedDataParallel(seeded_apart)
+            torch.manual_seed(rank)
+            opt_apart = _quiet(lambda: Opt(_named(Opt, seeded_apart)))
+            for step in range(STEPS):
+                opt_apart.zero_grad()
+                _loss(ddp_apart, *_batch(step, rank)).backward()
+                opt_apart.step()
+            apart = _flat(seeded_apart)
         out[name] = dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)), moved=_rel(_flat(model), _flat(_model())),
                          skips=dict(opt.nonfinite_skips), ref_skips=dict(ref_opt.nonfinite_skips), held=held,
-                         poisoned=named[poison[1]][0] if poison else None, warned=(seeded, unseeded))
+                         poisoned=named[poison[1]][0] if poison else None, warned=(seeded, unseeded), apart=apart)
     return out
 
 
@@ -192,9 +203,10 @@ def test_ddp_every_spec_identical_on_every_rank():
         assert a["rel"] <= _tolerance(name), f"{name}: {a['rel']} from the single-process run on the averaged gradient"
         assert a["moved"] > 1e-4, f"{name}: the parameters did not move"
         assert not a["skips"]
-        info = geo.compile(name)._geo.info
-        random = info.across is not None or any(r.randomized for r in info.rules)
+        random = name in ("drop_muon", "frugal_columns")  # frugal draws only with projection="random"
         assert a["warned"] == (False, random), f"{name}: warned (seeded, unseeded) = {a['warned']}"
+        if random:
+            assert not torch.equal(a["apart"], b["apart"]), f"{name}: ranks seeded apart drew alike"
         worst[name] = a["rel"]
     print("DDP max rel vs single process:", max(worst.values()), worst)
 
@@ -301,7 +313,8 @@ def _draws(Opt):
 
 def _zero_plain_ranks(rank, world_size, names):
     """ZeRO given bare tensors, as torch's docs show it, in two groups, the second of one tensor (so one rank's
-    local optimizer gets an empty group), with constructor keywords among ZeRO's (it copies them into its groups):
+    local optimizer gets an empty group), with constructor keywords among ZeRO's (it copies them into its groups)
+    and the parameters' data in ZeRO's buckets:
     a spec of one rule runs, equal to one process given the same groups; a routed spec or an `across` block is
     refused with the reason, on every rank, before any step."""
     out = {}
@@ -312,7 +325,9 @@ def _zero_plain_ranks(rank, world_size, names):
         groups = [{"params": tensors[:-1]}, {"params": tensors[-1:]}]
         ref_tensors = [p for _, p in _named(Opt, ref)]
         try:
-            zero = _quiet(lambda: ZeroRedundancyOptimizer(groups, optimizer_class=Opt, seed=7, nonfinite="skip"))
+            # parameters_as_bucket_view: ZeRO moves the parameters' data into flat buckets, which geo updates in place
+            zero = _quiet(lambda: ZeroRedundancyOptimizer(groups, optimizer_class=Opt, seed=7, nonfinite="skip",
+                                                          parameters_as_bucket_view=True))
         except ValueError as e:
             out[name] = ("refused", str(e))
             continue
