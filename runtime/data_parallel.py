@@ -64,7 +64,6 @@ class Routed:
     name: str | None
     choice: RoleChoice
     stream: str
-    rule: int
 
 
 def routed_table(cls: type[GeoOptimizer]) -> WeakIdKeyDictionary:
@@ -83,23 +82,26 @@ def route(cls: type[GeoOptimizer], given: list[dict[str, Any]], roles: dict[Any,
     of the group it came from}; the names, roles and random streams of the tensors are remembered for `cls` (see
     the module's docstring). `hypers` only check that every parameter fits its rule; ZeRO's keywords set them."""
     opt = cls(given, roles=roles, **{**hypers, "seed": 0})  # the seed decides no route
-    origin: dict[int, dict[str, Any]] = {}
+    # the optimizer's groups, in order, are each given group's split (an empty group: one empty group)
+    origin: list[dict[str, Any]] = []
+    groups = iter(opt.param_groups)
     for g in given:
+        members = {id(p[1] if isinstance(p, tuple) else p) for p in g["params"]}
         keys = {k: v for k, v in g.items() if k not in ("params", "param_names")}
-        for p in g["params"]:
-            origin[id(p[1] if isinstance(p, tuple) else p)] = keys
+        count = 1 if not members else len({id(q) for q in g["params"]})
+        while count > 0:
+            group = next(groups)
+            origin.append(keys)
+            count -= max(1, len({id(q) for q in group["params"] if id(q) in members}))
     table = routed_table(cls)
     out = []
-    for group in opt.param_groups:
+    for group, keys in zip(opt.param_groups, origin):
         for p in group["params"]:
-            named = "param_names" in group
             info = opt._geo_params[p]
-            transposed = p in opt._geo_transposed
-            table[p] = Routed(info.name if named else None,
+            table[p] = Routed(info.name if "param_names" in group else None,
                               RoleChoice(info.role, f"decided by {cls.__name__}.route over the whole list",
-                                         transposed, given=True),
-                              opt._stream(group, p), group["geo_rule"])
-        keys = origin[id(group["params"][0])] if group["params"] else {}
+                                         p in opt._geo_transposed, given=True),
+                              opt._stream(group, p))
         out.append({"params": list(group["params"]), **keys, "geo_rule": group["geo_rule"]})
     return out
 

@@ -390,6 +390,11 @@ def test_route_groups_and_their_checks():
     assert again._geo_params[model[6].weight].role == direct._geo_params[model[6].weight].role == "head"
     assert again._stream(again.param_groups[-1], model[6].weight) == "6.weight"
 
+    bare = [p for _, p in named[4:]]  # torch: all groups named or none, and an empty group has no names
+    empty = _quiet(lambda: Opt.route([{"params": [], "lr": 0.5}, {"params": bare, "weight_decay": 0.02}]))
+    assert [(len(g["params"]), g.get("lr"), g.get("weight_decay")) for g in empty] == \
+        [(0, 0.5, None), (1, None, 0.02), (3, None, 0.02)]  # the last matrix is the head, by position
+
     with pytest.raises(ValueError, match="geo_rule=0"):  # the head, in a group that says Muon
         Opt([{"params": [model[6].weight], "geo_rule": 0}], roles={model[6].weight: "head"})
     with pytest.raises(ValueError, match="not a rule of this optimizer"):
