@@ -340,6 +340,47 @@ def _zero_plain_ranks(rank, world_size, names):
     return out
 
 
+GROWN = ("adamw", "muon_adamw", "scion")
+
+
+def _zero_grown_ranks(rank, world_size):
+    """ZeRO.add_param_group after some steps (fine-tuning unfreezes a layer): route's groups for the new parameters,
+    one add_param_group each, against one process that adds the same groups; a group that was not routed is
+    refused (a routed spec) on every rank."""
+    out = {}
+    for name in GROWN:
+        Opt = geo.compile(name)
+        model, ref = _model(), _model()
+        first, rest = list(model.named_parameters())[:4], list(model.named_parameters())[4:]
+        zero = _quiet(lambda: ZeroRedundancyOptimizer(Opt.route(first), optimizer_class=Opt, seed=7))
+        single = _quiet(lambda: Opt(list(ref.named_parameters())[:4], seed=7))
+        _train(model, zero, 0, 2)
+        _train(ref, single, 0, 2)
+        for group in Opt.route(rest):
+            zero.add_param_group(group)
+        single.add_param_group({"params": list(ref.named_parameters())[4:]})  # split by rule, as route splits it
+        _train(model, zero, 2, STEPS)
+        _train(ref, single, 2, STEPS)
+        groups = (len(zero.optim.param_groups), len(zero.param_groups))
+        refused = None  # ZeRO has added the group to its own list by then: a refused ZeRO is to be rebuilt
+        try:
+            zero.add_param_group({"params": [torch.nn.Parameter(torch.randn(4, 4))]})
+        except ValueError as e:
+            refused = str(e)
+        out[name] = dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)), refused=refused, groups=groups)
+    return out
+
+
+def test_zero1_add_param_group():
+    ranks = run_ranks(_zero_grown_ranks, 2)
+    for name in GROWN:
+        a, b = ranks[0][name], ranks[1][name]
+        assert torch.equal(a["flat"], b["flat"]) and a["rel"] <= _tolerance(name), (name, a["rel"])
+        assert a["groups"][0] == a["groups"][1] == b["groups"][0], (name, a["groups"], b["groups"])
+        routed = len(geo.compile(name)._geo.rules) > 1
+        assert (a["refused"] is not None) == (b["refused"] is not None) == routed, (name, a["refused"], b["refused"])
+
+
 def test_zero1_bare_tensors_and_refusals():
     ranks = run_ranks(_zero_plain_ranks, 2, SPECS)
     for name in SPECS:
@@ -405,3 +446,5 @@ def test_route_groups_and_their_checks():
                                seed=3)
     assert set(opt.param_groups[0]) >= {"lr", "geo_rule"} and "seed" not in opt.param_groups[0]
     assert len(geo.compile("adamw")([{"params": []}, {"params": [model[0].weight]}]).param_groups) == 2
+    stored = Opt.route(named, roles={model[2].weight: "hidden.T"})  # a Conv1D-like weight: the rules see its .T
+    assert model[2].weight in Opt([g for g in stored])._geo_transposed
