@@ -371,6 +371,7 @@ def _zero_grown_ranks(rank, world_size):
     return out
 
 
+@pytest.mark.slow  # 15 s at load 7, beyond the default tier's share
 def test_zero1_add_param_group():
     ranks = run_ranks(_zero_grown_ranks, 2)
     for name in GROWN:
