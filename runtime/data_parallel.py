@@ -4,9 +4,9 @@ Under `DistributedDataParallel` every rank steps its own copy of the optimizer o
 the ranks agree bit for bit as long as every copy starts alike; the one thing a rank can hold differently is the
 seed of the random draws (drop_muon's layer subsets, frugal_columns' random columns), which defaults to
 `torch.initial_seed()`, and training scripts often seed each rank differently (`torch.manual_seed(seed + rank)`,
-for data). An optimizer whose programs draw, built without `seed=` in an initialized process group of more than one
-rank, warns (`warn_unseeded`): its ranks would draw differently and diverge. A non-finite gradient needs nothing: DDP's
-all-reduce spreads it to every rank, and every rank skips the same parameter.
+for data). An optimizer whose programs draw, built without `seed=` in an initialized process group of more than
+one rank, warns (`warn_unseeded`): its ranks would draw differently and diverge. A non-finite gradient needs
+nothing: DDP's all-reduce spreads it to every rank, and every rank skips the same parameter.
 
 Under `torch.distributed.optim.ZeroRedundancyOptimizer` (ZeRO-1):
 
@@ -29,8 +29,8 @@ tensor's name, role and random stream. A local optimizer given these tensors bar
 group with `geo_rule` stays one group, empty or not. So ZeRO's rank-local optimizers together step every
 parameter exactly as the single-process optimizer does (tests/distributed/test_ddp_zero.py).
 
-The memory is a weak map keyed by tensor identity (a tensor that dies leaves it), per class: nothing is stored in param
-groups, so ZeRO's checkpoints carry no tensors and no per-parameter lists that its partition would misalign.
+The memory is a weak map keyed by tensor identity (a tensor that dies leaves it), per class: nothing is stored in
+param groups, so ZeRO's checkpoints carry no tensors and no per-parameter lists that its partition would misalign.
 
 What cannot work: a spec with an `across` block (drop_muon) decides over every covered layer at once and keeps
 optimizer-level state (`geo_global`) that ZeRO's checkpoint, made of per-parameter states and groups only, does

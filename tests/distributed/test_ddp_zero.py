@@ -1,14 +1,20 @@
-"""DDP and ZeRO-1 with every stdlib optimizer (issue 11), on the CPU with gloo, 2 spawned ranks."""
+"""DDP and ZeRO-1 with every stdlib optimizer (issue 11), on the CPU with gloo, 2 spawned ranks (4 in the slow tier).
+
+Oracles: one process, stepping the same optimizer on the same gradients (for DDP, the average of the ranks'
+gradients, computed rank by rank; for ZeRO, every rank's gradient, equal since their data are). Every spec runs
+inside one spawned group per test: starting the processes (torch and geo imported twice) is most of the cost.
+`run_ranks` is the spawn utility (the same API as tests/distributed/_spawn.py's, to be unified).
+"""
 from __future__ import annotations
 
 import copy
 import os
 import pickle
 import re
-import warnings
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -186,7 +192,8 @@ def _ddp_ranks(rank, world_size, names, poison=None):
                 _loss(ddp_apart, *_batch(step, rank)).backward()
                 opt_apart.step()
             apart = _flat(seeded_apart)
-        out[name] = dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)), moved=_rel(_flat(model), _flat(_model())),
+        out[name] = dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)),
+                         moved=_rel(_flat(model), _flat(_model())),
                          skips=dict(opt.nonfinite_skips), ref_skips=dict(ref_opt.nonfinite_skips), held=held,
                          poisoned=named[poison[1]][0] if poison else None, warned=(seeded, unseeded), apart=apart)
     return out
