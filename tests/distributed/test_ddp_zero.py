@@ -147,7 +147,8 @@ def _ddp_ranks(rank, world_size, names, poison=None):
     for name in names:
         Opt = geo.compile(name)
         model = _model()
-        ddp = DistributedDataParallel(model)
+        # the poisoned run also has DDP's gradients as views into its buckets (p.grad shares one flat buffer)
+        ddp = DistributedDataParallel(model, gradient_as_bucket_view=poison is not None)
         named = _named(Opt, model)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -454,5 +455,15 @@ def test_route_groups_and_their_checks():
                                seed=3)
     assert set(opt.param_groups[0]) >= {"lr", "geo_rule"} and "seed" not in opt.param_groups[0]
     assert len(geo.compile("adamw")([{"params": []}, {"params": [model[0].weight]}]).param_groups) == 2
+    # the remembered streams travel with a deep copy: frugal_columns' copy draws the columns the original draws
+    Cols = geo.compile("frugal_columns")
+    cols_model = _model()
+    cols = Cols(Cols.route([(n, p) for n, p in cols_model.named_parameters() if p.dim() == 2]), seed=3)
+    twin_model, twin = copy.deepcopy((cols_model, cols))  # before the first step, where the columns are drawn
+    _train(cols_model, cols, 0, 2)
+    _train(twin_model, twin, 0, 2)
+    assert torch.equal(_flat(cols_model), _flat(twin_model))
+    assert cols._stream(cols.param_groups[0], cols_model[0].weight) == "0.weight"
+
     stored = Opt.route(named, roles={model[2].weight: "hidden.T"})  # a Conv1D-like weight: the rules see its .T
     assert model[2].weight in Opt([g for g in stored])._geo_transposed
