@@ -565,7 +565,11 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     def _param_key(self, group: dict[str, Any], p: torch.Tensor) -> str | int:
         """How `nonfinite_skips` names a parameter: its name when the optimizer has names, else its index in
-        `state_dict()["state"]` (groups in order, parameters in order)."""
+        `state_dict()["state"]` (groups in order, parameters in order); for a tensor `route` saw, what the optimizer
+        it routed for would say (ZeRO's local optimizers then name a skip as the single-process one does)."""
+        stream = self._geo_streams.get(p)
+        if stream is not None:
+            return int(stream[1:]) if stream.startswith("#") else stream
         index = next(i for i, q in enumerate(group["params"]) if q is p)
         if "param_names" in group:
             return group["param_names"][index]

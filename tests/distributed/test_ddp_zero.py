@@ -138,24 +138,31 @@ def _loss(model, x, y):
 
 
 # ---- DDP ---------------------------------------------------------------------------------------------------------
-def _ddp_ranks(rank, world_size, names, poison=None):
+def _ddp_ranks(rank, world_size, names, poison=None, zero=False):
     """Every spec under DDP, each rank its own data; per spec: this rank's parameters after STEPS steps, the
     largest relative difference from one process stepping the same optimizer on the average of the ranks'
     gradients, how far the parameters moved, and `nonfinite_skips`. poison=(step, i): at that step, rank 1's
-    gradient of parameter i is NaN before DDP averages it (a tensor hook runs before DDP's reduction)."""
+    gradient of parameter i is NaN before DDP averages it (a tensor hook runs before DDP's reduction).
+    zero: the optimizer is ZeRO's over Opt.route's groups (DDP and ZeRO together; `across` specs left out)."""
     out = {}
     for name in names:
         Opt = geo.compile(name)
+        if zero and Opt._geo.info.across is not None:
+            continue
         model = _model()
         # the poisoned run also has DDP's gradients as views into its buckets (p.grad shares one flat buffer)
         ddp = DistributedDataParallel(model, gradient_as_bucket_view=poison is not None)
         named = _named(Opt, model)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            opt = Opt(named, seed=7)
-            seeded = any("seed=" in str(w.message) for w in caught)
-            Opt(_named(Opt, _model()))  # no seed: torch.initial_seed() decides it
-            unseeded = any("seed=" in str(w.message) for w in caught) and not seeded
+        seeded = unseeded = None
+        if zero:
+            opt = _quiet(lambda: ZeroRedundancyOptimizer(Opt.route(named), optimizer_class=Opt, seed=7))
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                opt = Opt(named, seed=7)
+                seeded = any("seed=" in str(w.message) for w in caught)
+                Opt(_named(Opt, _model()))  # no seed: torch.initial_seed() decides it
+                unseeded = any("seed=" in str(w.message) for w in caught) and not seeded
         ref = _model()
         ref_named = _named(Opt, ref)
         ref_opt = _quiet(lambda: Opt(ref_named, seed=7))
@@ -195,7 +202,8 @@ def _ddp_ranks(rank, world_size, names, poison=None):
             apart = _flat(seeded_apart)
         out[name] = dict(flat=_flat(model), rel=_rel(_flat(model), _flat(ref)),
                          moved=_rel(_flat(model), _flat(_model())),
-                         skips=dict(opt.nonfinite_skips), ref_skips=dict(ref_opt.nonfinite_skips), held=held,
+                         skips=dict((opt.optim if zero else opt).nonfinite_skips),
+                         ref_skips=dict(ref_opt.nonfinite_skips), held=held,
                          poisoned=named[poison[1]][0] if poison else None, warned=(seeded, unseeded), apart=apart)
     return out
 
@@ -409,61 +417,27 @@ def test_zero1_bare_tensors_and_refusals():
                 assert a["rel"] <= _tolerance(name), (name, a["rel"])
 
 
+def _ddp_poisoned(rank, world_size, names, poison):
+    return {"ddp": _ddp_ranks(rank, world_size, names, poison),
+            "ddp+zero": _ddp_ranks(rank, world_size, names, poison, zero=True)}
+
+
 def test_ddp_nonfinite_gradient_on_one_rank_skipped_on_all():
     """A NaN gradient on rank 1 reaches every rank through DDP's all-reduce, so every rank skips that parameter at
     that step (geo's default nonfinite="skip") and the ranks stay identical; so does the single-process run on the
-    averaged gradient, which skips the same parameter."""
-    ranks = run_ranks(_ddp_ranks, 2, SPECS, (1, 1))
-    for name in SPECS:
-        a, b = ranks[0][name], ranks[1][name]
-        assert torch.equal(a["flat"], b["flat"]), f"{name}: ranks differ by {(a['flat'] - b['flat']).abs().max()}"
-        assert a["skips"] == b["skips"] == a["ref_skips"] == {a["poisoned"]: 1}, (name, a["skips"], b["skips"])
-        assert a["held"] is True and b["held"] is True, f"{name}: the poisoned parameter changed when skipped"
-        assert a["rel"] <= _tolerance(name) and a["moved"] > 1e-4, (name, a["rel"], a["moved"])
-
-
-# ---- in one process: what route gives, and what a local optimizer refuses --------------------------------------
-def test_route_groups_and_their_checks():
-    """route's groups: bare tensors split by rule, the user's own keys and `geo_rule`, no hyperparameter values;
-    given back to the optimizer (bare, as ZeRO gives them) they bind as the named list does, head included."""
-    Opt = geo.compile("muon_adamw")
-    model = _model()
-    named = list(model.named_parameters())
-    groups = Opt.route([{"params": named[:4], "weight_decay": 0.01}, {"params": named[4:]}])
-    direct = Opt([{"params": named[:4], "weight_decay": 0.01}, {"params": named[4:]}])
-    assert [g["geo_rule"] for g in groups] == [g["geo_rule"] for g in direct.param_groups]
-    assert all(isinstance(p, torch.Tensor) for g in groups for p in g["params"])
-    assert [set(g) for g in groups] == [{"params", "geo_rule", "weight_decay"}] * 2 + [{"params", "geo_rule"}] * 2
-    again = Opt(groups)
-    assert [[id(p) for p in g["params"]] for g in again.param_groups] == \
-        [[id(p) for p in g["params"]] for g in direct.param_groups]
-    assert again._geo_params[model[6].weight].role == direct._geo_params[model[6].weight].role == "head"
-    assert again._stream(again.param_groups[-1], model[6].weight) == "6.weight"
-
-    bare = [p for _, p in named[4:]]  # torch: all groups named or none, and an empty group has no names
-    empty = _quiet(lambda: Opt.route([{"params": [], "lr": 0.5}, {"params": bare, "weight_decay": 0.02}]))
-    assert [(len(g["params"]), g.get("lr"), g.get("weight_decay")) for g in empty] == \
-        [(0, 0.5, None), (1, None, 0.02), (3, None, 0.02)]  # the last matrix is the head, by position
-
-    with pytest.raises(ValueError, match="geo_rule=0"):  # the head, in a group that says Muon
-        Opt([{"params": [model[6].weight], "geo_rule": 0}], roles={model[6].weight: "head"})
-    with pytest.raises(ValueError, match="not a rule of this optimizer"):
-        Opt([{"params": [model[0].weight], "geo_rule": 5}])
-    with pytest.raises(ValueError, match="set for the whole optimizer"):  # ZeRO copies it: equal only
-        geo.compile("adamw")([{"params": [model[0].weight], "nonfinite": "raise"}])
-    opt = geo.compile("adamw")([{"params": [model[0].weight], "nonfinite": "raise", "seed": 3}], nonfinite="raise",
-                               seed=3)
-    assert set(opt.param_groups[0]) >= {"lr", "geo_rule"} and "seed" not in opt.param_groups[0]
-    assert len(geo.compile("adamw")([{"params": []}, {"params": [model[0].weight]}]).param_groups) == 2
-    # the remembered streams travel with a deep copy: frugal_columns' copy draws the columns the original draws
-    Cols = geo.compile("frugal_columns")
-    cols_model = _model()
-    cols = Cols(Cols.route([(n, p) for n, p in cols_model.named_parameters() if p.dim() == 2]), seed=3)
-    twin_model, twin = copy.deepcopy((cols_model, cols))  # before the first step, where the columns are drawn
-    _train(cols_model, cols, 0, 2)
-    _train(twin_model, twin, 0, 2)
-    assert torch.equal(_flat(cols_model), _flat(twin_model))
-    assert cols._stream(cols.param_groups[0], cols_model[0].weight) == "0.weight"
-
-    stored = Opt.route(named, roles={model[2].weight: "hidden.T"})  # a Conv1D-like weight: the rules see its .T
-    assert model[2].weight in Opt([g for g in stored])._geo_transposed
+    averaged gradient, which skips the same parameter. With ZeRO's optimizer on top, the parameter's owner skips
+    it and broadcasts it unchanged."""
+    ranks = run_ranks(_ddp_poisoned, 2, SPECS, (1, 1))
+    for kind in ("ddp", "ddp+zero"):
+        assert set(ranks[0][kind]) == {n for n in SPECS if kind == "ddp" or geo.compile(n)._geo.info.across is None}
+        for name in ranks[0][kind]:
+            a, b = ranks[0][kind][name], ranks[1][kind][name]
+            assert torch.equal(a["flat"], b["flat"]), f"{kind} {name}: ranks differ"
+            want = {a["poisoned"]: 1}
+            if kind == "ddp":
+                assert a["skips"] == b["skips"] == a["ref_skips"] == want, (name, a["skips"], b["skips"])
+            else:  # only the owner's local optimizer steps (and skips) the parameter
+                assert {**a["skips"], **b["skips"]} == a["ref_skips"] == want and not (a["skips"] and b["skips"]), \
+                    (name, a["skips"], b["skips"])
+            assert a["held"] is True and b["held"] is True, f"{kind} {name}: the poisoned parameter changed"
+            assert a["rel"] <= _tolerance(name) and a["moved"] > 1e-4, (kind, name, a["rel"], a["moved"])
