@@ -441,3 +441,50 @@ def test_ddp_nonfinite_gradient_on_one_rank_skipped_on_all():
                     (name, a["skips"], b["skips"])
             assert a["held"] is True and b["held"] is True, f"{kind} {name}: the poisoned parameter changed"
             assert a["rel"] <= _tolerance(name) and a["moved"] > 1e-4, (kind, name, a["rel"], a["moved"])
+
+
+# ---- in one process: what route gives, and what a local optimizer refuses --------------------------------------
+def test_route_groups_and_their_checks():
+    """route's groups: bare tensors split by rule, the user's own keys and `geo_rule`, no hyperparameter values;
+    given back to the optimizer (bare, as ZeRO gives them) they bind as the named list does, head included."""
+    Opt = geo.compile("muon_adamw")
+    model = _model()
+    named = list(model.named_parameters())
+    groups = Opt.route([{"params": named[:4], "weight_decay": 0.01}, {"params": named[4:]}])
+    direct = Opt([{"params": named[:4], "weight_decay": 0.01}, {"params": named[4:]}])
+    assert [g["geo_rule"] for g in groups] == [g["geo_rule"] for g in direct.param_groups]
+    assert all(isinstance(p, torch.Tensor) for g in groups for p in g["params"])
+    assert [set(g) for g in groups] == [{"params", "geo_rule", "weight_decay"}] * 2 + [{"params", "geo_rule"}] * 2
+    again = Opt(groups)
+    assert [[id(p) for p in g["params"]] for g in again.param_groups] == \
+        [[id(p) for p in g["params"]] for g in direct.param_groups]
+    assert again._geo_params[model[6].weight].role == direct._geo_params[model[6].weight].role == "head"
+    assert again._stream(again.param_groups[-1], model[6].weight) == "6.weight"
+
+    bare = [p for _, p in named[4:]]  # torch: all groups named or none, and an empty group has no names
+    empty = _quiet(lambda: Opt.route([{"params": [], "lr": 0.5}, {"params": bare, "weight_decay": 0.02}]))
+    assert [(len(g["params"]), g.get("lr"), g.get("weight_decay")) for g in empty] == \
+        [(0, 0.5, None), (1, None, 0.02), (3, None, 0.02)]  # the last matrix is the head, by position
+
+    with pytest.raises(ValueError, match="geo_rule=0"):  # the head, in a group that says Muon
+        Opt([{"params": [model[6].weight], "geo_rule": 0}], roles={model[6].weight: "head"})
+    with pytest.raises(ValueError, match="not a rule of this optimizer"):
+        Opt([{"params": [model[0].weight], "geo_rule": 5}])
+    with pytest.raises(ValueError, match="set for the whole optimizer"):  # ZeRO copies it: equal only
+        geo.compile("adamw")([{"params": [model[0].weight], "nonfinite": "raise"}])
+    opt = geo.compile("adamw")([{"params": [model[0].weight], "nonfinite": "raise", "seed": 3}], nonfinite="raise",
+                               seed=3)
+    assert set(opt.param_groups[0]) >= {"lr", "geo_rule"} and "seed" not in opt.param_groups[0]
+    assert len(geo.compile("adamw")([{"params": []}, {"params": [model[0].weight]}]).param_groups) == 2
+    # the remembered streams travel with a deep copy: frugal_columns' copy draws the columns the original draws
+    Cols = geo.compile("frugal_columns")
+    cols_model = _model()
+    cols = Cols(Cols.route([(n, p) for n, p in cols_model.named_parameters() if p.dim() == 2]), seed=3)
+    twin_model, twin = copy.deepcopy((cols_model, cols))  # before the first step, where the columns are drawn
+    _train(cols_model, cols, 0, 2)
+    _train(twin_model, twin, 0, 2)
+    assert torch.equal(_flat(cols_model), _flat(twin_model))
+    assert cols._stream(cols.param_groups[0], cols_model[0].weight) == "0.weight"
+
+    stored = Opt.route(named, roles={model[2].weight: "hidden.T"})  # a Conv1D-like weight: the rules see its .T
+    assert model[2].weight in Opt([g for g in stored])._geo_transposed
