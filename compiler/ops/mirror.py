@@ -97,8 +97,10 @@ def _hypentropy_step(x: torch.Tensor, s: Any, beta: Any) -> torch.Tensor:
     ax = x.abs()
     m = torch.maximum(ax, torch.as_tensor(beta, dtype=x.dtype, device=x.device))
     a, b = ax / m, beta / m                                         # ≤ 1, one of them 1: no overflow below
-    gap = beta * b / (a + torch.sqrt(a * a + b * b))                # √(x² + β²) − |x|, without cancellation
-    return x * e * e - torch.sinh(t) * ((e + 1 / e) * gap)
+    # (√(x² + β²) − |x|)·2cosh(s/2) = (2cosh(s/2)·b)·β/(a + √(a² + b²)), multiplied in this order: β·b alone
+    # underflows (β²/|x|) where the product with cosh is still a normal number
+    shrink = (e + 1 / e) * b * beta / (a + torch.sqrt(a * a + b * b))
+    return x * e * e - torch.sinh(t) * shrink
 
 
 @dataclass(frozen=True)
@@ -270,9 +272,9 @@ def _expand_step(node, graph):
     ax = emit("abs", x)
     m = emit("max", ax, beta)
     a, b = emit("div", ax, m), emit("div", beta, m)
-    gap = emit("div", emit("mul", beta, b), emit("add", a, emit("sqrt", emit("add", emit("mul", a, a), emit("mul", b, b)))))
-    shrink = emit("mul", emit("sinh", t), emit("mul", emit("add", e, emit("div", const(1), e)), gap))
-    return emit("sub", emit("mul", emit("mul", x, e), e), shrink, type=node.type)
+    root = emit("add", a, emit("sqrt", emit("add", emit("mul", a, a), emit("mul", b, b))))
+    shrink = emit("div", emit("mul", emit("mul", emit("add", e, emit("div", const(1), e)), b), beta), root)
+    return emit("sub", emit("mul", emit("mul", x, e), e), emit("mul", emit("sinh", t), shrink), type=node.type)
 
 
 # ---- laws ----------------------------------------------------------------------------------------------
@@ -468,7 +470,9 @@ def mirror_step(x, d, lr, kind: StaticArg, beta=None, p: StaticArg = None):
     At x = 0 it is −β·sinh s. Evaluated without overflow of any intermediate where x⁺ is finite:
     e = e^{−σs/2}, x·e^{−σs} = (x·e)·e and sinh s = sinh(s/2)·(e + 1/e), so |s| up to 2·ln(max float)
     (fp32 177, fp64 1419) stays finite; σ = sign s at x = 0 keeps e ≤ 1 there (0·∞ never occurs); and with
-    m = max(|x|, β), p = |x|/m, q = β/m (both ≤ 1, one of them 1): β/(a + √(a² + 1)) = β·q/(p + √(p² + q²)).
+    m = max(|x|, β), p = |x|/m, q = β/m (both ≤ 1, one of them 1): β/(a + √(a² + 1)) = β·q/(p + √(p² + q²)),
+    evaluated as ((e + 1/e)·q)·β/(p + √(p² + q²)) so that β·q = β²/|x| never underflows alone (|x|/β beyond
+    the dtype's range) where its product with cosh(s/2) is a normal number.
     Where both terms have opposite signs (x > 0, s > 0 or x < 0, s < 0) they are each at most
     max(|x|e^{−|s|}, β·|sinh s|/(a + √(a² + 1))) ≤ |x⁺| + β: the rounding error is a few ulp of |x⁺| + β,
     the conditioning of β·sinh(u − s) itself (an ulp of x moves x⁺ by up to an ulp of √(x⁺² + β²)).
