@@ -11,8 +11,9 @@ within the child, so the two trees' ratios do not depend on load that differs be
 alternate (before, after, after, before, ...) over --rounds, with bench_step's steady malloc.
 
 `--passes` adds a child that times single passes over a tensor of the same size: a copy, an add, exp and
-sinh (ATen's vectorized kernels), and Inductor kernels of the hypentropy mirror step alone (read x and s,
-write x) against x + s: what the step's transcendentals cost against the memory traffic.
+sinh (ATen's kernels), and Inductor kernels of exp, expm1, sinh and of the hypentropy mirror step alone
+(read x and s, write x; geo's `_hypentropy_step` of the tree given as --after) against x + s: what the
+step's transcendental functions cost against its memory traffic.
 """
 from __future__ import annotations
 
@@ -40,12 +41,21 @@ def child(steps: int, warmup: int) -> dict:
              bs._geo_case("horst", "hidden", "inductor", "skip")]
     load0 = bs._loadavg()
     rows = bs.measure_interleaved(cases, ps, steps, warmup, "cpu", None)
-    out = {"geo": str(Path(geo.__file__).resolve().parent), "git": bs._git(), "threads": torch.get_num_threads(),
+    tree = Path(geo.__file__).resolve().parent
+    out = {"geo": str(tree), "git": _commit(tree), "threads": torch.get_num_threads(),
            "load": [load0, bs._loadavg()], "malloc": os.environ.get("GLIBC_TUNABLES", "default"), "rows": []}
     for r in rows:
         out["rows"].append({"label": r.label, "params": r.params, "median_ms": r.median_ms, "min_ms": r.min_ms,
                             "first_ms": r.first_ms, "bytes": r.step_bytes, "gbps": r.gbps, "peak_mb": r.peak_mb})
     return out
+
+
+def _commit(tree: Path) -> str:
+    """The commit of the geo tree measured (bench_step's `_git` reads the working directory's), "+" if dirty."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+" if dirty else "")
 
 
 def passes(n: int, reps: int) -> dict:
@@ -57,19 +67,16 @@ def passes(n: int, reps: int) -> dict:
     out = torch.empty_like(x)
     beta = 5e-3
 
-    def mirror(x, s):  # mirror_step's hypentropy form, as the rewrite emits it
-        t = s * 0.5
-        neg = torch.where(x == 0, s, x) < 0
-        e = torch.exp(torch.where(neg, t, -t))
-        ax = x.abs()
-        m = torch.clamp(ax, min=beta)
-        a, b = ax / m, beta / m
-        shrink = (e + 1 / e) * b * beta / (a + torch.sqrt(a * a + b * b))
-        return x * e * e - torch.sinh(t) * shrink
+    from geo.compiler.ops.mirror import _hypentropy_step  # the arithmetic the rewrite emits, op for op
+
+    def mirror(x, s):
+        return _hypentropy_step(x, s, beta)
 
     fused_mirror = torch.compile(lambda x, s: x.copy_(mirror(x, s)))
     fused_add = torch.compile(lambda x, s: x.copy_(x + s))
     fused_exp = torch.compile(lambda x, s: x.copy_(torch.exp(s)))
+    fused_expm1 = torch.compile(lambda x, s: x.copy_(torch.expm1(s)))
+    fused_sinh = torch.compile(lambda x, s: x.copy_(torch.sinh(s)))
     work = x.clone()
     fns = {"copy (read 1, write 1)": lambda: out.copy_(x),
            "add x + s (read 2, write 1)": lambda: torch.add(x, s, out=out),
@@ -77,6 +84,8 @@ def passes(n: int, reps: int) -> dict:
            "sinh (read 1, write 1)": lambda: torch.sinh(s, out=out),
            "inductor: x ← x + s": lambda: fused_add(work, s),
            "inductor: x ← exp(s)": lambda: fused_exp(work, s),
+           "inductor: x ← expm1(s)": lambda: fused_expm1(work, s),
+           "inductor: x ← sinh(s)": lambda: fused_sinh(work, s),
            "inductor: x ← mirror_step(x, s, hypentropy)": lambda: fused_mirror(work, s)}
     res = {}
     for name, fn in fns.items():
