@@ -153,6 +153,33 @@ def test_same_shape_matrices_share_one_batched_newton_schulz(monkeypatch):
         assert_close(a.detach(), b.detach(), "muon")
 
 
+def test_on_the_cpu_a_stack_stays_within_the_size_malloc_recycles(monkeypatch):
+    """On the CPU a batch holds at most CPU_BATCH_BYTES of each input (glibc unmaps larger blocks when they are
+    freed, and the next step faults them in again): with a budget of two 7×5 fp32 matrices, five go into msign
+    as stacks of 2, 2 and 1, and the step is the same as the reference's."""
+    calls = []
+    apply = OpDef.apply
+
+    def record(self, values, attrs, result):
+        if self.name == "msign":
+            calls.append(tuple(values[0].shape))
+        return apply(self, values, attrs, result)
+    monkeypatch.setattr(OpDef, "apply", record)
+    monkeypatch.setattr(inductor, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
+    shapes = [(7, 5)] * 5
+    ps = params_like(shapes)
+    opt = geo.compile("muon", backend="inductor")(ps)
+    grads_for(ps, 0)
+    opt.step()
+    assert calls == [(2, 7, 5), (2, 7, 5), (7, 5)]
+    want = params_like(shapes)
+    ref = geo.compile("muon", backend="reference")(want)
+    grads_for(want, 0)
+    ref.step()
+    for a, b in zip(ps, want):
+        assert_close(a.detach(), b.detach(), "muon")
+
+
 def test_nothing_compiles_before_the_first_step():
     """geo.compile and the constructor only specialize programs (milliseconds); TorchInductor runs at the first
     step, once per region variant."""
