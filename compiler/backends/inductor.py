@@ -52,6 +52,7 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from ..types import DTYPES, Tensor, torch_dtype
+from .batching import batched_calls
 from .epilogue import KEPT, end_step, storage_id
 from .reference import ReferenceStep, evaluate
 
@@ -297,24 +298,8 @@ class InductorStep:
         attrs = dict(n.attrs)
         count = len(shapes)
         columns = [[host[i][a.id] if is_host(a) else env[a.id][i] for a in n.args] for i in range(count)]
-        out: list[Any] = [None] * count
-        if opdef.batches and count > 1:
-            groups: dict[tuple, list[int]] = {}
-            for i, col in enumerate(columns):
-                key = tuple((tuple(v.shape), v.dtype, str(v.device)) if isinstance(v, torch.Tensor) else repr(v)
-                            for v in col)
-                groups.setdefault(key, []).append(i)
-            for same in groups.values():
-                for members in _batches(same, columns):
-                    if len(members) < 2:
-                        continue
-                    stacked = [torch.stack([columns[i][j] for i in members]) if isinstance(v, torch.Tensor) else v
-                               for j, v in enumerate(columns[members[0]])]
-                    result = opdef.apply(stacked, attrs, n.type)
-                    expected = (len(members), *shapes[members[0]][n.id])
-                    if isinstance(result, torch.Tensor) and tuple(result.shape) == expected:
-                        for i, r in zip(members, result.unbind(0)):
-                            out[i] = r
+        out = batched_calls(opdef, columns, attrs, n.type, lambda i: shapes[i][n.id]) \
+            if opdef.batches and count > 1 else [None] * count
         for i in range(count):
             if out[i] is None:
                 out[i] = opdef.apply(columns[i], attrs, n.type)
@@ -388,26 +373,6 @@ def region_source(program: Program, k: Kernel, v: Variant, num: dict[int, int]) 
     ret = [value[k.outputs[j].id] for j in v.returned] + (["ok"] if v.check == "compute" else [])
     lines.append(f"    return ({', '.join(ret)}{',' if ret else ''})")
     return "\n".join(lines) + "\n", names
-
-
-# glibc's largest dynamic mmap threshold on 64-bit Linux (DEFAULT_MMAP_THRESHOLD_MAX): a freed block up to
-# this size goes back to the heap and is reused; a larger one is unmapped, and the next is mapped and
-# page-faulted in afresh, every step.
-CPU_BATCH_BYTES = 32 << 20
-
-
-def _batches(members: list[int], columns: list[list[Any]]) -> list[list[int]]:
-    """Same-shape matrices in stacks small enough to recycle on the CPU. A stack of GPT-2's twelve 768×3072
-    matrices is 113 MB, and each of Newton–Schulz's buffers over it tens of MB: one batch made every step
-    page-fault ~390,000 fresh pages (benchmarks/RESULTS.md, "Muon's page faults"). On the CPU a product of
-    one such matrix already keeps the cores busy, so smaller stacks cost nothing in arithmetic; on CUDA one
-    launch for all of them is the point."""
-    tensors = [v for v in columns[members[0]] if isinstance(v, torch.Tensor)]
-    if not tensors or tensors[0].is_cuda:
-        return [members]
-    each = max(t.numel() * t.element_size() for t in tensors)
-    size = max(1, CPU_BATCH_BYTES // max(each, 1))
-    return [members[k:k + size] for k in range(0, len(members), size)]
 
 
 def _attrs_key(n: Node) -> str:

@@ -15,7 +15,7 @@ import torch
 
 import geo
 from geo.compiler import backends
-from geo.compiler.backends import inductor
+from geo.compiler.backends import batching, inductor
 from geo.compiler.ops.registry import OpDef
 from geo.runtime.optimizer import GeoOptimizer
 
@@ -165,7 +165,7 @@ def test_on_the_cpu_a_stack_stays_within_the_size_malloc_recycles(monkeypatch):
             calls.append(tuple(values[0].shape))
         return apply(self, values, attrs, result)
     monkeypatch.setattr(OpDef, "apply", record)
-    monkeypatch.setattr(inductor, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
+    monkeypatch.setattr(batching, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
     shapes = [(7, 5)] * 5
     ps = params_like(shapes)
     opt = geo.compile("muon", backend="inductor")(ps)
