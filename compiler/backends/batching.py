@@ -54,3 +54,21 @@ def _batches(members: list[int], columns: list[list[Any]]) -> list[list[int]]:
     each = max(t.numel() * t.element_size() for t in tensors)
     size = max(1, CPU_BATCH_BYTES // max(each, 1))
     return [members[k:k + size] for k in range(0, len(members), size)]
+
+
+def cpu_runs(params: list[Any]) -> list[list[int]]:
+    """The indices of `params` in runs stepped one after another on the CPU: same-shape tensors next to each
+    other (so that a run's matrix ops still batch), each run at most CPU_BATCH_BYTES of parameters or a single
+    bigger tensor. Every tensor's step is its own, so the runs change no result."""
+    order = sorted(range(len(params)), key=lambda i: (tuple(params[i].shape), str(params[i].dtype)))
+    runs: list[list[int]] = []
+    size = 0
+    for i in order:
+        nbytes = params[i].numel() * params[i].element_size()
+        if not runs or size + nbytes > CPU_BATCH_BYTES:
+            runs.append([])
+            size = 0
+        runs[-1].append(i)
+        size += nbytes
+    return runs
+

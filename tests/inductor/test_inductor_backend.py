@@ -180,6 +180,40 @@ def test_on_the_cpu_a_stack_stays_within_the_size_malloc_recycles(monkeypatch):
         assert_close(a.detach(), b.detach(), "muon")
 
 
+def test_on_the_cpu_a_group_steps_in_runs_of_same_shape_tensors(monkeypatch):
+    """With matrix ops in the plan, the CPU steps a group in runs (batching.cpu_runs): same-shape tensors
+    together, at most CPU_BATCH_BYTES of parameters each, so only one run's intermediates are alive at a time;
+    the result is the reference's, and a non-finite gradient is still skipped by the right tensor."""
+    assert batching.cpu_runs([torch.empty(7, 5), torch.empty(9, 3), torch.empty(7, 5), torch.empty(9, 3)]) \
+        == [[0, 2, 1, 3]]
+    monkeypatch.setattr(batching, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
+    assert batching.cpu_runs([torch.empty(7, 5), torch.empty(9, 3), torch.empty(7, 5), torch.empty(9, 3)]) \
+        == [[0, 2], [1, 3]]
+    runs = []
+    step = inductor.InductorStep._step
+
+    def record(self, params, *args):
+        runs.append([tuple(p.shape) for p in params])
+        return step(self, params, *args)
+    monkeypatch.setattr(inductor.InductorStep, "_step", record)
+    shapes = [(7, 5), (9, 3), (7, 5), (9, 3), (7, 5)]
+    ps = params_like(shapes)
+    opt = geo.compile("muon", backend="inductor")(ps)
+    grads_for(ps, 0)
+    ps[3].grad[0, 0] = float("nan")
+    before = ps[3].detach().clone()
+    opt.step()
+    assert runs == [[(7, 5), (7, 5)], [(7, 5), (9, 3)], [(9, 3)]]  # 140 + 108 bytes fit in one run
+    assert torch.equal(ps[3].detach(), before) and opt.nonfinite_skips
+    want = params_like(shapes)
+    ref = geo.compile("muon", backend="reference")(want)
+    grads_for(want, 0)
+    want[3].grad[0, 0] = float("nan")
+    ref.step()
+    for a, b in zip(ps, want):
+        assert_close(a.detach(), b.detach(), "muon")
+
+
 def test_nothing_compiles_before_the_first_step():
     """geo.compile and the constructor only specialize programs (milliseconds); TorchInductor runs at the first
     step, once per region variant."""
