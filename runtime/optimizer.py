@@ -15,6 +15,7 @@ checkpoints validated in `checkpoint.py`; this module is the optimizer's life cy
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from ..compiler.ops.randomness import RandomKey
 from ..compiler.spec import ACROSS
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
 from . import across, checkpoint, distributed, torch_optim
+from . import data_parallel
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, static_values, validate_kwargs
@@ -87,6 +89,9 @@ class GeoOptimizer(torch.optim.Optimizer):
             raise TypeError(f"seed must be an integer, got {seed!r}")
         self._geo_seed = int(seed) if seed is not None else torch.initial_seed()
         self._geo_roles = _role_table(roles)
+        # what ZeRO copies into each of its groups from its keywords, the constructor's own (runtime/data_parallel.py)
+        self._geo_ctor = {"roles": roles, "backend": backend, "nonfinite": nonfinite, "seed": seed}
+        self._geo_streams: dict[torch.Tensor, str] = {}  # random streams decided by `route` over a whole list
         self._geo_kwargs = validate_kwargs(spec.info, hypers)
         self._geo_binding: dict[torch.Tensor, tuple[int, int | None, tuple[int, ...]]] = {}
         self._geo_transposed: set[torch.Tensor] = set()  # stored (in, out): the rules see p.T
@@ -101,11 +106,32 @@ class GeoOptimizer(torch.optim.Optimizer):
         self._geo_across_step = 0
         super().__init__(params, defaults=torch_optim.defaults(spec.info, flags))
         self._geo_choices = {}
+        if data_parallel.called_by_zero(sys._getframe(1)):  # ZeRO's local optimizer: its groups must match ZeRO's
+            data_parallel.refuse_under_zero(self, params if isinstance(params, list) else [])
         self._warn_routing(stacklevel=2)
+        data_parallel.warn_unseeded(self, seed, stacklevel=2)
 
     # -- construction
+    @classmethod
+    def route(cls, params, *, roles: dict[Any, str] | None = None, **hypers: Any) -> list[dict[str, Any]]:
+        """Param groups for `torch.distributed.optim.ZeroRedundancyOptimizer(Opt.route(params), optimizer_class=Opt,
+        lr=...)`: split by rule, as this optimizer splits them, with roles, names and random streams decided over
+        the whole list and remembered, so that each rank's local optimizer steps its share exactly as this one
+        would (runtime/data_parallel.py). `hypers` only check that every parameter fits its rule."""
+        given = _param_groups(params)
+        if isinstance(given, torch.Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            "but got torch.Tensor")
+        return data_parallel.route(cls, given, roles, hypers)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         spec = self._geo
+        param_group = self._own_keys(param_group)
+        rule_given = param_group.get("geo_rule")
+        if rule_given is not None and (isinstance(rule_given, bool) or not isinstance(rule_given, int)
+                                       or not 0 <= rule_given < len(spec.rules)):
+            raise ValueError(f"{spec.info.name}: a param group has `geo_rule` {rule_given!r}, not a rule of this "
+                             "optimizer")
         params = param_group["params"]
         params = [params] if isinstance(params, torch.Tensor) else list(params)
         named = [isinstance(p, tuple) for p in params]
@@ -122,16 +148,30 @@ class GeoOptimizer(torch.optim.Optimizer):
         choices = self._geo_choices
         if later or any(id(p) not in choices for p in tensors):
             choices = self._choose(params)
+        routed = self.__class__.__dict__.get("_geo_routed", {})
         for i, p in enumerate(tensors):
-            name = names[i] if names[i] is not None else self._unnamed()
-            binding = self._bind(p, name, choices[id(p)], names[i] is not None, diagnostics)
+            choice, known = choices[id(p)], None
+            if names[i] is None and not choice.given:
+                known = routed.get(p)  # decided by `route` over the whole list (runtime/data_parallel.py)
+            if known is not None:
+                choice = known.choice
+                self._geo_streams[p] = known.stream
+            name = names[i] if names[i] is not None else known.name if known is not None and known.name else \
+                self._unnamed()
+            binding = self._bind(p, name, choice, names[i] is not None, diagnostics)
             if binding is not None:
+                if rule_given is not None and binding[0] != rule_given:
+                    raise ValueError(f"{spec.info.name}: parameter {name} of shape {show_shape(tuple(p.shape))} is "
+                                     f"routed to rule {binding[0]} ({spec.rules[binding[0]].route}), but its param "
+                                     f"group says geo_rule={rule_given}")
                 self._geo_binding[p] = binding
                 split.setdefault(binding[0], []).append(i)
         if diagnostics:
             raise GeoError(diagnostics)
+        if not tensors:  # an empty group stays a group (ZeRO gives a rank that owns none of a group's parameters one)
+            split[rule_given if rule_given is not None else 0] = []
         flags, user = torch_optim.split_flags(spec.info, {k: v for k, v in param_group.items()
-                                                               if k not in ("params", "param_names")})
+                                                               if k not in ("params", "param_names", "geo_rule")})
         torch_optim.check_group_flags(spec.info.name, flags, self._geo_backend)
         groups = []
         for rule_index, members in sorted(split.items()):
@@ -147,10 +187,26 @@ class GeoOptimizer(torch.optim.Optimizer):
             diagnostics += self._misfits(group)
         if diagnostics:
             raise GeoError(diagnostics)
+        if later and data_parallel.called_by_zero(sys._getframe(1)):
+            data_parallel.refuse_under_zero(self, [param_group])
         for group in groups:
             super().add_param_group(group)
         if later:
             self._warn_routing(stacklevel=2)
+
+    def _own_keys(self, param_group: dict[str, Any]) -> dict[str, Any]:
+        """The group without the constructor's keywords that ZeroRedundancyOptimizer copies into each of its groups
+        (its `defaults` are the local optimizer's keywords): where equal to the constructor's, they are dropped;
+        else they are a per-group setting that does not exist, and refused."""
+        extra = [k for k in data_parallel.CONSTRUCTOR_KEYS if k in param_group]
+        if not extra:
+            return param_group
+        mine = {**self._geo_ctor, "nonfinite": self.nonfinite}
+        for k in extra:
+            if param_group[k] is not mine.get(k) and param_group[k] != mine.get(k):
+                raise ValueError(f"{self._geo.info.name}: `{k}` is set for the whole optimizer (a constructor "
+                                 f"keyword), not per param group; got {k}={param_group[k]!r} in a group")
+        return {k: v for k, v in param_group.items() if k not in extra}
 
     def _choose(self, params: list[Any]) -> dict[int, RoleChoice]:
         """The role of each tensor of `params` (tensors or (name, tensor) pairs), by id: compiler/binding.py's rules
@@ -460,7 +516,10 @@ class GeoOptimizer(torch.optim.Optimizer):
         return out
 
     def _stream(self, group: dict[str, Any], p: torch.Tensor) -> str:
-        """The random stream of a parameter: its name, or `#i`, its place among the optimizer's parameters."""
+        """The random stream of a parameter: its name, or `#i`, its place among the optimizer's parameters (or the one
+        `route` decided over the whole list)."""
+        if p in self._geo_streams:
+            return self._geo_streams[p]
         if "param_names" in group:
             return str(group["param_names"][next(i for i, q in enumerate(group["params"]) if q is p)])
         index = next(i for i, q in enumerate(q for g in self.param_groups for q in g["params"]) if q is p)
@@ -509,7 +568,11 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     def _param_key(self, group: dict[str, Any], p: torch.Tensor) -> str | int:
         """How `nonfinite_skips` names a parameter: its name when the optimizer has names, else its index in
-        `state_dict()["state"]` (groups in order, parameters in order)."""
+        `state_dict()["state"]` (groups in order, parameters in order); for a tensor `route` saw, what the optimizer
+        it routed for would say (ZeRO's local optimizers then name a skip as the single-process one does)."""
+        stream = self._geo_streams.get(p)
+        if stream is not None:
+            return int(stream[1:]) if stream.startswith("#") else stream
         index = next(i for i, q in enumerate(group["params"]) if q is p)
         if "param_names" in group:
             return group["param_names"][index]
@@ -582,7 +645,8 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        for key, empty in (("_geo_fits", set), ("_geo_choices", dict), ("_geo_notes", list), ("_geo_transposed", set)):
+        for key, empty in (("_geo_fits", set), ("_geo_choices", dict), ("_geo_notes", list), ("_geo_transposed", set),
+                           ("_geo_streams", dict), ("_geo_ctor", dict)):
             state.setdefault(key, empty())
         super().__setstate__(state)
 
@@ -594,7 +658,8 @@ class GeoOptimizer(torch.optim.Optimizer):
 
 # ---- helpers -------------------------------------------------------------------------------------------
 _PICKLED = ("_geo_backend", "nonfinite", "nonfinite_skips", "_geo_roles", "_geo_kwargs", "_geo_binding",
-            "_geo_transposed", "_geo_unnamed", "_geo_seed", "_geo_params", "_geo_across_state", "_geo_across_step")
+            "_geo_transposed", "_geo_unnamed", "_geo_seed", "_geo_params", "_geo_across_state", "_geo_across_step",
+            "_geo_streams")
 
 
 @dataclass(eq=False)

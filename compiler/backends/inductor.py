@@ -9,7 +9,9 @@
              input once and stores the parameter and the states in place
     OpCall   the operator's torch reference, an ATen call between regions; operators that batch over leading
              dims (`OpDef.batches`: msign, matmul, power iteration) get the group's same-shape matrices stacked
-             into one call (one bmm-based Newton–Schulz per shape), on the CPU as on CUDA
+             into one call (one bmm-based Newton–Schulz per shape); on the CPU a group whose plan has such
+             ops steps in runs of same-shape tensors of at most 32 MiB (batching.py: the values between
+             regions of one run alive at a time, blocks malloc recycles instead of faulting in every step)
 
 Regions are traced with symbolic sizes and, where every input is whole or a single element, over flat views:
 one compilation serves every tensor of a group (a vector and a matrix alike) and any model. It is then called
@@ -52,6 +54,7 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from ..types import DTYPES, Tensor, torch_dtype
+from .batching import batched_calls, cpu_runs
 from .epilogue import KEPT, end_step, storage_id
 from .reference import ReferenceStep, evaluate
 
@@ -113,6 +116,7 @@ class InductorStep:
         self.sources: dict[Variant, str] = {}     # the generated source of every variant compiled
         self.compile_seconds = 0.0
         self._shapes: dict[tuple[int, ...], dict[int, tuple[int, ...]]] = {}
+        self.has_ops = any(isinstance(ph, OpCall) for ph in self.plan.phases)
 
     # ---- the backends' per-parameter interface
     def init(self, param: torch.Tensor, hypers: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +132,25 @@ class InductorStep:
         if not params:
             return [] if check else None
         inputs = inputs if inputs is not None else [{} for _ in params]
+        if self.has_ops and not params[0].is_cuda:
+            # Level by level over the whole group, every tensor's values between the regions and the matrix ops
+            # would be alive at once (736 MB for GPT-2 small's Muon), memory that malloc trims and faults in
+            # again every step; a run of same-shape tensors at a time bounds them (batching.cpu_runs).
+            runs = cpu_runs(params)
+            if len(runs) > 1:
+                ok: list[Any] = [None] * len(params)
+                for run in runs:
+                    pick = lambda xs: [xs[i] for i in run]  # noqa: E731
+                    flags = self._step(pick(params), pick(grads), pick(states), hypers, pick(ts), pick(inputs),
+                                       check)
+                    for i, flag in zip(run, flags or ()):
+                        ok[i] = flag
+                return ok if check else None
+        return self._step(params, grads, states, hypers, ts, inputs, check)
+
+    def _step(self, params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict[str, Any]],
+              hypers: dict[str, Any], ts: list[float], inputs: list[dict[str, Any]],
+              check: bool) -> list[torch.Tensor] | None:
         shapes = [self._shapes_of(tuple(p.shape)) for p in params]
         host = self._host(params, grads, states, hypers, ts, inputs)
         env: dict[int, list[Any]] = {}
@@ -297,23 +320,8 @@ class InductorStep:
         attrs = dict(n.attrs)
         count = len(shapes)
         columns = [[host[i][a.id] if is_host(a) else env[a.id][i] for a in n.args] for i in range(count)]
-        out: list[Any] = [None] * count
-        if opdef.batches and count > 1:
-            groups: dict[tuple, list[int]] = {}
-            for i, col in enumerate(columns):
-                key = tuple((tuple(v.shape), v.dtype, str(v.device)) if isinstance(v, torch.Tensor) else repr(v)
-                            for v in col)
-                groups.setdefault(key, []).append(i)
-            for members in groups.values():
-                if len(members) < 2:
-                    continue
-                stacked = [torch.stack([columns[i][j] for i in members]) if isinstance(v, torch.Tensor) else v
-                           for j, v in enumerate(columns[members[0]])]
-                result = opdef.apply(stacked, attrs, n.type)
-                expected = (len(members), *shapes[members[0]][n.id])
-                if isinstance(result, torch.Tensor) and tuple(result.shape) == expected:
-                    for i, r in zip(members, result.unbind(0)):
-                        out[i] = r
+        out = batched_calls(opdef, columns, attrs, n.type, lambda i: shapes[i][n.id]) \
+            if opdef.batches and count > 1 else [None] * count
         for i in range(count):
             if out[i] is None:
                 out[i] = opdef.apply(columns[i], attrs, n.type)

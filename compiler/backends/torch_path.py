@@ -25,6 +25,7 @@ from ..ir import Node, Program
 from ..ops import registry
 from ..ops._foreach import Scalars
 from ..plan import Kernel, concrete_shapes, is_host, plan
+from .batching import batched_calls
 from .epilogue import end_step, storage_id
 from .reference import ReferenceStep, evaluate
 
@@ -236,7 +237,9 @@ class TorchPathStep:
         CPU each matrix alone, which keeps the results bit-identical to the reference's)."""
         first = next((a for a in args if isinstance(a, list) and a and isinstance(a[0], torch.Tensor)), None)
         if first is not None and first[0].is_cuda and opdef.batches and count > 1:
-            return _batched(opdef, args, attrs, n, count)
+            columns = [_column(args, i) for i in range(count)]
+            out = batched_calls(opdef, columns, attrs, n.type)
+            return [r if r is not None else opdef.apply(columns[i], attrs, n.type) for i, r in enumerate(out)]
         return [opdef.apply(_column(args, i), attrs, n.type) for i in range(count)]
 
     def _write(self, params, grads, states, values, host) -> None:
@@ -307,21 +310,3 @@ def _fits(out: list[Any], first: Any) -> bool:
                and r.dtype == a.dtype for r, a in zip(out, first))
 
 
-def _batched(opdef, args, attrs, n: Node, count: int) -> list[Any]:
-    out: list[Any] = [None] * count
-    groups: dict[tuple, list[int]] = {}
-    for i in range(count):
-        key = tuple((tuple(a[i].shape), a[i].dtype) if isinstance(a, list) and isinstance(a[i], torch.Tensor)
-                    else repr(_at(a, i)) for a in args)
-        groups.setdefault(key, []).append(i)
-    for members in groups.values():
-        if len(members) == 1:
-            i = members[0]
-            out[i] = opdef.apply(_column(args, i), attrs, n.type)
-            continue
-        stacked = [torch.stack([a[i] for i in members]) if isinstance(a, list) and isinstance(a[0], torch.Tensor)
-                   else _at(a, members[0]) for a in args]
-        result = opdef.apply(stacked, attrs, n.type)
-        for i, r in zip(members, result.unbind(0)):
-            out[i] = r
-    return out

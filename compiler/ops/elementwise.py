@@ -372,6 +372,12 @@ def _floor_law(y, x):
     assert ((y <= x) & (x < y + 1)).all() and torch.equal(y, y.round()), "floor(x) is not the integer below x"
 
 
+def _expm1_series(f, x):
+    want = x * (1 + x / 2 * (1 + x / 3 * (1 + x / 4 * (1 + x / 5))))  # the next term, x⁶/720, is < 1e-26·|x| here
+    err = (f(x) - want).abs()
+    assert (err <= 4 * torch.finfo(x.dtype).eps * want.abs()).all(), f"max relative error {(err / want.abs()).max()}"
+
+
 def _fold_sign(x):
     return float((x > 0) - (x < 0))
 
@@ -382,6 +388,13 @@ rsqrt = _unary("rsqrt", "rsqrt", lambda x: 1 / math.sqrt(x), "1/√x.", domain=D
 exp = _unary("exp", "exp", math.exp, "eˣ.", [_inverse_law("exp", "log", lambda y: torch.log(y), -20.0, 20.0)],
              Domain(high=80.0))  # fp32 overflows past 88.7
 log = _unary("log", "log", math.log, "natural logarithm.", domain=Domain(low=1e-6))
+expm1 = _unary("expm1", "expm1", math.expm1,
+               "eˣ − 1, exact to the last digits near 0 where exp(x) − 1 cancels (C99 expm1). The hypentropy "
+               "mirror step builds e^{±x} and sinh x from one expm1 (compiler/ops/mirror.py).",
+               [_inverse_law("expm1", "log1p", lambda y: torch.log1p(y), -20.0, 20.0),
+                Law("expm1(x) = x + x²/2 + x³/6 + x⁴/24 + x⁵/120 + O(x⁶) near 0, to a few ulp (exp(x) − 1: 10⁴ ulp off)",
+                    lambda: sampling.tensors(low=-1e-4, high=1e-4), _expm1_series)],
+               Domain(high=80.0))
 abs_ = _unary("abs", "abs", abs, "|x|.", triton="tl.abs({0})")
 sign = _unary("sign", "sign", _fold_sign, "sign(x) ∈ {−1, 0, 1}; sign(0) = 0 (Lion, signSGD: the ℓ∞ LMO).",
               [Law("sign(x)·|x| = x", lambda: sampling.tensors(), lambda f, x: _close(f(x) * x.abs(), x))])

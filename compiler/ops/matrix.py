@@ -116,17 +116,24 @@ def newton_schulz(x: torch.Tensor, schedule: Schedule, steps: int, dtype: torch.
     if batched:
         lead = X.shape[:-2]
         X = X.reshape(-1, *X.shape[-2:])
+    if steps > 0:
+        # Every iteration writes into the same three buffers (X and C trade places): a batch of GPT-2's matrices
+        # is tens of MB per buffer, above glibc's largest mmap threshold (32 MiB), so a fresh buffer per
+        # iteration was a fresh mapping that the CPU page-faulted in, five times a step (benchmarks/RESULTS.md,
+        # "Muon's page faults"). The products are the same calls as torch.optim.Muon's, into given outputs.
+        gram = torch.empty((*X.shape[:-1], X.size(-2)), dtype=X.dtype, device=X.device)
+        poly = torch.empty_like(gram)
+        other = torch.empty(X.shape, dtype=X.dtype, device=X.device)
+        mm, addmm = (torch.bmm, torch.baddbmm) if batched else (torch.mm, torch.addmm)
     for k in range(steps):
         # (a user's coefficient beyond the dtype's range is ±inf there, as a cast gives, not torch's refusal)
         a, b, c = (host_scalar(float(v), X) for v in schedule.coefficients(k))
-        if batched:
-            A = X @ X.mT
-            B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-            X = torch.baddbmm(X, B, X, beta=a)
-        else:
-            A = X @ X.T
-            B = torch.addmm(A, A, A, beta=b, alpha=c)
-            X = torch.addmm(X, B, X, beta=a)
+        mm(X, X.mT, out=gram)
+        addmm(gram, gram, gram, beta=b, alpha=c, out=poly)
+        addmm(X, poly, X, beta=a, out=other)
+        # a tall matrix's first X is a transposed view: it is not reused as an output, so that every product
+        # writes row-major as torch.optim.Muon's does (an output's layout changes the rounding)
+        X, other = other, X if X.is_contiguous() else torch.empty_like(other)
     if batched:
         X = X.reshape(*lead, *X.shape[-2:])
     if tall:

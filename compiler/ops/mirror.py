@@ -14,14 +14,18 @@ Teboulle, "Mirror descent and nonlinear projected subgradient methods", 2003):
 Hypentropy (Ghai, Hazan & Singer, "Exponentiated gradient meets gradient descent", ALT 2020; algorithms.md
 §2.3) interpolates between gradient descent (|x| ≪ β: metric ≈ flat, x⁺ ≈ x − lr·β·d) and exponentiated
 gradient (|x| ≫ β: x⁺ ≈ x·exp(−lr·d·sign x), HAM's multiplicative step, Jacobs, Jain & Burkholz,
-arXiv 2506.02630); its step has the closed form x·cosh(lr·d) − √(x² + β²)·sinh(lr·d). The p-norm potential
+arXiv 2506.02630); its step has the closed form x·cosh(lr·d) − √(x² + β²)·sinh(lr·d), computed in the stable
+form of `mirror_step`'s docstring. The p-norm potential
 (Gentile, "The robustness of the p-norm algorithms", 2003) with p = 1 + 1/ln N gives ℓ1-like geometry.
 
 `kind` (and the p-norm's `p`) are static; hypentropy's `beta` is a runtime value (a hyperparameter or a
 constant): β > 0 is checked when it reaches the reference as a number (constants at the first step: a type
 rule sees types, not values). "entropy" is defined for x > 0 only. "pnorm" normalizes by ‖x‖_p of the whole
 tensor, so these operators are registered as reductions (the other kinds are elementwise). bf16 and fp16
-inputs are computed in float32 and returned in their own dtype.
+inputs are computed in float32 and returned in their own dtype by the references. `mirror_step` of the
+elementwise kinds is rewritten into elementwise operators (see its docstring), which compute as every fused
+region does: Inductor and Triton in float32 registers, the torch path and the reference backend op by op in
+the tensor's dtype (bf16: up to ~5·2⁻⁸·√(x⁺² + β²) measured, against 2⁻⁹ through float32).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from typing import Any, Callable
 
 from ...dsl.diagnostics import did_you_mean
 from ..types import Scalar, ShapeError, Static, Tensor, broadcast
-from . import sampling
+from . import registry, sampling
 from ._calling import values_first
 from .registry import LOCAL, REDUCTION, WHOLE, Law, Sharding, Rewrite, StaticArg, op, reduction
 from ._lazy import lazy_torch
@@ -51,7 +55,8 @@ def _beta(beta: Any) -> Any:
 
 
 def _work(x: torch.Tensor) -> torch.Tensor:
-    """bf16/fp16 compute in float32 (the hypentropy closed form cancels); results return in the input's dtype."""
+    """bf16/fp16 compute in float32 (an 8-bit mantissa's rounding per operation adds up); results return in the
+    input's dtype."""
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
@@ -83,6 +88,29 @@ def _conjugate(p: float) -> float:
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum()
+
+
+def _hypentropy_step(x: torch.Tensor, s: Any, beta: Any) -> torch.Tensor:
+    """x⁺ = β·sinh(asinh(x/β) − s) in the stable form of `mirror_step`'s docstring (the rewrite `_expand_step`
+    builds the same arithmetic from registry operators, in the same order)."""
+    s = torch.as_tensor(s, dtype=x.dtype, device=x.device)
+    t = s * 0.5
+    em = torch.expm1(t.abs())
+    up = em + 1                                                     # e^{|s|/2}
+    down = 1 / up                                                   # e^{−|s|/2}
+    below = t < 0
+    # σ = −1 where x < 0, or where x = 0 and s < 0 (then e^{−σs} ≤ 1: 0·e^{|s|} never meets an infinite factor)
+    negative = torch.where(x == 0, s, x) < 0
+    e = torch.where(negative != below, up, down)                    # e^{−σs/2}
+    half = em * (down + 1) * 0.5                                    # sinh(|s|/2), no cancellation near 0
+    sh = torch.where(below, -half, half)
+    ax = x.abs()
+    m = torch.maximum(ax, torch.as_tensor(beta, dtype=x.dtype, device=x.device))
+    a, b = ax / m, beta / m                                         # ≤ 1, one of them 1: no overflow below
+    # (√(x² + β²) − |x|)·2cosh(s/2) = ((up + down)·b)·β/(a + √(a² + b²)), multiplied in this order: β·b alone
+    # underflows (β²/|x|) where the product with cosh is still a normal number
+    shrink = (up + down) * b * beta / (a + torch.sqrt(a * a + b * b))
+    return x * e * e - sh * shrink
 
 
 @dataclass(frozen=True)
@@ -118,7 +146,7 @@ POTENTIALS: dict[str, Potential] = {k.name: k for k in [
               lambda x, beta, p: (x * torch.asinh(x / _beta(beta)) - _hypot(x, beta)).sum(),
               lambda x, beta, p: torch.asinh(x / _beta(beta)),
               lambda y, beta, p: _beta(beta) * torch.sinh(y),
-              lambda x, d, lr, beta, p: x * torch.cosh(lr * d) - _hypot(x, _beta(beta)) * torch.sinh(lr * d),
+              lambda x, d, lr, beta, p: _hypentropy_step(x, lr * d, _beta(beta)),
               lambda x, z, beta, p: (x * (torch.asinh(x / _beta(beta)) - torch.asinh(z / beta))
                                      - _hypot(x, beta) + _hypot(z, beta)).sum()),
     Potential("pnorm",
@@ -226,6 +254,57 @@ def _cancel(inner_op: str):
     return fn
 
 
+def _expand_step(node, graph):
+    """mirror_step → elementwise registry operators for "euclidean", "entropy" and "hypentropy", so the planner
+    fuses the step into the elementwise region around it (one kernel, no tensor-sized temporaries). The
+    arithmetic is the reference's, operation by operation (`_hypentropy_step`). "pnorm" needs a norm of the
+    whole tensor and stays one operator; so does a constant β ≤ 0, which the reference rejects at the first step."""
+    kind = node.attr("kind")
+    if kind not in ("euclidean", "entropy", "hypentropy"):
+        return None
+    x, d, lr, beta = node.args
+    if kind == "hypentropy" and beta.op == "const" and not (
+            isinstance(beta.value, (int, float)) and not isinstance(beta.value, bool) and beta.value > 0):
+        return None
+
+    def emit(name, *args, type=None):
+        values = [a.value for a in args if a.op == "const"]
+        opdef = registry.get(name)
+        if len(values) == len(args) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
+                and opdef.fold is not None:
+            try:
+                return graph.const(opdef.fold(*values), node.span)
+            except (ArithmeticError, ValueError):
+                pass  # exp(1e3): left to the host at run time, as the checker leaves it
+        t = type if type is not None else registry.elementwise_rule([a.type for a in args], {}, [])
+        return graph.node(name, args, type=t, span=node.span)
+
+    def const(v):
+        return graph.const(v, node.span)
+
+    is_one = lr.op == "const" and not isinstance(lr.value, bool) and lr.value == 1
+    s = d if is_one else emit("mul", lr, d)
+    if kind == "euclidean":
+        return emit("sub", x, s, type=node.type)
+    if kind == "entropy":
+        return emit("mul", x, emit("exp", emit("neg", s)), type=node.type)
+    t = emit("mul", s, const(0.5))
+    em = emit("expm1", emit("abs", t))
+    up = emit("add", em, const(1))
+    down = emit("div", const(1), up)
+    below = emit("lt", t, const(0))
+    negative = emit("lt", emit("where", emit("eq", x, const(0)), s, x), const(0))
+    e = emit("where", emit("ne", negative, below), up, down)
+    half = emit("mul", emit("mul", em, emit("add", down, const(1))), const(0.5))
+    sh = emit("where", below, emit("neg", half), half)
+    ax = emit("abs", x)
+    m = emit("max", ax, beta)
+    a, b = emit("div", ax, m), emit("div", beta, m)
+    root = emit("add", a, emit("sqrt", emit("add", emit("mul", a, a), emit("mul", b, b))))
+    shrink = emit("div", emit("mul", emit("mul", emit("add", up, down), b), beta), root)
+    return emit("sub", emit("mul", emit("mul", x, e), e), emit("mul", sh, shrink), type=node.type)
+
+
 # ---- laws ----------------------------------------------------------------------------------------------
 LAW_KINDS: list[tuple[str, dict]] = [("euclidean", {}), ("entropy", {}), ("hypentropy", {}), ("pnorm", {"p": 1.5}),
                                      ("pnorm", {"p": 3})]
@@ -301,7 +380,7 @@ def _step_laws(kind: str, kw: dict) -> list[Law]:
             1e-9 * (got.abs() + via.abs() + x.abs().max() + lr * d.abs().max()) + 1e-300
         _close(got, via, scale, f"{label}: mirror_step ≠ mirror_inverse(mirror_map(x) − lr·d)")
 
-    what = "the closed form x·cosh(lr·d) − √(x² + β²)·sinh(lr·d) equals β·sinh(asinh(x/β) − lr·d)" \
+    what = "the stable form x·e^{−σs} − (√(x² + β²) − |x|)·sinh s, s = lr·d, equals β·sinh(asinh(x/β) − s)" \
         if kind == "hypentropy" else "mirror_step(x, d, lr) = mirror_inverse(mirror_map(x) − lr·d)"
     laws = [Law(f"{label}: {what}", lambda: _step_sample(kind), composed)]
     if kind != "hypentropy":
@@ -394,16 +473,45 @@ def mirror_inverse(y, kind: StaticArg, beta=None, p: StaticArg = None):
     return k.inverse(_work(y), beta, pv).to(y.dtype)
 
 
-@op(REDUCTION, _step_rule, laws=_laws(_step_laws), sharding=_sharding(reduces=False))
+@op(REDUCTION, _step_rule, laws=_laws(_step_laws), sharding=_sharding(reduces=False),
+    rewrites=[Rewrite('mirror_step(x, d, lr, "euclidean" | "entropy" | "hypentropy") -> elementwise operators', _expand_step)])
 @values_first
 def mirror_step(x, d, lr, kind: StaticArg, beta=None, p: StaticArg = None):
     """x⁺ = (∇φ)⁻¹(∇φ(x) − lr·d): one mirror-descent step along the direction d.
 
-    d is a gradient, or any update. "euclidean": x − lr·d (gradient descent). "entropy": x·exp(−lr·d)
-    (exponentiated gradient, Kivinen & Warmuth 1997). "hypentropy": x·cosh(lr·d) − √(x² + β²)·sinh(lr·d),
-    the closed form of β·sinh(asinh(x/β) − lr·d) (Ghai, Hazan & Singer, ALT 2020; algorithms.md §2.3); β → 0
-    gives HAM's multiplicative step x·exp(−lr·d·sign x) (Jacobs, Jain & Burkholz, arXiv 2506.02630), β → ∞
-    with lr·β fixed gives gradient descent with step lr·β. "pnorm": through the dual space (Gentile 2003).
+    d is a gradient, or any update; s = lr·d. "euclidean": x − s (gradient descent). "entropy": x·exp(−s)
+    (exponentiated gradient, Kivinen & Warmuth 1997). "hypentropy": β·sinh(asinh(x/β) − s) (Ghai, Hazan &
+    Singer, ALT 2020; algorithms.md §2.3); β → 0 gives HAM's multiplicative step x·exp(−s·sign x) (Jacobs,
+    Jain & Burkholz, arXiv 2506.02630), β → ∞ with lr·β fixed gives gradient descent with step lr·β.
+    "pnorm": through the dual space (Gentile 2003).
+
+    The hypentropy step in a stable form. With u = asinh(x/β), sinh(u − s) = sinh u·cosh s − cosh u·sinh s
+    gives the closed form x⁺ = x·cosh s − √(x² + β²)·sinh s, whose two terms, each of size (|x| + β)·e^|s|/2,
+    cancel: for |x| ≫ β the result is x·e^{−s·sign x}, a factor e^{2|s|} smaller than the terms (fp32 loses
+    all digits by s ≈ 8), and cosh s overflows past |s| ≈ 89 (fp32) where x⁺ may be finite. Take σ ∈ {−1, 1}
+    with σx = |x| (σ = sign x; at x = 0 either, here sign s). Then cosh s = e^{−σs} + σ·sinh s, so
+    x·cosh s = x·e^{−σs} + |x|·sinh s and
+
+        x⁺ = x·e^{−σs} − (√(x² + β²) − |x|)·sinh s,      √(x² + β²) − |x| = β/(a + √(a² + 1)),  a = |x|/β
+
+    (the difference of square roots rationalized: no cancellation, it is β²/(|x| + √(x² + β²)) ∈ (0, β]).
+    At x = 0 it is −β·sinh s. Evaluated without overflow of any intermediate where x⁺ is finite, and with
+    one transcendental function: from em = expm1(|s|/2), e^{|s|/2} = em + 1 and e^{−|s|/2} = 1/(em + 1);
+    e = e^{−σs/2} is one of them, x·e^{−σs} = (x·e)·e, sinh(|s|/2) = em·(1 + e^{−|s|/2})/2 (exact near 0,
+    where (e^{|s|/2} − e^{−|s|/2})/2 cancels) and sinh s = sinh(s/2)·(e^{|s|/2} + e^{−|s|/2}); so |s| up to
+    2·ln(max float) (fp32 177, fp64 1419) stays finite; σ = sign s at x = 0 keeps e ≤ 1 there (0·∞ never
+    occurs); and with
+    m = max(|x|, β), p = |x|/m, q = β/m (both ≤ 1, one of them 1): β/(a + √(a² + 1)) = β·q/(p + √(p² + q²)),
+    evaluated as ((e^{|s|/2} + e^{−|s|/2})·q)·β/(p + √(p² + q²)) so that β·q = β²/|x| never underflows alone (|x|/β beyond
+    the dtype's range) where its product with cosh(s/2) is a normal number.
+    Where both terms have opposite signs (x > 0, s > 0 or x < 0, s < 0) they are each at most
+    max(|x|e^{−|s|}, β·|sinh s|/(a + √(a² + 1))) ≤ |x⁺| + β: the rounding error is a few ulp of |x⁺| + β,
+    the conditioning of β·sinh(u − s) itself (an ulp of x moves x⁺ by up to an ulp of √(x⁺² + β²)).
+
+    The canonicalize pass rewrites this operator for "euclidean", "entropy" and "hypentropy" into elementwise
+    operators in the same order (this reference computes the same arithmetic), so the step fuses with the
+    elementwise work around it: one kernel, no tensor-sized temporaries (HORST's matrix step, stdlib/horst.geo,
+    our reconstruction of an unpublished algorithm, algorithms.md §2.4). "pnorm" stays one operator.
     """
     k, pv = _resolve(kind, p)
     if not isinstance(d, torch.Tensor):

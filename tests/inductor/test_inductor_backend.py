@@ -15,7 +15,7 @@ import torch
 
 import geo
 from geo.compiler import backends
-from geo.compiler.backends import inductor
+from geo.compiler.backends import batching, inductor
 from geo.compiler.ops.registry import OpDef
 from geo.runtime.optimizer import GeoOptimizer
 
@@ -148,6 +148,67 @@ def test_same_shape_matrices_share_one_batched_newton_schulz(monkeypatch):
     want = params_like([(7, 5), (7, 5), (9, 3), (7, 5)])
     ref = geo.compile("muon", backend="reference")(want)
     grads_for(want, 0)
+    ref.step()
+    for a, b in zip(ps, want):
+        assert_close(a.detach(), b.detach(), "muon")
+
+
+def test_on_the_cpu_a_stack_stays_within_the_size_malloc_recycles(monkeypatch):
+    """On the CPU a batch holds at most CPU_BATCH_BYTES of each input (glibc unmaps larger blocks when they are
+    freed, and the next step faults them in again): with a budget of two 7×5 fp32 matrices, five go into msign
+    as stacks of 2, 2 and 1, and the step is the same as the reference's."""
+    calls = []
+    apply = OpDef.apply
+
+    def record(self, values, attrs, result):
+        if self.name == "msign":
+            calls.append(tuple(values[0].shape))
+        return apply(self, values, attrs, result)
+    monkeypatch.setattr(OpDef, "apply", record)
+    monkeypatch.setattr(batching, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
+    shapes = [(7, 5)] * 5
+    ps = params_like(shapes)
+    opt = geo.compile("muon", backend="inductor")(ps)
+    grads_for(ps, 0)
+    opt.step()
+    assert calls == [(2, 7, 5), (2, 7, 5), (7, 5)]
+    want = params_like(shapes)
+    ref = geo.compile("muon", backend="reference")(want)
+    grads_for(want, 0)
+    ref.step()
+    for a, b in zip(ps, want):
+        assert_close(a.detach(), b.detach(), "muon")
+
+
+def test_on_the_cpu_a_group_steps_in_runs_of_same_shape_tensors(monkeypatch):
+    """With matrix ops in the plan, the CPU steps a group in runs (batching.cpu_runs): same-shape tensors
+    together, at most CPU_BATCH_BYTES of parameters each, so only one run's intermediates are alive at a time;
+    the result is the reference's, and a non-finite gradient is still skipped by the right tensor."""
+    assert batching.cpu_runs([torch.empty(7, 5), torch.empty(9, 3), torch.empty(7, 5), torch.empty(9, 3)]) \
+        == [[0, 2, 1, 3]]
+    monkeypatch.setattr(batching, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
+    assert batching.cpu_runs([torch.empty(7, 5), torch.empty(9, 3), torch.empty(7, 5), torch.empty(9, 3)]) \
+        == [[0, 2], [1, 3]]
+    runs = []
+    step = inductor.InductorStep._step
+
+    def record(self, params, *args):
+        runs.append([tuple(p.shape) for p in params])
+        return step(self, params, *args)
+    monkeypatch.setattr(inductor.InductorStep, "_step", record)
+    shapes = [(7, 5), (9, 3), (7, 5), (9, 3), (7, 5)]
+    ps = params_like(shapes)
+    opt = geo.compile("muon", backend="inductor")(ps)
+    grads_for(ps, 0)
+    ps[3].grad[0, 0] = float("nan")
+    before = ps[3].detach().clone()
+    opt.step()
+    assert runs == [[(7, 5), (7, 5)], [(7, 5), (9, 3)], [(9, 3)]]  # 140 + 108 bytes fit in one run
+    assert torch.equal(ps[3].detach(), before) and opt.nonfinite_skips
+    want = params_like(shapes)
+    ref = geo.compile("muon", backend="reference")(want)
+    grads_for(want, 0)
+    want[3].grad[0, 0] = float("nan")
     ref.step()
     for a, b in zip(ps, want):
         assert_close(a.detach(), b.detach(), "muon")

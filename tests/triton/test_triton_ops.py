@@ -21,7 +21,7 @@ optimizer every_op(lr = 0.01, beta = 0.9):
     for tensor W:
         state m = zeros_like(W)
         let a = abs(grad) + 0.5
-        let e = exp(-a) + log(a) + sqrt(a) + rsqrt(a) + sinh(grad) + cosh(grad) + tanh(grad) + asinh(grad) + a ^ 1.5 + square(grad) + a ^ W
+        let e = exp(-a) + log(a) + sqrt(a) + rsqrt(a) + sinh(grad) + cosh(grad) + tanh(grad) + asinh(grad) + expm1(-a) + a ^ 1.5 + square(grad) + a ^ W
         let c = (grad < 0) + (grad <= 0) + (grad > 0) + (grad >= 0) + (grad == 0) + (grad != 0)
         let l = max(grad, 0.1) + min(grad, -0.1) + clamp(grad, -0.2, 0.2) + where(grad > 0, a, -a) + sign(grad) - grad / a + mod(grad * 0.5, 0.7) + floor(grad * 3)
         let b = ((grad > 0) and (W > 0)) + ((grad > 0) or (W > 0)) + (not (grad > 0))

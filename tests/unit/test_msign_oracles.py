@@ -205,3 +205,17 @@ def test_muon_zero_grad_only_decays():
     w.grad = torch.zeros(2, 2)
     opt.step()
     assert torch.allclose(w.detach(), torch.full((2, 2), 0.99))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (7, 5), (64, 48), (3, 6, 4), (3, 4, 6)])
+def test_bf16_newton_schulz_is_torch_optim_muons_bit_for_bit(shape):
+    """geo's Newton–Schulz writes its products into reused buffers (no fresh mapping per iteration on the CPU);
+    the arithmetic must stay torch.optim.Muon's, bit for bit, wide and tall (a tall matrix's first X is a
+    transposed view), one matrix or a stack of them."""
+    from torch.optim._muon import _zeropower_via_newtonschulz
+    torch.manual_seed(0)
+    g = torch.randn(shape)
+    ours = msign(g, steps=5, coeffs="keller", dtype="bf16")
+    theirs = torch.stack([_zeropower_via_newtonschulz(m, (3.4445, -4.7750, 2.0315), 5, 1e-7)
+                          for m in g.reshape(-1, *shape[-2:])]).reshape(shape)
+    assert torch.equal(ours, theirs)

@@ -10,7 +10,7 @@ torch's eager kernels where the math allows it:
     to_bf16     fp32 → bf16 rounded to nearest even, in integer arithmetic (Triton's interpreter truncates,
                 GPUs round: this is the same on both)
 
-The transcendental functions (exp, log, sinh, cosh, tanh, asinh, pow) are libdevice's on a GPU. Triton's
+The transcendental functions (exp, expm1, log, sinh, cosh, tanh, asinh, pow) are libdevice's on a GPU. Triton's
 interpreter (`TRITON_INTERPRET=1`, CPU tests) has no libdevice, so there they are built from `tl.exp`/`tl.log`
 (numpy underneath, correctly rounded to a few ulps) in float64, with series near 0 where the closed forms
 cancel. Which set a process uses is fixed when this module is imported (`INTERPRETED`).
@@ -127,6 +127,11 @@ def _log_gpu(x):
 
 
 @triton.jit
+def _expm1_gpu(x):
+    return libdevice.expm1(x)
+
+
+@triton.jit
 def _sinh_gpu(x):
     return libdevice.sinh(x)
 
@@ -160,6 +165,14 @@ def _exp_cpu(x):
 @triton.jit
 def _log_cpu(x):
     return tl.log(x)
+
+
+@triton.jit
+def _expm1_cpu(x):
+    d = x.to(tl.float64)
+    series = d * (1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0))))
+    y = tl.where(tl.abs(d) < 1e-3, series, tl.exp(d) - 1.0)
+    return y.to(x.dtype)
 
 
 @triton.jit
@@ -228,5 +241,7 @@ def _pow_cpu(a, b):
 
 if INTERPRETED:
     exp, log, sinh, cosh, tanh, asinh, pow = _exp_cpu, _log_cpu, _sinh_cpu, _cosh_cpu, _tanh_cpu, _asinh_cpu, _pow_cpu
+    expm1 = _expm1_cpu
 else:
     exp, log, sinh, cosh, tanh, asinh, pow = _exp_gpu, _log_gpu, _sinh_gpu, _cosh_gpu, _tanh_gpu, _asinh_gpu, _pow_gpu
+    expm1 = _expm1_gpu

@@ -26,6 +26,7 @@ from ...ir import Node, Program, print_program
 from ...ops import registry
 from ...plan import Kernel, OpCall, concrete_shapes, is_host, plan
 from ...types import DTYPES, torch_dtype
+from ..batching import batched_calls
 from ..epilogue import KEPT, end_step, storage_id
 from ..reference import ReferenceStep
 from . import cache
@@ -292,23 +293,8 @@ class TritonStep:
         attrs = dict(n.attrs)
         count = len(shapes)
         columns = [[host[i][a.id] if is_host(a) else env[a.id][i] for a in n.args] for i in range(count)]
-        out: list[Any] = [None] * count
-        if registry.get(n.op).batches and count > 1:
-            groups: dict[tuple, list[int]] = {}
-            for i, col in enumerate(columns):
-                key = tuple((tuple(v.shape), v.dtype, str(v.device)) if isinstance(v, torch.Tensor) else repr(v)
-                            for v in col)
-                groups.setdefault(key, []).append(i)
-            for members in groups.values():
-                if len(members) < 2:
-                    continue
-                stacked = [torch.stack([columns[i][j] for i in members]) if isinstance(v, torch.Tensor) else v
-                           for j, v in enumerate(columns[members[0]])]
-                result = opdef.apply(stacked, attrs, n.type)
-                expected = (len(members), *shapes[members[0]][n.id])
-                if isinstance(result, torch.Tensor) and tuple(result.shape) == expected:
-                    for i, r in zip(members, result.unbind(0)):
-                        out[i] = r
+        out = batched_calls(opdef, columns, attrs, n.type, lambda i: shapes[i][n.id]) \
+            if opdef.batches and count > 1 else [None] * count
         for i in range(count):
             if out[i] is None:
                 out[i] = opdef.apply(columns[i], attrs, n.type)
