@@ -2,8 +2,8 @@
 
 Each rank is a process started by torch.multiprocessing, joined by a FileStore in a fresh temporary directory
 (no ports), on the gloo backend. `fn(rank, world_size, *args)` runs after `init_process_group` and returns a
-picklable result; the results come back in rank order. An exception on any rank is raised here with that rank's
-traceback; a rank that hangs (a collective the others never enter) is killed at `timeout`.
+picklable result; the results come back in rank order. An exception on any rank is raised here with the traceback of
+every rank that failed; a rank that hangs (a collective the others never enter) is killed at `timeout`.
 """
 from __future__ import annotations
 
@@ -63,7 +63,16 @@ def run_ranks(fn, world_size: int, *args, timeout: float = 240.0) -> list:
                     out[rank] = pickle.loads(value)
                 else:
                     failures.append((rank, value))
-                    break  # the others may wait forever in a collective
+                    # the peers of a failed rank usually fail in gloo soon after, or wait forever in a collective:
+                    # collect what comes within a few seconds (the first reported is not always the first cause)
+                    try:
+                        while len(out) + len(failures) < world_size:
+                            rank, ok, value = results.get(timeout=5.0)
+                            if not ok:
+                                failures.append((rank, value))
+                    except queue.Empty:
+                        pass
+                    break
         finally:
             for p in procs:
                 p.join(timeout=5 if not failures else 0.5)
@@ -71,8 +80,7 @@ def run_ranks(fn, world_size: int, *args, timeout: float = 240.0) -> list:
                     p.kill()
                     p.join()
         if failures:
-            rank, tb = failures[0]
-            raise RankFailed(f"rank {rank} of {world_size} failed:\n{tb}")
+            raise RankFailed("\n".join(f"rank {rank} of {world_size} failed:\n{tb}" for rank, tb in sorted(failures)))
     return [out[r] for r in range(world_size)]
 
 

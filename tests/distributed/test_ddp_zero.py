@@ -3,82 +3,28 @@
 Oracles: one process, stepping the same optimizer on the same gradients (for DDP, the average of the ranks'
 gradients, computed rank by rank; for ZeRO, every rank's gradient, equal since their data are). Every spec runs
 inside one spawned group per test: starting the processes (torch and geo imported twice) is most of the cost.
-`run_ranks` is the spawn utility (the same API as tests/distributed/_spawn.py's, to be unified).
+`run_ranks` (tests/distributed/_spawn.py) spawns the ranks.
 """
 from __future__ import annotations
 
 import copy
-import os
-import pickle
 import re
-import tempfile
-import time
-import traceback
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch.multiprocessing.spawn import ProcessException
 from torch.distributed.optim import ZeroRedundancyOptimizer
 from torch.nn.parallel import DistributedDataParallel
 
 import geo
 from geo.dsl.loader import stdlib_optimizers
 
+from _spawn import run_ranks
+
 SPECS = sorted(stdlib_optimizers())
 STDLIB = Path(geo.__file__).parent / "stdlib"
-
-
-# ---- spawning ---------------------------------------------------------------------------------------------------
-def _rank_main(rank, fn, world_size, args, store_path, out_dir):
-    """One rank: a gloo group over a FileStore, `fn` run in it, its result pickled for the parent."""
-    torch.set_num_threads(1)  # one core per rank: two ranks on a 2-core machine, no oversubscription
-    store = dist.FileStore(store_path, world_size)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
-    try:
-        result = fn(rank, world_size, *args)
-        with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
-            pickle.dump(result, f)
-    except BaseException:
-        with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
-            f.write(traceback.format_exc())
-        raise
-    finally:
-        dist.destroy_process_group()
-
-
-def run_ranks(fn, world_size, *args, timeout=120.0):
-    """fn(rank, world_size, *args) in `world_size` spawned processes, each after `init_process_group("gloo")`;
-    returns their results in rank order. An exception in any rank is raised here with that rank's traceback
-    (every failed rank's traceback, in rank order: the first to fail is not always the first reported, and its peers
-    then fail in gloo); past `timeout` seconds every rank is killed (TimeoutError)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = mp.start_processes(_rank_main, args=(fn, world_size, args, os.path.join(tmp, "store"), tmp),
-                                 nprocs=world_size, join=False, start_method="spawn")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if ctx.join(timeout=1.0):
-                    break
-            except ProcessException as e:
-                errors = [f"rank {r}:\n{(Path(tmp) / f'rank{r}.err').read_text()}" for r in range(world_size)
-                          if (Path(tmp) / f"rank{r}.err").exists()]
-                raise RuntimeError(f"{fn.__name__} failed on {world_size} ranks\n" + "\n".join(errors)) from e
-            if time.monotonic() > deadline:
-                for p in ctx.processes:
-                    if p.is_alive():
-                        p.kill()
-                for p in ctx.processes:
-                    p.join()
-                raise TimeoutError(f"{fn.__name__} did not finish on {world_size} ranks within {timeout} s")
-        out = []
-        for rank in range(world_size):
-            with open(Path(tmp) / f"rank{rank}.pkl", "rb") as f:
-                out.append(pickle.load(f))
-        return out
 
 
 # ---- the model, the data, the optimizers -----------------------------------------------------------------------
