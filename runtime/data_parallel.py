@@ -125,7 +125,7 @@ def refuse_under_zero(opt: GeoOptimizer, groups: list[Any]) -> None:
             f"{spec.name} cannot run under ZeroRedundancyOptimizer: its `across` block decides over every covered "
             "layer at once, and a rank's local optimizer holds only its share of them; its optimizer-level state "
             "(`geo_global`) is not part of ZeRO's checkpoints either. Use DistributedDataParallel with the "
-            "optimizer itself (docs/distributed.md, "DDP and ZeRO-1").")
+            "optimizer itself (docs/distributed.md, 'DDP and ZeRO-1').")
     if len(spec.rules) > 1 and any(not isinstance(g, dict) or "geo_rule" not in g for g in groups):
         raise ValueError(
             f"{spec.name} routes parameters to {len(spec.rules)} rules, so each group ZeroRedundancyOptimizer gives "
