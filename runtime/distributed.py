@@ -46,7 +46,7 @@ from ..compiler.ir import reachable
 from ..compiler.ops import registry
 from ..compiler.ops.randomness import RandomKey
 from .checkpoint import STEP_KEY, param_name
-from .shard_plan import (_COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify,  # noqa: F401
+from .shard_plan import (COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify,
                          is_rows, program_flops, region, row_reductions, shape_facts)
 
 if TYPE_CHECKING:
@@ -445,7 +445,7 @@ def _partial(node, args: list[Any], program, p, world_rows: int):
         if like is None:
             return float(total)
         return total.to(dtype=like.dtype, device=x.device).reshape(like.shape)
-    return part.reshape(-1), _COLLECTIVE[facet.combine], finish
+    return part.reshape(-1), COLLECTIVE[facet.combine], finish
 
 
 def _step_reduced(opt: GeoOptimizer, items: list[_Item], pg, world: int) -> None:

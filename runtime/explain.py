@@ -171,7 +171,7 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
     one float32 flag per parameter with a gradient (the non-finite check). Collectives: that all-reduce, and, when
     any parameter is owner-computed, one all_to_all_single per dtype each way. (The first step also broadcasts the
     seed and all-gathers the new states' shapes; not counted here.)"""
-    from .shard_plan import _COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify, \
+    from .shard_plan import COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify, \
         is_rows, program_flops, region, row_reductions
     spec = optimizer_cls._geo
     if world < 1:
@@ -198,7 +198,7 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
             node_shapes = concrete_shapes(program, viewed_shape(rule, shape))
             for node in row_reductions(program, len(stored)):
                 facet = registry.get(node.op).sharding_for(dict(node.attrs))
-                reductions.append((_COLLECTIVE[facet.combine], math.prod(node_shapes.get(node.id, ()))))
+                reductions.append((COLLECTIVE[facet.combine], math.prod(node_shapes.get(node.id, ()))))
         split = None
         if mode == SPLIT:
             node_shapes = concrete_shapes(program, shape)

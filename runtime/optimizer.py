@@ -29,8 +29,7 @@ from ..compiler.binding import (RANK_ROLES, ParamInfo, RoleChoice, RoutingWarnin
 from ..compiler.ops.randomness import RandomKey
 from ..compiler.spec import ACROSS
 from ..dsl.diagnostics import Diagnostic, GeoError, Label
-from . import across, checkpoint, distributed, torch_optim
-from . import data_parallel
+from . import across, checkpoint, data_parallel, distributed, torch_optim
 from .checkpoint import STEP_KEY, param_name
 from .compiled import BACKENDS, CompiledSpec
 from .hypers import group_values, runtime_values, static_values, validate_kwargs
@@ -407,11 +406,7 @@ class GeoOptimizer(torch.optim.Optimizer):
                 state = self.state.get(p)
                 fresh = None
                 if not state:
-                    base = p.T if p in self._geo_transposed else p  # a view, no copy
-                    view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
-                    fresh = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
-                    fresh.update(_unaliased(runner.init(view, hypers), (p, p.grad)))
-                    state = fresh
+                    state = fresh = self._fresh_state(p, rule, runner, hypers, (p, p.grad))
                 w = _Work(group, rule, statics, hypers, p, p in self._geo_transposed, backend, shape, runner, state,
                           fresh is not None, float(state[STEP_KEY]), times, decided.get(id(p), {}),
                           check=id(p) in in_kernel)
@@ -596,11 +591,17 @@ class GeoOptimizer(torch.optim.Optimizer):
                 _, rank, active = self._geo_binding[p]
                 backend = backends.resolve(self._geo_backend, p.is_cuda, p.numel())
                 runner = self._geo.runner(rule, statics, rank, active, backend, shape=self._geo_shape(p))
-                base = p.T if p in self._geo_transposed else p
-                view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
-                state = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
-                state.update(_unaliased(runner.init(view, hypers), (p,)))
-                self.state[p] = state
+                self.state[p] = self._fresh_state(p, rule, runner, hypers, (p,))
+
+    def _fresh_state(self, p: torch.Tensor, rule, runner, hypers: dict[str, Any],
+                     apart: tuple[Any, ...]) -> dict[str, Any]:
+        """A parameter's state before its first step: the step count 0 and its rule's initial states, computed on
+        the view the rule sees, sharing no buffer with the tensors in `apart`."""
+        base = p.T if p in self._geo_transposed else p  # a view, no copy
+        view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
+        fresh = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
+        fresh.update(_unaliased(runner.init(view, hypers), apart))
+        return fresh
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:

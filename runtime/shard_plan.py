@@ -15,7 +15,7 @@ from ..compiler.ops import registry
 
 LOCAL, REDUCE, SPLIT, OWNER = "local", "reduce", "split", "owner"
 # how a reduction's partials are all-reduced, by its facet's combine
-_COLLECTIVE = {"sum": "sum", "mean": "sum", "rms": "sum", "max": "max", "min": "min"}
+COLLECTIVE = {"sum": "sum", "mean": "sum", "rms": "sum", "max": "max", "min": "min"}
 
 
 def is_rows(t, program) -> bool:

@@ -7,7 +7,7 @@ import warnings
 import torch
 
 import geo
-from geo.runtime.distributed import chunk_rows
+from geo.runtime.shard_plan import chunk_rows
 
 import _models
 
@@ -60,7 +60,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def equivalence(rank, world, names, steps):
     """Each spec: `steps` sharded steps against the same steps unsharded in this process; returns
     {spec: (max relative difference of the parameters, of the states, modes by parameter)}."""
-    from geo.runtime.distributed import classify
+    from geo.runtime.shard_plan import classify
     mesh = _mesh(world)
     out = {}
     for name in names:
