@@ -455,34 +455,19 @@ def _step_reduced(opt: GeoOptimizer, items: list[_Item], pg, world: int) -> None
     step runs on the rows."""
     if not items:
         return
-    from .optimizer import _set_step
-    spec = opt._geo
     ds = opt.__dict__["_geo_dist"]
     runs = []
     for it in items:
-        p, rank_active = it.p, it.rank_active
-        local_p, grad = _local(p), _local(p.grad)
-        old = opt.state.get(p)
-        state = _run(opt, it, local_p, None, None, True) if it.fresh else {k: _local(v) for k, v in old.items()}
-        t = it.t0 + 1
-        program = spec.program(it.rule, it.statics, *rank_active, shape=it.shape)
-        inputs = dict(it.decided) if program.inputs else {}
-        if program.guards:
-            firing = spec.firing(program, local_p, grad, it.hypers, t, inputs)
-            if firing is not None:
-                program = spec.program(it.rule, it.statics, *rank_active, firing, shape=it.shape)
-        if it.group.get("maximize"):
-            grad = torch.neg(grad)
-        step = ReferenceStep(program)
-        env = {"param": local_p, "grad": grad, "state": state, "hypers": it.hypers, "t": t, "inputs": inputs}
-        runs.append((it, step, env, row_reductions(program, p.dim()), shape_facts(program, it.shape), state, old))
+        program, env, state, old = _prepared(opt, it)
+        runs.append((it, program, env, row_reductions(program, it.p.dim()), shape_facts(program, it.shape), state,
+                     old))
     for level in range(max(len(r[3]) for r in runs)):
         pending: dict[str, list] = {}
-        for it, step, env, crossing, known, _, _ in runs:
+        for it, program, env, crossing, known, _, _ in runs:
             if level < len(crossing):
                 node = crossing[level]
                 known.update(evaluate(reachable(list(node.args)), env, known))
-                part, kind, finish = _partial(node, [known[a.id] for a in node.args], step.program, it.p,
+                part, kind, finish = _partial(node, [known[a.id] for a in node.args], program, it.p,
                                               it.p.shape[0])
                 pending.setdefault(kind, []).append((part, finish, known, node))
         for kind in sorted(pending):
@@ -496,18 +481,8 @@ def _step_reduced(opt: GeoOptimizer, items: list[_Item], pg, world: int) -> None
             for part, finish, known, node in parts:
                 known[node.id] = finish(flat[offset:offset + part.numel()].cpu())
                 offset += part.numel()
-    for it, step, env, _, known, state, old in runs:
-        if env["param"].numel():
-            step.step_group([env["param"]], [env["grad"]], [state], it.hypers, [env["t"]],
-                            [env["inputs"]] if env["inputs"] else None, known=[known])
-        _set_step(state, env["t"])
-        if it.fresh:
-            opt.state[it.p] = _wrapped_states(opt, it, state)
-        else:
-            for k, v in state.items():
-                if k != STEP_KEY and isinstance(v, torch.Tensor) and v.data_ptr() != _local(old[k]).data_ptr():
-                    _local(old[k]).copy_(v)
-            _set_step(old, env["t"])
+    for it, program, env, _, known, state, old in runs:
+        _finish_rows(opt, it, program, env, known, state, old)
 
 
 def _prepared(opt: GeoOptimizer, it: _Item):

@@ -66,14 +66,9 @@ def _flops(n: float) -> str:
     return f"{n:.0f} FLOP"
 
 
-def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32,
-            roles: dict[str, str] | None = None) -> str:
-    """params: {name: stored shape} in model order; roles: {name: role} as the constructor's `roles=`."""
-    spec = optimizer_cls._geo
-    itemsize = DTYPES[dtype_name(dtype)].itemsize
-    lines = [f"explain {spec.info.name}  ({len(spec.rules)} rule{'s' if len(spec.rules) != 1 else ''}, "
-             f"parameters in {str(dtype).removeprefix('torch.')})"]
-    totals = [0.0, 0.0, 0.0, 0, 0, 0.0]  # read, written, flops, kernels, ops, state bytes
+def _bound(spec, params: dict[str, tuple[int, ...]], roles: dict[str, str] | None) -> list[tuple]:
+    """(name, stored shape, shape the rules see, RoleChoice, (rule, rank, active steps)) per parameter, routed as
+    the constructor routes them; every parameter no rule takes is a diagnostic (GeoError)."""
     diagnostics: list[Diagnostic] = []
     choices = choose_roles(list(params.items()), [(roles or {}).get(name) for name in params])
     bound = []
@@ -86,6 +81,18 @@ def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch
         bound.append((name, stored, shape, choice, binding))
     if diagnostics:
         raise GeoError(diagnostics)
+    return bound
+
+
+def explain(optimizer_cls: Any, params: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32,
+            roles: dict[str, str] | None = None) -> str:
+    """params: {name: stored shape} in model order; roles: {name: role} as the constructor's `roles=`."""
+    spec = optimizer_cls._geo
+    itemsize = DTYPES[dtype_name(dtype)].itemsize
+    lines = [f"explain {spec.info.name}  ({len(spec.rules)} rule{'s' if len(spec.rules) != 1 else ''}, "
+             f"parameters in {str(dtype).removeprefix('torch.')})"]
+    totals = [0.0, 0.0, 0.0, 0, 0, 0.0]  # read, written, flops, kernels, ops, state bytes
+    bound = _bound(spec, params, roles)
     lines += ["", "routing: the first rule whose selector holds takes a parameter; its role comes from roles=, its "
                   "name, its place (the model's last layer) or its rank (compiler/binding.py)"]
     width = max(len(name) for name, *_ in bound)
@@ -177,16 +184,8 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
     if world < 1:
         raise ValueError(f"--world-size must be at least 1, got {world}")
     itemsize = DTYPES[dtype_name(dtype)].itemsize
-    choices = choose_roles(list(params.items()), [(roles or {}).get(name) for name in params])
     rows = []
-    diagnostics = []
-    for (name, stored), choice in zip(params.items(), choices):
-        shape = tuple(reversed(stored)) if choice.transposed else stored
-        binding = bind_rule(spec.info, ParamInfo(name, shape, choice.role))
-        if isinstance(binding, Diagnostic):
-            diagnostics.append(binding)
-            continue
-        index, rank, active = binding
+    for name, stored, shape, choice, (index, rank, active) in _bound(spec, params, roles):
         rule = spec.rules[index]
         program = spec.program(rule, rule.statics(), rank, active, shape=shape)
         mode, why = classify(program, rule, len(stored), choice.transposed)
@@ -214,8 +213,6 @@ def communication(optimizer_cls: Any, params: dict[str, tuple[int, ...]], world:
         rows.append({"name": name, "shape": tuple(stored), "mode": mode, "why": why, "states": states,
                      "flops": program_flops(program, shape) if mode in (OWNER, SPLIT) else 0.0, "owner": None,
                      "bytes": 0, "reductions": reductions, "split": split})
-    if diagnostics:
-        raise GeoError(diagnostics)
     owned = [r for r in rows if r["mode"] in (OWNER, SPLIT) and math.prod(r["shape"])]
     levels = set()  # (level, combine kind): one all_reduce each, every parameter's partials of that level together
     for r in rows:

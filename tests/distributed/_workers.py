@@ -57,6 +57,17 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() / (scale if scale > 0 else 1.0)
 
 
+def stepped_pair(name, world, rank, mesh, steps):
+    """`sharded_pair` after `steps` steps of both optimizers on the same gradients."""
+    named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh)
+    for t in range(steps):
+        _set_grads(named, t, world, rank, mesh)
+        _set_grads(ref_named, t, world, rank, mesh)
+        opt.step()
+        ref_opt.step()
+    return named, opt, ref_named, ref_opt
+
+
 def equivalence(rank, world, names, steps):
     """Each spec: `steps` sharded steps against the same steps unsharded in this process; returns
     {spec: (max relative difference of the parameters, of the states, modes by parameter)}."""
@@ -64,12 +75,7 @@ def equivalence(rank, world, names, steps):
     mesh = _mesh(world)
     out = {}
     for name in names:
-        named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh)
-        for t in range(steps):
-            _set_grads(named, t, world, rank, mesh)
-            _set_grads(ref_named, t, world, rank, mesh)
-            opt.step()
-            ref_opt.step()
+        named, opt, ref_named, ref_opt = stepped_pair(name, world, rank, mesh, steps)
         worst = 0.0
         for (n, p), (_, q) in zip(named, ref_named):
             worst = max(worst, rel(p.full_tensor(), q.detach()))
@@ -158,12 +164,7 @@ def traffic(rank, world, names, steps):
     mesh = _mesh(world)
     out = {}
     for name in names:
-        named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh)
-        for t in range(steps):
-            _set_grads(named, t, world, rank, mesh)
-            _set_grads(ref_named, t, world, rank, mesh)
-            opt.step()
-            ref_opt.step()
+        named, opt, ref_named, ref_opt = stepped_pair(name, world, rank, mesh, steps)
         worst = max(rel(p.full_tensor(), q.detach()) for (_, p), (_, q) in zip(named, ref_named))
         out[name] = (worst, dict(opt._geo_dist.last), {n: tuple(p.shape) for n, p in named})
     return out

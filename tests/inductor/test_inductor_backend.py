@@ -129,9 +129,8 @@ def test_raise_and_propagate_behave_as_on_the_other_backends():
     assert not torch.isfinite(w.detach()).all()
 
 
-def test_same_shape_matrices_share_one_batched_newton_schulz(monkeypatch):
-    """Matrix ops stay torch (ATen) calls between the regions: three 7×5 matrices go into msign as one (3, 7, 5)
-    stack (a bmm per Newton–Schulz iteration), the 9×3 one alone."""
+def msign_calls(monkeypatch) -> list[tuple[int, ...]]:
+    """The shape of msign's first argument at each call, from now on (a stack: (count, m, n))."""
     calls = []
     apply = OpDef.apply
 
@@ -140,6 +139,13 @@ def test_same_shape_matrices_share_one_batched_newton_schulz(monkeypatch):
             calls.append(tuple(values[0].shape))
         return apply(self, values, attrs, result)
     monkeypatch.setattr(OpDef, "apply", record)
+    return calls
+
+
+def test_same_shape_matrices_share_one_batched_newton_schulz(monkeypatch):
+    """Matrix ops stay torch (ATen) calls between the regions: three 7×5 matrices go into msign as one (3, 7, 5)
+    stack (a bmm per Newton–Schulz iteration), the 9×3 one alone."""
+    calls = msign_calls(monkeypatch)
     ps = params_like([(7, 5), (7, 5), (9, 3), (7, 5)])
     opt = geo.compile("muon", backend="inductor")(ps)
     grads_for(ps, 0)
@@ -157,14 +163,7 @@ def test_on_the_cpu_a_stack_stays_within_the_size_malloc_recycles(monkeypatch):
     """On the CPU a batch holds at most CPU_BATCH_BYTES of each input (glibc unmaps larger blocks when they are
     freed, and the next step faults them in again): with a budget of two 7×5 fp32 matrices, five go into msign
     as stacks of 2, 2 and 1, and the step is the same as the reference's."""
-    calls = []
-    apply = OpDef.apply
-
-    def record(self, values, attrs, result):
-        if self.name == "msign":
-            calls.append(tuple(values[0].shape))
-        return apply(self, values, attrs, result)
-    monkeypatch.setattr(OpDef, "apply", record)
+    calls = msign_calls(monkeypatch)
     monkeypatch.setattr(batching, "CPU_BATCH_BYTES", 2 * 7 * 5 * 4)
     shapes = [(7, 5)] * 5
     ps = params_like(shapes)
