@@ -174,10 +174,11 @@ def _explain(args) -> int:
     roles = {p[0]: p[2] for p in parsed if len(p) == 3}
     opt = compile_spec(_source(args.file), name=args.name)
     if args.world_size is not None:
-        if args.world_size < 1:
-            print(f"geo: --world-size must be at least 1, got {args.world_size}", file=sys.stderr)
+        try:
+            print(ex.explain_communication(opt, params, args.world_size, torch_dtype(args.dtype), roles))
+        except ValueError as err:  # a world size below 1
+            print(f"geo: {err}", file=sys.stderr)
             return 2
-        print(ex.explain_communication(opt, params, args.world_size, torch_dtype(args.dtype), roles))
         return 0
     print(ex.explain(opt, params, torch_dtype(args.dtype), roles))
     return 0

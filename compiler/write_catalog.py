@@ -40,15 +40,7 @@ def _sharding(o: registry.OpDef) -> str:
     """The sharding facet in words (runtime/distributed.py reads it)."""
     if not isinstance(o.sharding, registry.Sharding):
         return o.sharding.__doc__ or "depends on its static arguments"
-    f = o.sharding
-    if f.mode == "local":
-        return "local (runs on each rank's rows)"
-    if f.mode == "whole":
-        return "whole (needs the whole tensor: owner-compute)"
-    if f.mode == "shape":
-        return "the whole tensor's shape (every rank knows it)"
-    over = {"all": "every element", "axis": "its `axis` (every element when none)", "last": "the last dim"}[f.over]
-    return f"reduction over {over}, partials combined by {f.combine}"
+    return o.sharding.describe()
 
 
 def _entry(o: registry.OpDef) -> list[str]:

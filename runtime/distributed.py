@@ -44,7 +44,6 @@ from ..compiler import backends
 from ..compiler.backends.reference import ReferenceStep, evaluate
 from ..compiler.ir import reachable
 from ..compiler.ops import registry
-from ..compiler.ops.randomness import RandomKey
 from .checkpoint import STEP_KEY, param_name
 from .shard_plan import (COLLECTIVE, LOCAL, OWNER, REDUCE, SPLIT, assign_owners, chunk_rows, classify,
                          is_rows, program_flops, region, row_reductions, shape_facts)
@@ -250,24 +249,17 @@ def plan_items(opt: GeoOptimizer, items: list[_Item], world: int) -> None:
             it.owner = found[id(it.p)]
 
 
-def step(opt: GeoOptimizer, init_only: bool = False) -> None:
+def step(opt: GeoOptimizer, init_only: bool = False) -> list[str | int]:
     """One step of every parameter with a gradient (`init_only`: create the states of every parameter that has
-    none, and step nothing: `init_state`)."""
+    none, and step nothing: `init_state`). Returns the keys of the parameters skipped for a non-finite gradient
+    (on some rank), which the optimizer counts."""
     from . import across
-    from .hypers import runtime_values, static_values
     spec = opt._geo
     name = spec.info.name
-    groups = []
-    for group in opt.param_groups:
-        rule = spec.rules[group["geo_rule"]]
-        groups.append((group, rule, static_values(name, rule, group), runtime_values(name, rule, group)))
-    misfits = [d for group, *_ in groups for d in opt._misfits(group)]
-    if misfits:
-        from ..dsl.diagnostics import GeoError
-        raise GeoError(misfits)
+    groups = opt._rule_groups()
     params = [(g, p) for g, *_ in groups for p in g["params"]]
     if not params:
-        return
+        return []
     pg, world, rank = _mesh_info(params[0][1])
     for _, p in params:
         if _mesh_info(p)[:2] != (pg, world):
@@ -328,8 +320,7 @@ def step(opt: GeoOptimizer, init_only: bool = False) -> None:
         _step_reduced(opt, [it for it in items if it.mode == REDUCE], pg, world)
         _step_split(opt, [it for it in items if it.mode == SPLIT], pg, world, rank)
     _step_owned(opt, [it for it in items if it.mode == OWNER], pg, world, rank, init_only)
-    for key in skipped:
-        opt.nonfinite_skips[key] = opt.nonfinite_skips.get(key, 0) + 1
+    return skipped
 
 
 def _run(opt: GeoOptimizer, it: _Item, param: torch.Tensor, grad: torch.Tensor | None,
@@ -337,29 +328,24 @@ def _run(opt: GeoOptimizer, it: _Item, param: torch.Tensor, grad: torch.Tensor |
     """The ordinary single-process step of one parameter on plain tensors (its rows, or the whole on its owner):
     the rule's view, `maximize`, `when` blocks and random key as GeoOptimizer's step. Returns the new state
     (param updated in place)."""
-    from .optimizer import _set_step, _unaliased
+    from .optimizer import _set_step, fresh_state
     spec = opt._geo
     rank_, active = it.rank_active
     backend = backends.resolve(opt._geo_backend, param.is_cuda, param.numel())
     if backend == "inductor":
         backend = "torch"  # the non-finite check is done above, once for all ranks
     runner = spec.runner(it.rule, it.statics, rank_, active, backend, shape=it.shape)
-    view = it.rule.view.forward(param, it.rule.view_args) if it.rule.view is not None else param
     if state is None:
-        state = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
-        state.update(_unaliased(runner.init(view, it.hypers), (param, grad)))
+        state = fresh_state(param, it.rule, runner, it.hypers, (param, grad))
     if init_only:
         return state
+    view = it.rule.view.forward(param, it.rule.view_args) if it.rule.view is not None else param
     if it.rule.view is not None:
         grad = it.rule.view.forward(grad, it.rule.view_args)
     if it.group.get("maximize"):
         grad = torch.neg(grad)
     t = it.t0 + 1
-    inputs = {}
-    if runner.program.inputs:
-        inputs = dict(it.decided)
-        if "rng" in runner.program.inputs:
-            inputs["rng"] = RandomKey(opt._geo_seed, opt._stream(it.group, it.p), int(t))
+    inputs = opt._inputs(runner.program, it.group, it.p, t, it.decided)
     if runner.program.guards:
         firing = spec.firing(runner.program, view, grad, it.hypers, t, inputs)
         if firing is not None:
@@ -384,14 +370,10 @@ def _step_local(opt: GeoOptimizer, it: _Item, init_only: bool) -> None:
             _set_step(old, it.t0 + 1)
         return
     new = _run(opt, it, local_p, grad, local_state, init_only)
-    if not it.fresh:
-        for k, v in new.items():  # a backend may put new tensors into the state dict rather than update in place
-            if k != STEP_KEY and not (isinstance(v, torch.Tensor) and v.data_ptr() == _local(old[k]).data_ptr()):
-                _local(old[k]).copy_(v)
-        from .optimizer import _set_step
-        _set_step(old, it.t0 + 1)
     if it.fresh:
         opt.state[p] = _wrapped_states(opt, it, new)
+    else:
+        _commit_rows(old, new, it.t0 + 1)
 
 
 def _wrapped_states(opt: GeoOptimizer, it: _Item, new: dict[str, Any]) -> dict[str, Any]:
@@ -495,9 +477,7 @@ def _prepared(opt: GeoOptimizer, it: _Item):
     state = _run(opt, it, local_p, None, None, True) if it.fresh else {k: _local(v) for k, v in old.items()}
     t = it.t0 + 1
     program = spec.program(it.rule, it.statics, *it.rank_active, shape=it.shape)
-    inputs = dict(it.decided) if program.inputs else {}
-    if "rng" in program.inputs:
-        inputs["rng"] = RandomKey(opt._geo_seed, opt._stream(it.group, p), int(t))
+    inputs = opt._inputs(program, it.group, p, t, it.decided)
     if program.guards:
         firing = spec.firing(program, local_p, grad, it.hypers, t, inputs)
         if firing is not None:
@@ -518,10 +498,21 @@ def _finish_rows(opt: GeoOptimizer, it: _Item, program, env, known, state, old) 
     if it.fresh:
         opt.state[it.p] = _wrapped_states(opt, it, state)
     else:
-        for k, v in state.items():
-            if k != STEP_KEY and isinstance(v, torch.Tensor) and v.data_ptr() != _local(old[k]).data_ptr():
-                _local(old[k]).copy_(v)
-        _set_step(old, env["t"])
+        _commit_rows(old, state, env["t"])
+
+
+def _commit_rows(old: dict[str, Any], new: dict[str, Any], t: float) -> None:
+    """A parameter's new state on this rank's rows into its DTensor states (a backend may have put new tensors
+    into the state dict rather than update in place), and its step count."""
+    from .optimizer import _set_step
+    for k, v in new.items():
+        if k == STEP_KEY:
+            continue
+        if not isinstance(v, torch.Tensor):
+            old[k] = v
+        elif v.data_ptr() != _local(old[k]).data_ptr():
+            _local(old[k]).copy_(v)
+    _set_step(old, t)
 
 
 def _value_dtype(node, p) -> torch.dtype:

@@ -21,12 +21,6 @@ from ..compiler.ops import registry
 from ..compiler.plan import Kernel, concrete_shapes, phase_cost, plan
 from ..dsl.diagnostics import Diagnostic, GeoError
 
-GPT2_SMALL_LAYER = {
-    "wte.weight": (50257, 768), "h.0.ln_1.weight": (768,), "h.0.attn.c_attn.weight": (2304, 768),
-    "h.0.attn.c_attn.bias": (2304,), "h.0.attn.c_proj.weight": (768, 768), "h.0.mlp.c_fc.weight": (3072, 768),
-    "h.0.mlp.c_proj.weight": (768, 3072),
-}
-
 
 def parse_param(text: str) -> tuple[str, tuple[int, ...]] | tuple[str, tuple[int, ...], str]:
     """NAME=SHAPE with SHAPE like 768x3072 (a scalar: `()`), or NAME=SHAPE:ROLE (a role as `roles=` takes)."""
@@ -163,6 +157,10 @@ def gpt2_small() -> dict[str, tuple[int, ...]]:
     return out
 
 
+# `geo explain`'s default: one GPT-2 small layer's matrices and a bias, and the embedding
+GPT2_SMALL_LAYER = {name: shape for name, shape in gpt2_small().items()
+                    if name in ("wte.weight", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias",
+                                "h.0.attn.c_proj.weight", "h.0.mlp.c_fc.weight", "h.0.mlp.c_proj.weight")}
 MODELS = {"gpt2-small": gpt2_small, "gpt2-small-layer": lambda: dict(GPT2_SMALL_LAYER)}
 
 

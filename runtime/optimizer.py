@@ -345,10 +345,10 @@ class GeoOptimizer(torch.optim.Optimizer):
     @_not_traced
     def _geo_step(self) -> None:
         if distributed.is_sharded(self):  # DTensor parameters (FSDP2): runtime/distributed.py
-            distributed.step(self)
-            return
-        work, skipped, across_step = self._prepare()
-        skipped += self._apply(work, across_step)
+            skipped = distributed.step(self)
+        else:
+            work, skipped, across_step = self._prepare()
+            skipped += self._apply(work, across_step)
         for key in skipped:
             self.nonfinite_skips[key] = self.nonfinite_skips.get(key, 0) + 1
 
@@ -358,16 +358,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         the `across` block's step (runtime/across.py), or None."""
         spec = self._geo
         opt = spec.info.name
-        groups = []
-        for i, group in enumerate(self.param_groups):
-            index = group.get("geo_rule")
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(spec.rules):
-                raise ValueError(f"{opt}: param group {i} has `geo_rule` {index!r}, not a rule of this optimizer")
-            rule = spec.rules[index]
-            groups.append((group, rule, static_values(opt, rule, group), runtime_values(opt, rule, group)))
-        misfits = [d for group, *_ in groups for d in self._misfits(group)]  # a changed static: new programs
-        if misfits:
-            raise GeoError(misfits)
+        groups = self._rule_groups()
         todo = []  # (group, parameters with a gradient to apply)
         for group, *_ in groups:
             ps = []
@@ -413,6 +404,23 @@ class GeoOptimizer(torch.optim.Optimizer):
                 self._specialize(w, 0)  # the first round's `when` blocks and inputs: compiled before anything changes
                 work.append(w)
         return work, skipped, across_step
+
+    def _rule_groups(self) -> list[tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any]]]:
+        """(group, rule, static values, runtime values) of every param group, checked: its `geo_rule` names a rule,
+        and its parameters still fit the programs its static values make (a changed static: GeoError)."""
+        spec = self._geo
+        opt = spec.info.name
+        groups = []
+        for i, group in enumerate(self.param_groups):
+            index = group.get("geo_rule")
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(spec.rules):
+                raise ValueError(f"{opt}: param group {i} has `geo_rule` {index!r}, not a rule of this optimizer")
+            rule = spec.rules[index]
+            groups.append((group, rule, static_values(opt, rule, group), runtime_values(opt, rule, group)))
+        misfits = [d for group, *_ in groups for d in self._misfits(group)]
+        if misfits:
+            raise GeoError(misfits)
+        return groups
 
     def _specialize(self, w: _Work, round_: int) -> None:
         """The program a parameter runs at step t0 + round + 1: its `when` blocks that fire then (their own
@@ -581,10 +589,7 @@ class GeoOptimizer(torch.optim.Optimizer):
         if distributed.is_sharded(self):
             distributed.step(self, init_only=True)
             return
-        opt = self._geo.info.name
-        for group in self.param_groups:
-            rule = self._geo.rules[group["geo_rule"]]
-            statics, hypers = static_values(opt, rule, group), runtime_values(opt, rule, group)
+        for group, rule, statics, hypers in self._rule_groups():
             for p in group["params"]:
                 if self.state.get(p) or not p.numel():
                     continue
@@ -595,13 +600,7 @@ class GeoOptimizer(torch.optim.Optimizer):
 
     def _fresh_state(self, p: torch.Tensor, rule, runner, hypers: dict[str, Any],
                      apart: tuple[Any, ...]) -> dict[str, Any]:
-        """A parameter's state before its first step: the step count 0 and its rule's initial states, computed on
-        the view the rule sees, sharing no buffer with the tensors in `apart`."""
-        base = p.T if p in self._geo_transposed else p  # a view, no copy
-        view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
-        fresh = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
-        fresh.update(_unaliased(runner.init(view, hypers), apart))
-        return fresh
+        return fresh_state(p.T if p in self._geo_transposed else p, rule, runner, hypers, apart)
 
     # -- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -685,6 +684,16 @@ class _Work:
     check: bool = False  # its backend checks the gradient in its kernels (and may skip it)
     inputs: dict[str, Any] = field(default_factory=dict)  # what the program's `input` nodes read this round
     ran: bool = False
+
+
+def fresh_state(base: torch.Tensor, rule, runner, hypers: dict[str, Any], apart: tuple[Any, ...]) -> dict[str, Any]:
+    """A parameter's state before its first step: the step count 0 and its rule's initial states, computed on the
+    view the rule sees of `base` (the parameter as the rules take it: transposed where stored (in, out)), sharing
+    no buffer with the tensors in `apart`."""
+    view = rule.view.forward(base, rule.view_args) if rule.view is not None else base
+    fresh = {STEP_KEY: torch.tensor(0.0, dtype=torch.float32)}
+    fresh.update(_unaliased(runner.init(view, hypers), apart))
+    return fresh
 
 
 def _set_step(state: dict[str, Any], t: float) -> None:

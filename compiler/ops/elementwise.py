@@ -12,7 +12,7 @@ import operator
 from . import _foreach, _inductor, _triton, sampling
 from ..types import Scalar, ShapeError, Static
 from ..types import Tensor as TensorT
-from .registry import ELEMENTWISE, LOCAL, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
+from .registry import ELEMENTWISE, Domain, Law, Rewrite, elementwise_rule, host_scalar, op
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -126,7 +126,7 @@ def _fused_rule(args, attrs, constraints):
 
 
 @op(ELEMENTWISE, _fused_rule, foreach=_foreach.axpy, triton=_triton.template("G.axpy({0}, {1}, {2})"),
-    inductor=_inductor.axpy, sharding=LOCAL)
+    inductor=_inductor.axpy)
 def axpy(x, y, s):
     """x + s·y with a single rounding of the sum (torch.add(x, y, alpha=s), as torch.optim's `add_(…, alpha=)`),
     and exactly x where s = 0: torch.optim skips a zero weight decay (`grad + weight_decay * W`), while
@@ -139,7 +139,7 @@ def axpy(x, y, s):
 
 
 @op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcmul, triton=_triton.template("({0} + {3} * {1} * {2})"),
-    inductor=_inductor.addcmul, sharding=LOCAL)
+    inductor=_inductor.addcmul)
 def addcmul(x, a, b, s):
     """x + s·a·b with a single rounding of the sum (torch.addcmul, as Adam's second moment update).
 
@@ -148,7 +148,7 @@ def addcmul(x, a, b, s):
 
 
 @op(ELEMENTWISE, _fused_rule, foreach=_foreach.addcdiv, triton=_triton.template("({0} + G.div({3} * {1}, {2}))"),
-    inductor=_inductor.addcdiv, sharding=LOCAL)
+    inductor=_inductor.addcdiv)
 def addcdiv(x, a, b, s):
     """x + (s·a)/b in one kernel (torch.addcdiv, as Adam's parameter update: x − (lr/bc₁)·m/denom).
 
@@ -162,7 +162,7 @@ def addcdiv(x, a, b, s):
     triton=_triton.template("({0} + {1})"),
     rewrites=[Rewrite("x + 0 -> x", _drop_identity(0, "both")), Rewrite("s + x -> x + s", _tensor_first),
               Rewrite("x + s·y -> axpy(x, y, s); x + s·a·b -> addcmul(x, a, b, s); x + (s·a)/b -> addcdiv(x, a, b, s)",
-                      _contract(False), "contract")], sharding=LOCAL)
+                      _contract(False), "contract")])
 def add(a, b):
     """a + b."""
     return a + b
@@ -170,7 +170,7 @@ def add(a, b):
 
 @op(ELEMENTWISE, elementwise_rule, fold=operator.sub, foreach=_foreach.binary("sub", False), triton=_triton.template("({0} - {1})"),
     rewrites=[Rewrite("x - 0 -> x", _drop_identity(0)),
-              Rewrite("x - s·y -> axpy(x, y, -s); x - (s·a)/b -> addcdiv(x, a, b, -s)", _contract(True), "contract")], sharding=LOCAL)
+              Rewrite("x - s·y -> axpy(x, y, -s); x - (s·a)/b -> addcdiv(x, a, b, -s)", _contract(True), "contract")])
 def sub(a, b):
     """a − b."""
     return a - b
@@ -178,7 +178,7 @@ def sub(a, b):
 
 @op(ELEMENTWISE, elementwise_rule, fold=operator.mul, laws=[_commutes("mul")], foreach=_foreach.binary("mul", True),
     triton=_triton.template("({0} * {1})"),
-    rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both")), Rewrite("s * x -> x * s", _tensor_first)], sharding=LOCAL)
+    rewrites=[Rewrite("x * 1 -> x", _drop_identity(1, "both")), Rewrite("s * x -> x * s", _tensor_first)])
 def mul(a, b):
     """a · b (elementwise; `@` is the matrix product)."""
     return a * b
@@ -189,7 +189,7 @@ def _fold_div(a, b):
 
 
 @op(ELEMENTWISE, elementwise_rule, fold=_fold_div, foreach=_foreach.binary("div", False), triton=_triton.template("G.div({0}, {1})"), rewrites=[Rewrite("x / 1 -> x", _drop_identity(1))],
-    domain={"b": Domain(low=1e-3)}, sharding=LOCAL)
+    domain={"b": Domain(low=1e-3)})
 def div(a, b):
     """a / b (true division; b = 0 follows IEEE: ±inf or nan)."""
     return a / b
@@ -200,7 +200,7 @@ def _fold_pow(a, b):
 
 
 @op(ELEMENTWISE, elementwise_rule, fold=_fold_pow, triton=_triton.template("G.pow({0}, {1})"), rewrites=[Rewrite("x ^ 1 -> x", _drop_identity(1))],
-    domain={"a": Domain(low=1e-3), "b": Domain(-4.0, 4.0)}, sharding=LOCAL)
+    domain={"a": Domain(low=1e-3), "b": Domain(-4.0, 4.0)})
 def pow(a, b):  # noqa: A001 - the operator's name
     """a ^ b (also written a ** b). With a runtime scalar base, e.g. `beta1 ^ t`, computed in double
     precision as torch.optim computes its bias corrections."""
@@ -228,7 +228,7 @@ def _mod_sample():
 
 @op(ELEMENTWISE, elementwise_rule, fold=_fold_mod, triton=_triton.template("G.mod({0}, {1})"),
     laws=[Law("a = b·floor(a/b) + mod(a, b) with 0 ≤ mod(a, b) ≤ b (b > 0; = b only by rounding)", _mod_sample, _mod_law)],
-    domain={"b": Domain(low=1e-3)}, sharding=LOCAL)
+    domain={"b": Domain(low=1e-3)})
 def mod(a, b):
     """a mod b, the remainder with the divisor's sign (Python's `%`, torch.remainder): a − b·floor(a/b).
     On the step count it schedules work: `mod(t - 1, k) == 0` holds at steps 1, k + 1, 2k + 1, … (`every k:` is
@@ -246,7 +246,7 @@ def _neg_neg(node, graph):
     return a.args[0] if a.op == "neg" else None
 
 
-@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, foreach=_foreach.unary("neg"), triton=_triton.template("(-{0})"), rewrites=[Rewrite("-(-x) -> x", _neg_neg)], sharding=LOCAL)
+@op(ELEMENTWISE, elementwise_rule, fold=operator.neg, foreach=_foreach.unary("neg"), triton=_triton.template("(-{0})"), rewrites=[Rewrite("-(-x) -> x", _neg_neg)])
 def neg(a):
     """−a."""
     return -a
@@ -259,7 +259,7 @@ def _compare(name: str, fn, doc: str, symbol: str):
         return fn(a, b).to(like.dtype if like is not None else torch.float32)
     reference.__doc__ = doc
     reference.__name__ = name
-    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fn, sharding=LOCAL,
+    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fn,
               triton=_triton.template("G.mask({0} " + symbol + " {1}, {0})"))(reference)
 
 
@@ -272,27 +272,27 @@ ge = _compare("ge", operator.ge, "a >= b as a 0/1 mask.", ">=")
 
 
 @op(ELEMENTWISE, elementwise_rule, name="and", fold=lambda a, b: bool(a) and bool(b),
-    triton=_triton.template("({0} * {1})"), sharding=LOCAL)
+    triton=_triton.template("({0} * {1})"))
 def and_(a, b):
     """a and b (static booleans, or 0/1 masks multiplied)."""
     return a * b
 
 
 @op(ELEMENTWISE, elementwise_rule, name="or", fold=lambda a, b: bool(a) or bool(b),
-    triton=_triton.template("G.maximum({0}, {1})"), sharding=LOCAL)
+    triton=_triton.template("G.maximum({0}, {1})"))
 def or_(a, b):
     """a or b (static booleans, or 0/1 masks: max)."""
     like = a if isinstance(a, torch.Tensor) else b
     return torch.maximum(_tensor_like(a, like), _tensor_like(b, like))
 
 
-@op(ELEMENTWISE, elementwise_rule, name="not", fold=operator.not_, triton=_triton.template("(1.0 - {0})"), sharding=LOCAL)
+@op(ELEMENTWISE, elementwise_rule, name="not", fold=operator.not_, triton=_triton.template("(1.0 - {0})"))
 def not_(a):
     """not a (static booleans, or 1 − mask)."""
     return 1 - a
 
 
-@op(ELEMENTWISE, elementwise_rule, foreach=_foreach.where, triton=_triton.template("tl.where({0} != 0, {1}, {2})"), sharding=LOCAL)
+@op(ELEMENTWISE, elementwise_rule, foreach=_foreach.where, triton=_triton.template("tl.where({0} != 0, {1}, {2})"))
 def where(cond, a, b):
     """where(cond, a, b): a where cond ≠ 0, else b, elementwise."""
     like = next((x for x in (a, b, cond) if isinstance(x, torch.Tensor)), None)
@@ -314,7 +314,7 @@ def _lerp_sample():
 
 @op(ELEMENTWISE, elementwise_rule, laws=[Law("lerp(x, y, 0) = x and lerp(x, y, 1) = y", _lerp_sample, _lerp_ends)],
     foreach=_foreach.lerp, triton=_triton.template("G.lerp({0}, {1}, {2})"), inductor=_inductor.lerp,
-    domain={"w": Domain(0.0, 1.0)}, sharding=LOCAL)
+    domain={"w": Domain(0.0, 1.0)})
 def lerp(a, b, w):
     """lerp(a, b, w) = a + w·(b − a). The EMA of momentum methods: m ← lerp(m, g, 1 − β) = β·m + (1 − β)·g."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape:
@@ -323,7 +323,7 @@ def lerp(a, b, w):
 
 
 @op(ELEMENTWISE, elementwise_rule, domain={"lo": Domain(high=0.0), "hi": Domain(low=0.0)},
-    triton=_triton.template("G.clamp({0}, {1}, {2})"), sharding=LOCAL)
+    triton=_triton.template("G.clamp({0}, {1}, {2})"))
 def clamp(x, lo, hi):
     """clamp(x, lo, hi) = min(max(x, lo), hi)."""
     if isinstance(x, torch.Tensor) and not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor):
@@ -334,14 +334,14 @@ def clamp(x, lo, hi):
     return torch.minimum(torch.maximum(_tensor_like(x, like), _tensor_like(lo, like)), _tensor_like(hi, like))
 
 
-@op(ELEMENTWISE, elementwise_rule, name="max", fold=max, triton=_triton.template("G.maximum({0}, {1})"), sharding=LOCAL)
+@op(ELEMENTWISE, elementwise_rule, name="max", fold=max, triton=_triton.template("G.maximum({0}, {1})"))
 def maximum(a, b):
     """max(a, b), elementwise (the reductions are `amax`, `sum`, `mean`, `rms`)."""
     like = a if isinstance(a, torch.Tensor) else b
     return torch.maximum(_tensor_like(a, like), _tensor_like(b, like))
 
 
-@op(ELEMENTWISE, elementwise_rule, name="min", fold=min, triton=_triton.template("G.minimum({0}, {1})"), sharding=LOCAL)
+@op(ELEMENTWISE, elementwise_rule, name="min", fold=min, triton=_triton.template("G.minimum({0}, {1})"))
 def minimum(a, b):
     """min(a, b), elementwise."""
     like = a if isinstance(a, torch.Tensor) else b
@@ -356,7 +356,7 @@ def _unary(name: str, fn: str, fold, doc: str, laws=(), domain: Domain | None = 
         return getattr(torch, fn)(x)
     reference.__doc__ = doc
     reference.__name__ = name
-    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws, sharding=LOCAL,
+    return op(ELEMENTWISE, elementwise_rule, name=name, fold=fold, laws=laws,
               domain={"x": domain} if domain is not None else None,
               foreach=_foreach.unary(name) if foreach else None,
               triton=_triton.template(triton or f"G.{name}({{0}})"))(reference)

@@ -90,27 +90,48 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum()
 
 
-def _hypentropy_step(x: torch.Tensor, s: Any, beta: Any) -> torch.Tensor:
-    """x⁺ = β·sinh(asinh(x/β) − s) in the stable form of `mirror_step`'s docstring (the rewrite `_expand_step`
-    builds the same arithmetic from registry operators, in the same order)."""
-    s = torch.as_tensor(s, dtype=x.dtype, device=x.device)
-    t = s * 0.5
-    em = torch.expm1(t.abs())
-    up = em + 1                                                     # e^{|s|/2}
-    down = 1 / up                                                   # e^{−|s|/2}
-    below = t < 0
+def _hypentropy_terms(f, x, s, beta):
+    """x⁺ = β·sinh(asinh(x/β) − s) in the stable form of `mirror_step`'s docstring, as the two terms of x⁺ = lhs −
+    rhs. `f` names the operations: torch's for the reference (`_TorchOps`), registry operators for the rewrite
+    (`_expand_step`), so the two compute the same arithmetic in the same order, written once."""
+    t = f.mul(s, 0.5)
+    em = f.expm1(f.abs(t))
+    up = f.add(em, 1)                                               # e^{|s|/2}
+    down = f.div(1, up)                                             # e^{−|s|/2}
+    below = f.lt(t, 0)
     # σ = −1 where x < 0, or where x = 0 and s < 0 (then e^{−σs} ≤ 1: 0·e^{|s|} never meets an infinite factor)
-    negative = torch.where(x == 0, s, x) < 0
-    e = torch.where(negative != below, up, down)                    # e^{−σs/2}
-    half = em * (down + 1) * 0.5                                    # sinh(|s|/2), no cancellation near 0
-    sh = torch.where(below, -half, half)
-    ax = x.abs()
-    m = torch.maximum(ax, torch.as_tensor(beta, dtype=x.dtype, device=x.device))
-    a, b = ax / m, beta / m                                         # ≤ 1, one of them 1: no overflow below
+    negative = f.lt(f.where(f.eq(x, 0), s, x), 0)
+    e = f.where(f.ne(negative, below), up, down)                    # e^{−σs/2}
+    half = f.mul(f.mul(em, f.add(down, 1)), 0.5)                    # sinh(|s|/2), no cancellation near 0
+    sh = f.where(below, f.neg(half), half)
+    ax = f.abs(x)
+    m = f.max(ax, beta)
+    a, b = f.div(ax, m), f.div(beta, m)                             # ≤ 1, one of them 1: no overflow below
     # (√(x² + β²) − |x|)·2cosh(s/2) = ((up + down)·b)·β/(a + √(a² + b²)), multiplied in this order: β·b alone
     # underflows (β²/|x|) where the product with cosh is still a normal number
-    shrink = (up + down) * b * beta / (a + torch.sqrt(a * a + b * b))
-    return x * e * e - sh * shrink
+    root = f.add(a, f.sqrt(f.add(f.mul(a, a), f.mul(b, b))))
+    shrink = f.div(f.mul(f.mul(f.add(up, down), b), beta), root)
+    return f.mul(f.mul(x, e), e), f.mul(sh, shrink)
+
+
+class _TorchOps:
+    """`_hypentropy_terms`' operations on tensors (Python numbers as torch broadcasts them; torch is looked up at
+    the call: this module is imported without it, compiler/ops/_lazy.py)."""
+    add, mul, div = staticmethod(lambda a, b: a + b), staticmethod(lambda a, b: a * b), staticmethod(lambda a, b: a / b)
+    lt, eq, ne = staticmethod(lambda a, b: a < b), staticmethod(lambda a, b: a == b), staticmethod(lambda a, b: a != b)
+    neg, abs = staticmethod(lambda a: -a), staticmethod(lambda a: torch.abs(a))
+    sqrt, expm1 = staticmethod(lambda a: torch.sqrt(a)), staticmethod(lambda a: torch.expm1(a))
+    where = staticmethod(lambda c, a, b: torch.where(c, a, b))
+
+    @staticmethod
+    def max(a, b):
+        return torch.maximum(a, torch.as_tensor(b, dtype=a.dtype, device=a.device))
+
+
+def _hypentropy_step(x: torch.Tensor, s: Any, beta: Any) -> torch.Tensor:
+    """x⁺ = β·sinh(asinh(x/β) − s), stably (`_hypentropy_terms`)."""
+    lhs, rhs = _hypentropy_terms(_TorchOps, x, torch.as_tensor(s, dtype=x.dtype, device=x.device), beta)
+    return lhs - rhs
 
 
 @dataclass(frozen=True)
@@ -288,21 +309,11 @@ def _expand_step(node, graph):
         return emit("sub", x, s, type=node.type)
     if kind == "entropy":
         return emit("mul", x, emit("exp", emit("neg", s)), type=node.type)
-    t = emit("mul", s, const(0.5))
-    em = emit("expm1", emit("abs", t))
-    up = emit("add", em, const(1))
-    down = emit("div", const(1), up)
-    below = emit("lt", t, const(0))
-    negative = emit("lt", emit("where", emit("eq", x, const(0)), s, x), const(0))
-    e = emit("where", emit("ne", negative, below), up, down)
-    half = emit("mul", emit("mul", em, emit("add", down, const(1))), const(0.5))
-    sh = emit("where", below, emit("neg", half), half)
-    ax = emit("abs", x)
-    m = emit("max", ax, beta)
-    a, b = emit("div", ax, m), emit("div", beta, m)
-    root = emit("add", a, emit("sqrt", emit("add", emit("mul", a, a), emit("mul", b, b))))
-    shrink = emit("div", emit("mul", emit("mul", emit("add", up, down), b), beta), root)
-    return emit("sub", emit("mul", emit("mul", x, e), e), emit("mul", sh, shrink), type=node.type)
+    class ops:  # _hypentropy_terms' operations as registry operators (a Python number: a constant node)
+        def __getattr__(self, name):
+            return lambda *args: emit(name, *(const(a) if isinstance(a, (int, float)) else a for a in args))
+    lhs, rhs = _hypentropy_terms(ops(), x, s, beta)
+    return emit("sub", lhs, rhs, type=node.type)
 
 
 # ---- laws ----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..types import SCALAR, Tensor
 from . import _inductor, _triton, sampling
 from .reduce import reduce_rule, rms
-from .registry import ELEMENTWISE, LOCAL, REDUCTION, Domain, Law, Rewrite, elementwise_rule, host_scalar, op, reduction
+from .registry import ELEMENTWISE, REDUCTION, Domain, Law, Rewrite, elementwise_rule, host_scalar, op, reduction
 from ._lazy import lazy_torch
 
 torch = lazy_torch(globals())
@@ -103,7 +103,7 @@ def _row_law(f, x):
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("ema(m, x, β) -> lerp(m, x, 1 - β)", _ema_to_lerp)],
     laws=[Law("ema(m, x, β) = β·m + (1 − β)·x", lambda: _pair_with(sampling.scalars(0.0, 1.0)), _ema_law)],
     domain={"beta": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, 1.0 - {2})"),
-    inductor=lambda m, x, beta: _inductor.lerp(m, x, 1 - beta), sharding=LOCAL)
+    inductor=lambda m, x, beta: _inductor.lerp(m, x, 1 - beta))
 def ema(m, x, beta):
     """ema(m, x, β) = β·m + (1 − β)·x = lerp(m, x, 1 − β), the exponential moving average.
 
@@ -116,7 +116,7 @@ def ema(m, x, beta):
     laws=[Law("nesterov(g, (1 − μ)·b, μ) = (1 − μ)·(g + μ·b): torch.optim.SGD's Nesterov up to (1 − μ)",
               lambda: _pair_with(sampling.scalars(0.0, 0.99)), _nesterov_law)],
     domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("G.lerp({0}, {1}, {2})"),
-    inductor=lambda g, buf, momentum: _inductor.lerp(g, buf, momentum), sharding=LOCAL)
+    inductor=lambda g, buf, momentum: _inductor.lerp(g, buf, momentum))
 def nesterov(g, buf, momentum):
     """nesterov(g, buf, μ) = lerp(g, buf, μ) = (1 − μ)·g + μ·buf, Nesterov's look-ahead.
 
@@ -136,7 +136,7 @@ def _fold_bias_correction(beta, t):
               lambda: sampling._st().tuples(sampling.scalars(), sampling.scalars(0.0, 0.999),
                                             sampling._st().integers(1, 50)),
               _debias_law)],
-    domain={"beta": Domain(0.0, 0.999), "t": Domain(low=1.0)}, sharding=LOCAL)
+    domain={"beta": Domain(0.0, 0.999), "t": Domain(low=1.0)})
 def bias_correction(beta, t):
     """bias_correction(β, t) = 1 − βᵗ, the total weight of an EMA started at 0 after t steps.
 
@@ -179,7 +179,7 @@ def _heavy_ball_law(f, sample):
 
 @op(ELEMENTWISE, elementwise_rule, rewrites=[Rewrite("heavy_ball(buf, g, μ) -> μ·buf + g", _heavy_ball_to_arith)],
     laws=[Law("heavy_ball(b, g, μ) = μ·b + g", lambda: _pair_with(sampling.scalars(0.0, 0.99)), _heavy_ball_law)],
-    domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("({2} * {0} + {1})"), sharding=LOCAL)
+    domain={"momentum": Domain(0.0, 1.0)}, triton=_triton.template("({2} * {0} + {1})"))
 def heavy_ball(buf, g, momentum):
     """heavy_ball(buf, g, μ) = μ·buf + g, Polyak's heavy-ball momentum (Polyak 1964; torch.optim.SGD's buffer
     with dampening 0). Unlike the EMA it sums gradients: its scale grows to 1/(1 − μ)."""

@@ -140,6 +140,18 @@ class Sharding:
         return tuple(sorted(a % ndim for a in axes)) if ndim else ()
 
 
+    def describe(self) -> str:
+        """The facet in words (the operator catalog, docs/operators.md)."""
+        if self.mode == "local":
+            return "local (runs on each rank's rows)"
+        if self.mode == "whole":
+            return "whole (needs the whole tensor: owner-compute)"
+        if self.mode == "shape":
+            return "the whole tensor's shape (every rank knows it)"
+        over = {"all": "every element", "axis": "its `axis` (every element when none)", "last": "the last dim"}
+        return f"reduction over {over[self.over]}, partials combined by {self.combine}"
+
+
 LOCAL = Sharding("local")
 WHOLE = Sharding("whole")
 SHAPE_OF = Sharding("shape")  # reads only its argument's shape (rows, cols): the whole's, known on every rank
@@ -234,10 +246,15 @@ def op(kind: str, type_rule: Callable, *, name: str | None = None, fold: Callabl
        cost: Callable | None = None, batches: bool = False, inductor: Callable | None = None,
        sharding: Sharding | Callable | None = None):
     """Declares an operator from its torch reference function (whose docstring is the op's doc). `sharding` is
-    required: a distributed step must never guess whether an operator may run on a shard."""
+    required but for elementwise operators (LOCAL by their kind): a distributed step must never guess whether an
+    operator may run on a shard."""
     if kind not in KINDS:
         raise ValueError(f"unknown op kind {kind!r}")
-    if sharding is None:
+    if kind == ELEMENTWISE:  # one result element per input element: a shard's rows are the whole's rows
+        if sharding not in (None, LOCAL):
+            raise ValueError(f"operator {name or '?'}: an elementwise operator runs on a shard (its facet is LOCAL)")
+        sharding = LOCAL
+    elif sharding is None:
         raise ValueError(f"operator {name or '?'}: give its `sharding` facet (LOCAL, reduction(...) or WHOLE)")
 
     def register(fn: Callable) -> OpDef:

@@ -101,8 +101,13 @@ def test_every_operator_declares_a_facet():
 
 
 def test_a_facet_is_required():
+    """Required of every operator but the elementwise ones, whose kind makes them LOCAL (and nothing else)."""
     with pytest.raises(ValueError, match="sharding"):
-        registry.op(registry.ELEMENTWISE, registry.elementwise_rule, name="unregistered_x")(lambda x: x)
+        registry.op(registry.MATRIX, registry.matrix_rule, name="unregistered_x")(lambda x: x)
+    with pytest.raises(ValueError, match="LOCAL"):
+        registry.op(registry.ELEMENTWISE, registry.elementwise_rule, name="unregistered_y",
+                    sharding=registry.WHOLE)(lambda x: x)
+    assert all(o.sharding is registry.LOCAL for o in registry.all_ops() if o.kind == registry.ELEMENTWISE)
 
 
 def _combine(facet: Sharding, parts, sizes, whole_shape):
