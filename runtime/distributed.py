@@ -335,11 +335,15 @@ def _run(opt: GeoOptimizer, it: _Item, param: torch.Tensor, grad: torch.Tensor |
     if backend == "inductor":
         backend = "torch"  # the non-finite check is done above, once for all ranks
     runner = spec.runner(it.rule, it.statics, rank_, active, backend, shape=it.shape)
+    # a weight stored (in, out) (a `.T` role: owner mode, whole tensors) is stepped as the rules see it, transposed
+    base = param.T if it.p in opt._geo_transposed else param
     if state is None:
-        state = fresh_state(param, it.rule, runner, it.hypers, (param, grad))
+        state = fresh_state(base, it.rule, runner, it.hypers, (param, grad))
     if init_only:
         return state
-    view = it.rule.view.forward(param, it.rule.view_args) if it.rule.view is not None else param
+    if it.p in opt._geo_transposed:
+        grad = grad.T
+    view = it.rule.view.forward(base, it.rule.view_args) if it.rule.view is not None else base
     if it.rule.view is not None:
         grad = it.rule.view.forward(grad, it.rule.view_args)
     if it.group.get("maximize"):
@@ -352,8 +356,8 @@ def _run(opt: GeoOptimizer, it: _Item, param: torch.Tensor, grad: torch.Tensor |
             runner = spec.runner(it.rule, it.statics, rank_, active, backend, firing, it.shape)
     extra = {"inputs": [inputs]} if inputs else {}
     runner.step_group([view], [grad], [state], it.hypers, [t], **extra)
-    if view is not param and view.data_ptr() != param.data_ptr():
-        param.copy_(view.reshape(param.shape))
+    if view is not base and view.data_ptr() != base.data_ptr():
+        base.copy_(view.reshape(base.shape))
     _set_step(state, t)
     return state
 

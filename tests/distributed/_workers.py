@@ -36,7 +36,7 @@ def _set_grads(named, t, world, rank, mesh, bad=None):
             p.grad = g
 
 
-def sharded_pair(name, world, rank, mesh):
+def sharded_pair(name, world, rank, mesh, roles=None):
     """(named sharded parameters, sharded optimizer, named plain parameters, plain optimizer) for spec `name`."""
     from torch.distributed.fsdp import fully_shard
     Opt = geo.compile(name)
@@ -47,8 +47,8 @@ def sharded_pair(name, world, rank, mesh):
     ref_named = _models.params_for(name, ref)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", geo.RoutingWarning)
-        opt = Opt(named, backend="torch", seed=SEED)
-        ref_opt = Opt(ref_named, backend="torch", seed=SEED)
+        opt = Opt(named, backend="torch", seed=SEED, roles=roles)
+        ref_opt = Opt(ref_named, backend="torch", seed=SEED, roles=roles)
     return named, opt, ref_named, ref_opt
 
 
@@ -57,9 +57,9 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() / (scale if scale > 0 else 1.0)
 
 
-def stepped_pair(name, world, rank, mesh, steps):
+def stepped_pair(name, world, rank, mesh, steps, roles=None):
     """`sharded_pair` after `steps` steps of both optimizers on the same gradients."""
-    named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh)
+    named, opt, ref_named, ref_opt = sharded_pair(name, world, rank, mesh, roles)
     for t in range(steps):
         _set_grads(named, t, world, rank, mesh)
         _set_grads(ref_named, t, world, rank, mesh)
@@ -68,14 +68,15 @@ def stepped_pair(name, world, rank, mesh, steps):
     return named, opt, ref_named, ref_opt
 
 
-def equivalence(rank, world, names, steps):
+def equivalence(rank, world, names, steps, roles=None):
     """Each spec: `steps` sharded steps against the same steps unsharded in this process; returns
-    {spec: (max relative difference of the parameters, of the states, modes by parameter)}."""
+    {spec: (max relative difference of the parameters, of the states, modes by parameter)}. `roles`: the
+    constructor's `roles=`, by parameter name."""
     from geo.runtime.shard_plan import classify
     mesh = _mesh(world)
     out = {}
     for name in names:
-        named, opt, ref_named, ref_opt = stepped_pair(name, world, rank, mesh, steps)
+        named, opt, ref_named, ref_opt = stepped_pair(name, world, rank, mesh, steps, roles)
         worst = 0.0
         for (n, p), (_, q) in zip(named, ref_named):
             worst = max(worst, rel(p.full_tensor(), q.detach()))

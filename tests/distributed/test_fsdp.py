@@ -68,6 +68,12 @@ def test_four_ranks_elementwise_reduction_and_whole():
     assert set(by_spec["spectral_sphere"][1].values()) == {"owner"}  # a random initial state: the whole step
 
 
+def test_a_weight_stored_transposed_steps_as_its_transpose():
+    """A `.T` role (a weight stored (in, out), as HF's Conv1D): the owner steps the transpose the rules see, as the
+    unsharded optimizer does (Muon's shape scale and NorMuon's row statistics both tell W from Wᵀ)."""
+    _check(run_ranks(_workers.equivalence, 2, ["muon", "normuon"], 6, {"h.0.weight": "hidden.T"}), 2)
+
+
 def test_a_column_split_is_refused_clearly():
     messages = run_ranks(_workers.refusals, 2)
     assert messages[0] == messages[1] and "Shard(0)" in messages[0] and "Shard(dim=1)" in messages[0], messages
